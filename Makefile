@@ -1,0 +1,41 @@
+# `make run` sets everything up and serves the app; `make test` sets up and runs the suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app app
+SOCKETIO_JS := static/vendor/socket.io.min.js
+
+.PHONY: run test setup deps js db clean
+
+run: setup db
+	$(PY) app.py
+
+test: setup $(VENV)/.dev-installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+setup: deps js
+
+deps: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# The Socket.IO browser client comes from npm, pinned by package-lock.json; it is not committed.
+js: $(SOCKETIO_JS)
+
+$(SOCKETIO_JS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p static/vendor
+	cp node_modules/socket.io-client/dist/socket.io.min.js node_modules/socket.io-client/dist/socket.io.min.js.map static/vendor/
+
+db: deps
+	$(FLASK) init-db
+	$(FLASK) seed-demo
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor

@@ -1,0 +1,365 @@
+// Live story page (reader and editor): joins the story over Socket.IO, applies entry and
+// story states by revision, and catches up after any disconnect. See README "Event protocol".
+(function () {
+  "use strict";
+  var root = document.getElementById("story");
+  if (!root || typeof io === "undefined") return;
+
+  var slug = root.dataset.story;
+  var editor = root.dataset.editor === "1";
+  var atHead = root.dataset.head === "1";
+  var nextCursor = root.dataset.next || null;
+  var feed = root.querySelector("[data-entries]");
+  var pinnedSlot = root.querySelector("[data-pinned-slot]");
+  var keyList = root.querySelector("[data-key-events]");
+  var announcer = root.querySelector("[data-announcer]");
+  var newButton = root.querySelector("[data-new-updates]");
+  var stateEl = root.querySelector("[data-connection]");
+  var toggle = root.querySelector("[data-live-toggle]");
+  var template = document.getElementById("entry-template").content.firstElementChild;
+  var baseTitle = document.title;
+
+  // `rev`: every change up to this revision is reflected on the page. Later revisions that
+  // arrive out of order wait in `early` until the gap closes. The next join asks for `rev`.
+  var rev = parseInt(root.dataset.rev, 10) || 0;
+  var early = new Set();
+  var storyRev = rev;
+  var known = new Map();    // entry id -> newest revision seen
+  var pending = new Map();  // new entries held back while the reader is scrolled down
+  var unseen = 0;           // new entries that arrived while the tab was hidden
+  var live = true;
+
+  root.querySelectorAll("article.entry").forEach(function (el) {
+    known.set(+el.dataset.id, +el.dataset.rev);
+  });
+
+  function noteRev(r) {
+    if (r <= rev) return;
+    early.add(r);
+    while (early.has(rev + 1)) { early.delete(rev + 1); rev += 1; }
+  }
+
+  function caughtUp(r) {
+    if (r > rev) rev = r;
+    early.forEach(function (x) { if (x <= rev) early.delete(x); });
+    while (early.has(rev + 1)) { early.delete(rev + 1); rev += 1; }
+  }
+
+  // Rendering
+
+  function elementFor(id) { return document.getElementById("entry-" + id); }
+
+  function excerpt(entry) {
+    if (entry.headline) return entry.headline;
+    var div = document.createElement("div");
+    div.innerHTML = entry.html;
+    var text = div.textContent.trim();
+    return text.length > 80 ? text.slice(0, 79) + "…" : text;
+  }
+
+  function fill(el, e) {
+    el.id = "entry-" + e.id;
+    el.dataset.id = e.id;
+    el.dataset.rev = e.rev;
+    el.dataset.created = e.created_at;
+    el.dataset.pinned = e.pinned ? "1" : "0";
+    el.classList.toggle("entry--key", e.key);
+    el.classList.toggle("entry--pinned", e.pinned);
+    var created = el.querySelector(".entry__time time");
+    created.setAttribute("datetime", e.created_at);
+    el.querySelector(".entry__ago").dataset.ago = e.created_at;
+    el.querySelectorAll(".entry__time, .entry__permalink").forEach(function (a) { a.href = e.url; });
+    var updated = el.querySelector(".entry__updated");
+    updated.hidden = !e.edited_at;
+    updated.href = e.url + "#history";
+    if (e.edited_at) updated.querySelector("time").setAttribute("datetime", e.edited_at);
+    el.querySelector(".badge--key").hidden = !e.key;
+    el.querySelector(".badge--pinned").hidden = !e.pinned;
+    var headline = el.querySelector(".entry__headline");
+    headline.textContent = e.headline;
+    headline.hidden = !e.headline;
+    el.querySelector(".entry__body").innerHTML = e.html;  // sanitized by the server on write
+    el.querySelector(".entry__author").textContent = e.author ? "By " + e.author : "";
+    el.querySelectorAll("[data-entry-controls] a, [data-entry-controls] form").forEach(function (node) {
+      var attr = node.tagName === "FORM" ? "action" : "href";
+      node.setAttribute(attr, node.getAttribute(attr).replace(/\/entries\/\d+\//, "/entries/" + e.id + "/"));
+      var shown = { pin: !e.pinned, unpin: e.pinned, key: !e.key, unkey: e.key }[node.dataset.action];
+      if (shown !== undefined) node.hidden = !shown;
+    });
+    if (window.TrackerTimes) window.TrackerTimes.render(el);
+    return el;
+  }
+
+  function newer(a, b) {  // does entry element a sort before (is newer than) b?
+    return a.dataset.created > b.dataset.created ||
+      (a.dataset.created === b.dataset.created && +a.dataset.id > +b.dataset.id);
+  }
+
+  function insertSorted(el) {
+    var items = feed.querySelectorAll(":scope > article.entry");
+    for (var i = 0; i < items.length; i++) {
+      if (items[i] !== el && newer(el, items[i])) { feed.insertBefore(el, items[i]); return; }
+    }
+    feed.appendChild(el);
+  }
+
+  // An entry belongs on this page if it is no older than the oldest one shown, or all are shown.
+  function belongs(el) {
+    if (!atHead) return false;
+    var items = feed.querySelectorAll(":scope > article.entry");
+    var oldest = items[items.length - 1];
+    return !nextCursor || !oldest || !newer(oldest, el);
+  }
+
+  function place(el, e) {
+    if (pinnedSlot && e.pinned && atHead) {
+      var current = pinnedSlot.querySelector("article.entry");
+      if (current && current !== el) { current.dataset.pinned = "0"; placeInFeed(current); }
+      pinnedSlot.appendChild(el);
+      pinnedSlot.hidden = false;
+      return;
+    }
+    placeInFeed(el);
+  }
+
+  function placeInFeed(el) {
+    if (belongs(el)) insertSorted(el); else el.remove();
+    if (pinnedSlot) pinnedSlot.hidden = !pinnedSlot.querySelector("article.entry");
+  }
+
+  function updateKeyEvents(e) {
+    if (!keyList) return;
+    var item = keyList.querySelector('li[data-id="' + e.id + '"]');
+    if (!e.key || e.deleted) {
+      if (item) item.remove();
+    } else {
+      if (!item) {
+        item = document.createElement("li");
+        item.dataset.id = e.id;
+        item.innerHTML = '<a><time data-format="time"></time> <span></span></a>';
+        var before = Array.prototype.find.call(keyList.children, function (li) { return li.dataset.created < e.created_at; });
+        keyList.insertBefore(item, before || null);
+      }
+      item.dataset.created = e.created_at;
+      item.querySelector("a").href = e.url;
+      item.querySelector("time").setAttribute("datetime", e.created_at);
+      item.querySelector("span").textContent = excerpt(e);
+      if (window.TrackerTimes) window.TrackerTimes.render(item);
+    }
+    root.querySelector("[data-key-empty]").hidden = keyList.children.length > 0;
+  }
+
+  function refreshEmpty() {
+    var empty = root.querySelector("[data-entries-empty]");
+    if (empty) empty.hidden = !!root.querySelector("article.entry:not([data-id='0'])");
+  }
+
+  // Reader attention: new entries never push the page while the reader is scrolled down.
+
+  function scrolledDown() {
+    return !editor && feed.getBoundingClientRect().top < 0;
+  }
+
+  function updateCounters() {
+    if (newButton) {
+      newButton.hidden = pending.size === 0;
+      newButton.querySelector("[data-new-count]").textContent = pending.size;
+    }
+    var unread = pending.size + unseen;
+    document.title = unread ? "(" + unread + ") " + baseTitle : baseTitle;
+  }
+
+  function announce(entries) {
+    if (!announcer || !entries.length) return;
+    announcer.textContent = entries.length === 1 ? "New update: " + excerpt(entries[0])
+      : entries.length + " new updates";
+  }
+
+  function showPending() {
+    var states = Array.from(pending.values());
+    pending.clear();
+    states.forEach(function (e) { render(e); });
+    updateCounters();
+    if (states.length) feed.scrollIntoView({ block: "start" });
+  }
+
+  // Applying states: newest revision wins, so duplicates and reordering are harmless.
+
+  function render(e) {
+    var el = elementFor(e.id);
+    if (e.deleted) {
+      if (el) el.remove();
+      if (pinnedSlot) pinnedSlot.hidden = !pinnedSlot.querySelector("article.entry");
+    } else {
+      var wasPinned = el && el.dataset.pinned === "1";
+      el = fill(el || template.cloneNode(true), e);
+      if (!el.parentNode || wasPinned !== e.pinned) place(el, e);
+    }
+    updateKeyEvents(e);
+    refreshEmpty();
+  }
+
+  function apply(e, fresh) {
+    noteRev(e.rev);
+    var have = known.get(e.id);
+    if (have !== undefined && have >= e.rev) return null;
+    known.set(e.id, e.rev);
+    var isNew = have === undefined && !e.deleted;
+    if (pending.has(e.id) || (isNew && scrolledDown())) {
+      if (e.deleted) pending.delete(e.id); else pending.set(e.id, e);
+      updateCounters();
+      return isNew ? e : null;
+    }
+    render(e);
+    if (isNew && document.hidden) { unseen += 1; updateCounters(); }
+    return isNew && elementFor(e.id) ? e : null;
+  }
+
+  function applyStory(s) {
+    noteRev(s.rev);
+    if (s.rev <= storyRev) return;
+    storyRev = s.rev;
+    root.querySelectorAll("[data-story-title]").forEach(function (el) { el.textContent = s.title; });
+    baseTitle = (editor ? "Edit: " : "") + s.title + " · Tracker";
+    var summary = root.querySelector("[data-story-summary]");
+    if (summary) { summary.textContent = s.summary; summary.hidden = !s.summary; }
+    var status = root.querySelector("[data-story-status]");
+    status.textContent = s.status === "live" ? "Live" : "Ended";
+    status.className = "status status--" + s.status;
+    var ended = root.querySelector("[data-story-ended]");
+    if (ended) ended.hidden = s.status === "live";
+    var updated = root.querySelector("[data-story-updated]");
+    if (updated) { updated.setAttribute("datetime", s.updated_at); window.TrackerTimes.render(updated.parentNode); }
+    updateCounters();
+  }
+
+  // Connection
+
+  var labels = {
+    connecting: "Connecting…", live: "Live: updates appear automatically",
+    reconnecting: "Reconnecting…", offline: "Offline: the page will catch up when the connection is back",
+    paused: "Live updates paused"
+  };
+
+  function setState(state, detail) {
+    if (!stateEl) return;
+    stateEl.dataset.connection = state;
+    stateEl.textContent = detail || labels[state];
+  }
+
+  // Reconnection uses socket.io's exponential backoff with jitter (randomizationFactor).
+  var socket = io({ transports: ["websocket", "polling"], tryAllTransports: true,
+                    reconnectionDelay: 1000, reconnectionDelayMax: 15000, randomizationFactor: 0.5 });
+  window.trackerSocket = socket;
+  setState("connecting");
+
+  function join() {
+    socket.timeout(10000).emit("join", { story: slug, since: rev }, function (err, ack) {
+      if (err) { socket.disconnect().connect(); return; }
+      if (!ack.ok) { setState("offline", ack.error); return; }
+      applyStory(ack.story);
+      var fresh = ack.entries.map(function (e) { return apply(e); }).filter(Boolean);
+      caughtUp(ack.rev);
+      root.dataset.rev = rev;
+      announce(fresh);
+      setState("live");
+    });
+  }
+
+  socket.on("connect", join);
+  socket.on("disconnect", function () { setState(live ? "reconnecting" : "paused"); });
+  socket.on("connect_error", function () { setState(navigator.onLine === false ? "offline" : "reconnecting"); });
+  socket.io.on("reconnect_attempt", function () { setState("reconnecting"); });
+  socket.on("entry", function (e) {
+    if (e.story !== slug) return;
+    var fresh = apply(e);
+    root.dataset.rev = rev;
+    if (fresh) announce([fresh]);
+  });
+  socket.on("story", function (s) { if (s.slug === slug) { applyStory(s); root.dataset.rev = rev; } });
+
+  if (toggle) {
+    toggle.hidden = false;
+    toggle.addEventListener("click", function () {
+      live = !live;
+      toggle.setAttribute("aria-pressed", String(live));
+      toggle.textContent = live ? "Pause live updates" : "Resume live updates";
+      if (live) { setState("connecting"); socket.connect(); } else { socket.disconnect(); setState("paused"); }
+    });
+  }
+  if (newButton) newButton.addEventListener("click", showPending);
+  window.addEventListener("scroll", function () { if (pending.size && !scrolledDown()) showPending(); }, { passive: true });
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) { unseen = 0; updateCounters(); }
+  });
+
+  // Load older entries by cursor (the link works without JavaScript too).
+  var older = root.querySelector("[data-load-older]");
+  if (older) {
+    older.addEventListener("click", function (event) {
+      event.preventDefault();
+      if (!nextCursor) return;
+      fetch("/stories/" + encodeURIComponent(slug) + "/entries?before=" + nextCursor, { headers: { Accept: "application/json" } })
+        .then(function (r) { if (!r.ok) throw new Error(r.statusText); return r.json(); })
+        .then(function (page) {
+          page.entries.forEach(function (e) {
+            if ((known.get(e.id) || 0) > e.rev || elementFor(e.id)) return;
+            known.set(e.id, e.rev);
+            feed.appendChild(fill(template.cloneNode(true), e));
+          });
+          nextCursor = page.next;
+          if (!nextCursor) older.parentNode.hidden = true;
+        })
+        .catch(function () { older.textContent = "Could not load older updates. Try again"; });
+    });
+  }
+
+  // Editor: publish and act without a page reload (the forms work without JavaScript too).
+
+  function randomKey() {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+  }
+
+  function post(form) {
+    return fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
+                                headers: { Accept: "application/json" } })
+      .then(function (r) {
+        return r.json().catch(function () { return { ok: false, error: "The server answered " + r.status + "." }; });
+      });
+  }
+
+  var compose = root.querySelector("[data-compose]");
+  if (compose) {
+    var status = compose.querySelector("[data-compose-status]");
+    var publish = compose.querySelector("[data-publish]");
+    compose.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (publish.disabled) return;
+      publish.disabled = true;
+      status.textContent = "Publishing…";
+      post(compose).then(function (data) {
+        if (!data.ok) { status.textContent = data.error; return; }
+        apply(data.entry);
+        compose.reset();
+        compose.querySelector("[name=idempotency_key]").value = randomKey();
+        status.textContent = "Published.";
+        compose.querySelector("[name=body]").focus();
+      }).catch(function () {
+        // The same idempotency key stays, so retrying cannot publish twice.
+        status.textContent = "Not sent: connection problem. Your text is kept; try again.";
+      }).finally(function () { publish.disabled = false; });
+    });
+  }
+
+  root.addEventListener("submit", function (event) {
+    var form = event.target.closest(".js-action");
+    if (!form) return;
+    event.preventDefault();
+    if (form.dataset.action === "delete" && !window.confirm("Delete this update? Readers will no longer see it.")) return;
+    post(form).then(function (data) {
+      if (data.ok) apply(data.entry); else window.alert(data.error);
+    }).catch(function () { window.alert("Connection problem: nothing was changed. Try again."); });
+  });
+})();

@@ -1,0 +1,107 @@
+"""Tracker: a live-updating story tracker."""
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, jsonify, render_template, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+
+from .config import Config
+from .extensions import csrf, db, login_manager, socketio
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; "
+       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Mark the session cookie Secure whenever the request came over HTTPS."""
+
+    def get_cookie_secure(self, app):
+        return app.config["SESSION_COOKIE_SECURE"] or request.is_secure
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the Flask app, bind the extensions and register blueprints, events and commands."""
+    root = Path(__file__).resolve().parent.parent
+    app = Flask(__name__, instance_path=str(root / "instance"),
+                static_folder=str(root / "static"), template_folder=str(root / "templates"))
+    app.config.from_object(Config)
+    app.config.update(config or {})
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(Path(app.instance_path))
+    app.config["SQLALCHEMY_DATABASE_URI"] = (
+        app.config["DATABASE_URL"] or f"sqlite:///{Path(app.instance_path) / 'tracker.db'}")
+    app.session_interface = SessionInterface()
+
+    db.init_app(app)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"],
+                      message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"])
+
+    from . import auth, cli, editor, events, reader  # noqa: F401  (events registers handlers)
+    app.register_blueprint(reader.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(editor.bp)
+    cli.register(app)
+    _register_web(app)
+    return app
+
+
+def _instance_secret(instance: Path) -> str:
+    """A per-installation secret key, made once, so sessions survive restarts without setup."""
+    path = instance / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """WAL lets readers work while an editor writes; the busy timeout waits out short locks."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def _register_web(app: Flask) -> None:
+    """Security headers, template helpers and error pages."""
+    from .models import isoformat
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
+        return response
+
+    app.jinja_env.filters["iso"] = isoformat
+    app.jinja_env.filters["utc"] = lambda value: value.strftime("%-d %b %Y, %H:%M UTC") if value else ""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return _error(400, "The form expired or was sent from another site. Reload the page and try again.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        if error.code == 500:
+            return _error(500, "Something went wrong on our side. Please try again in a moment.")
+        return _error(error.code, error.description)
+
+
+def _error(status: int, message: str):
+    """An error as JSON for scripts and fetch, or as a page for people."""
+    if request.accept_mimetypes.best == "application/json" or request.path.startswith("/api/"):
+        return jsonify(ok=False, error=message), status
+    return render_template("error.html", status=status, message=message), status

@@ -1,0 +1,59 @@
+"""Command-line tools: `flask --app app init-db | seed-demo | user create NAME`."""
+import secrets
+import sys
+
+import click
+from flask import Flask
+from sqlalchemy import func, select
+
+from . import services
+from .extensions import db
+from .models import Story, User
+from .services import ServiceError
+
+user_cli = click.Group("user", help="Manage newsroom accounts.")
+
+
+@user_cli.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["editor", "admin"]), default="editor", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def create_user(name, role, password_stdin):
+    """Create an account; prompts for the password unless --password-stdin is given."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = services.create_user(name, password, role)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Created {user.role} account '{user.username}'.")
+
+
+@click.command("init-db")
+def init_db():
+    """Create the database tables that do not exist yet."""
+    db.create_all()
+    click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@click.command("seed-demo")
+def seed_demo():
+    """On an empty database, add the demo story and a demo editor (its password is printed once)."""
+    from .demo import seed
+
+    db.create_all()
+    if db.session.scalar(select(func.count(Story.id))) or db.session.scalar(select(func.count(User.id))):
+        click.echo("Database already has stories or accounts; demo not added.")
+        return
+    password = secrets.token_urlsafe(12)
+    story = seed(password)
+    click.echo(f"Demo story: /stories/{story.slug}")
+    click.echo(f"Demo editor account: username 'editor', password '{password}' (shown only once)")
+
+
+def register(app: Flask) -> None:
+    """Attach the commands to the app's CLI."""
+    for command in (user_cli, init_db, seed_demo):
+        app.cli.add_command(command)

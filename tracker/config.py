@@ -1,0 +1,31 @@
+"""Configuration read from the environment; tests pass overrides to create_app."""
+import os
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+class Config:
+    """Settings for one Tracker process."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    DATABASE_URL = os.environ.get("DATABASE_URL")
+    SOCKETIO_MESSAGE_QUEUE = os.environ.get("SOCKETIO_MESSAGE_QUEUE") or None
+    # app.py switches this to eventlet for the real server; the CLI and unit tests run threaded.
+    ASYNC_MODE = "threading"
+    HOST = os.environ.get("HOST", "127.0.0.1")
+    PORT = _env_int("PORT", 5000)
+
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    # Always mark the session cookie Secure, even over plain HTTP (e.g. behind a TLS proxy).
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "") == "1"
+    PERMANENT_SESSION_LIFETIME = 12 * 3600
+    # Bodies are capped at 20,000 characters; this leaves room for the form's other fields.
+    MAX_CONTENT_LENGTH = 256 * 1024
+    WTF_CSRF_TIME_LIMIT = None
+
+    PAGE_SIZE = 20

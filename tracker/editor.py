@@ -1,0 +1,203 @@
+"""Editor pages: the dashboard, story forms, the append form and entry controls.
+
+Every POST works as a plain form (redirect back) and, when the page's JavaScript asks for
+JSON, answers JSON instead, so the editor can publish without a page reload.
+"""
+import uuid
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from . import queries, services
+from .auth import admin_required
+from .extensions import db
+from .forms import ActionForm, EditEntryForm, EntryForm, StoryForm, UserForm
+from .models import Story, User
+from .services import ServiceError
+
+bp = Blueprint("editor", __name__, url_prefix="/editor")
+
+
+@bp.before_request
+@login_required
+def require_login():
+    """Every editor page needs a logged-in account."""
+
+
+def wants_json() -> bool:
+    """Tell whether the caller (the page's fetch) asked for a JSON answer."""
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _failed(form, status: int = 400):
+    """Answer an invalid form: JSON field errors for fetch, None to re-render the page."""
+    if wants_json():
+        message = next(iter(e for errors in form.errors.values() for e in errors), "Invalid form.")
+        return jsonify(ok=False, error=str(message), errors=form.errors), status
+    return None
+
+
+def _attach(form, exc: ServiceError) -> None:
+    """Show a service refusal on its form field, or above the form."""
+    field = getattr(form, exc.field, None) if exc.field else None
+    (field.errors if field is not None else form.form_errors).append(exc.message)
+    form.status = exc.status
+
+
+def _status(form) -> int:
+    """The HTTP status of a rendered form: 200, or the error's status."""
+    return getattr(form, "status", 400) if form.errors else 200
+
+
+def _refused(exc: ServiceError, target: str):
+    """Answer a refused button action: JSON for fetch, else flash and redirect."""
+    if wants_json():
+        return jsonify(ok=False, error=exc.message), exc.status
+    flash(exc.message, "error")
+    return redirect(target)
+
+
+def _done(message: str, entry=None, target: str | None = None):
+    """Answer a successful change: JSON for fetch, else flash and redirect (POST/redirect/GET)."""
+    if wants_json():
+        return jsonify(ok=True, message=message, entry=entry.to_dict() if entry else None)
+    flash(message)
+    return redirect(target or request.referrer or url_for("editor.dashboard"))
+
+
+@bp.get("/")
+def dashboard():
+    """All stories with links to their editor pages."""
+    return render_template("editor/dashboard.html", stories=queries.stories_overview())
+
+
+@bp.route("/stories/new", methods=["GET", "POST"])
+def new_story():
+    """Create a story."""
+    form = StoryForm()
+    if form.validate_on_submit():
+        try:
+            story = services.create_story(form.title.data, form.summary.data, form.slug.data,
+                                          form.image_url.data, form.status.data)
+        except ServiceError as exc:
+            _attach(form, exc)
+        else:
+            flash(f"Story “{story.title}” created.")
+            return redirect(url_for("editor.story", slug=story.slug))
+    return render_template("editor/story_form.html", form=form, story=None), _status(form)
+
+
+@bp.route("/stories/<slug>/settings", methods=["GET", "POST"])
+def story_settings(slug):
+    """Edit a story's title, summary and lead image."""
+    story = queries.story_or_404(slug)
+    form = StoryForm(obj=story)
+    del form.slug, form.status
+    if form.validate_on_submit():
+        try:
+            services.update_story(story, form.title.data, form.summary.data, form.image_url.data)
+        except ServiceError as exc:
+            _attach(form, exc)
+        else:
+            flash("Story saved.")
+            return redirect(url_for("editor.story", slug=story.slug))
+    return render_template("editor/story_form.html", form=form, story=story), _status(form)
+
+
+@bp.post("/stories/<slug>/status")
+def story_status(slug):
+    """End or reopen a story."""
+    story = queries.story_or_404(slug)
+    try:
+        services.set_status(story, request.form.get("status", ""))
+    except ServiceError as exc:
+        return _refused(exc, url_for("editor.story", slug=slug))
+    return _done("Story ended." if story.status == "ended" else "Story reopened.",
+                 target=url_for("editor.story", slug=slug))
+
+
+@bp.route("/stories/<slug>", methods=["GET", "POST"])
+def story(slug):
+    """The append form and the entry list with its controls."""
+    story = queries.story_or_404(slug)
+    form = EntryForm()
+    if form.validate_on_submit():
+        try:
+            entry, created = services.append_entry(
+                story, form.body.data, form.headline.data, author=current_user,
+                key=form.key.data, pinned=form.pinned.data, idempotency_key=form.idempotency_key.data)
+        except ServiceError as exc:
+            _attach(form, exc)
+        else:
+            return _done("Update published." if created else "Already published.", entry,
+                         url_for("editor.story", slug=slug))
+    if form.errors and (answer := _failed(form, _status(form))):
+        return answer
+    if not form.errors:
+        form.idempotency_key.data = uuid.uuid4().hex
+    entries, next_cursor = queries.entry_page(story, before=None, limit=50, include_pinned=True)
+    return render_template("editor/story.html", story=story, form=form, entries=entries,
+                           next_cursor=next_cursor, action=ActionForm()), _status(form)
+
+
+@bp.route("/entries/<int:entry_id>/edit", methods=["GET", "POST"])
+def edit_entry(entry_id):
+    """Correct an entry; the previous text is kept as a version."""
+    entry = queries.entry_or_404(entry_id)
+    form = EditEntryForm(obj=entry)
+    if form.validate_on_submit():
+        try:
+            services.edit_entry(entry, form.body.data, form.headline.data)
+        except ServiceError as exc:
+            _attach(form, exc)
+        else:
+            return _done("Correction published.", entry, url_for("editor.story", slug=entry.story.slug))
+    if form.errors and (answer := _failed(form, _status(form))):
+        return answer
+    return render_template("editor/entry_form.html", form=form, entry=entry), _status(form)
+
+
+@bp.post("/entries/<int:entry_id>/<any(delete, pin, unpin, key, unkey):action>")
+def entry_action(entry_id, action):
+    """Delete, pin, unpin, mark or unmark an entry as a key event."""
+    entry = queries.entry_or_404(entry_id)
+    change = {"delete": (services.delete_entry, "Update deleted."),
+              "pin": (lambda e: services.set_pinned(e, True), "Update pinned."),
+              "unpin": (lambda e: services.set_pinned(e, False), "Update unpinned."),
+              "key": (lambda e: services.set_key(e, True), "Marked as key event."),
+              "unkey": (lambda e: services.set_key(e, False), "No longer a key event.")}
+    apply, message = change[action]
+    try:
+        apply(entry)
+    except ServiceError as exc:
+        return _refused(exc, url_for("editor.story", slug=entry.story.slug))
+    return _done(message, entry, url_for("editor.story", slug=entry.story.slug))
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@admin_required
+def users():
+    """List accounts and create new ones (admins only)."""
+    form = UserForm()
+    if form.validate_on_submit():
+        try:
+            user = services.create_user(form.username.data, form.password.data, form.role.data)
+        except ServiceError as exc:
+            _attach(form, exc)
+        else:
+            flash(f"Account {user.username} created.")
+            return redirect(url_for("editor.users"))
+    accounts = db.session.scalars(select(User).order_by(User.username))
+    return render_template("editor/users.html", form=form, users=accounts, action=ActionForm()), _status(form)
+
+
+@bp.post("/users/<int:user_id>/<any(enable, disable):action>")
+@admin_required
+def user_active(user_id, action):
+    """Enable or disable an account (admins only; never your own)."""
+    user = db.session.get(User, user_id)
+    if user is None or user.id == current_user.id:
+        return _refused(ServiceError("You cannot change that account.", status=400), url_for("editor.users"))
+    services.set_user_active(user, action == "enable")
+    return _done(f"Account {user.username} {action}d.", target=url_for("editor.users"))

@@ -1,0 +1,63 @@
+"""Socket.IO: the join handshake readers use to catch up, and the one broadcast helper."""
+from __future__ import annotations
+
+from flask_socketio import join_room, leave_room
+from sqlalchemy import select
+
+from .extensions import db, socketio
+from .models import Entry, Story
+
+
+def room(story: Story | str) -> str:
+    """The Socket.IO room of a story (by slug)."""
+    return f"story:{story if isinstance(story, str) else story.slug}"
+
+
+def broadcast(item) -> None:
+    """Send the full current state of a changed story or entry to everyone joined to its story."""
+    if isinstance(item, Story):
+        socketio.emit("story", item.to_dict(), to=room(item))
+    else:
+        socketio.emit("entry", item.to_dict(), to=room(item.story))
+
+
+def _parse_join(data) -> tuple[str, int]:
+    if not isinstance(data, dict):
+        raise ValueError("join expects an object like {\"story\": \"slug\", \"since\": 0}.")
+    slug, since = data.get("story"), data.get("since", 0)
+    if not isinstance(slug, str) or not slug or len(slug) > 80:
+        raise ValueError("'story' must be a story slug.")
+    if since is None:
+        since = 0
+    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+        raise ValueError("'since' must be a revision number (a whole number, 0 or more).")
+    return slug, since
+
+
+@socketio.on("join")
+def on_join(data=None):
+    """Join a story's room, then return every entry state changed after `since`."""
+    try:
+        slug, since = _parse_join(data)
+    except ValueError as exc:
+        return {"ok": False, "error": str(exc)}
+    # Join before the first read: anything committed later arrives as an event (at worst twice).
+    join_room(room(slug))
+    story = db.session.scalar(select(Story).where(Story.slug == slug))
+    if story is None:
+        leave_room(room(slug))
+        return {"ok": False, "error": f"There is no story '{slug}'."}
+    entries = db.session.scalars(
+        select(Entry).where(Entry.story_id == story.id, Entry.rev > since).order_by(Entry.rev))
+    return {"ok": True, "rev": story.rev, "story": story.to_dict(),
+            "entries": [entry.to_dict() for entry in entries]}
+
+
+@socketio.on("leave")
+def on_leave(data=None):
+    """Stop receiving a story's events."""
+    slug = data.get("story") if isinstance(data, dict) else None
+    if not isinstance(slug, str):
+        return {"ok": False, "error": "'story' must be a story slug."}
+    leave_room(room(slug))
+    return {"ok": True}

@@ -1,0 +1,16 @@
+"""Extensions created without an app and bound in create_app."""
+from flask_login import LoginManager
+from flask_socketio import SocketIO
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every model."""
+
+
+db = SQLAlchemy(model_class=Base)
+socketio = SocketIO()
+login_manager = LoginManager()
+csrf = CSRFProtect()

@@ -1,0 +1,55 @@
+"""WTForms for the editor and login pages (CSRF comes with FlaskForm)."""
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from .services import MAX_BODY, MAX_HEADLINE, MAX_IMAGE_URL, MAX_SLUG, MAX_SUMMARY, MAX_TITLE
+
+
+class LoginForm(FlaskForm):
+    """Username and password."""
+
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
+
+
+class StoryForm(FlaskForm):
+    """A story's editable fields; the slug is only set at creation."""
+
+    title = StringField("Title", validators=[DataRequired(), Length(max=MAX_TITLE)])
+    slug = StringField("Slug", validators=[Optional(), Length(max=MAX_SLUG)],
+                       description="Part of the address; leave empty to derive it from the title.")
+    summary = TextAreaField("Summary", validators=[Optional(), Length(max=MAX_SUMMARY)])
+    image_url = StringField("Lead image URL", validators=[Optional(), Length(max=MAX_IMAGE_URL)])
+    status = SelectField("Status", choices=[("live", "Live"), ("ended", "Ended")], default="live")
+
+
+class EntryForm(FlaskForm):
+    """A new update; the idempotency key makes a double submit publish once."""
+
+    headline = StringField("Headline (optional)", validators=[Optional(), Length(max=MAX_HEADLINE)])
+    body = TextAreaField("Update", validators=[DataRequired(message="Write the update before publishing it."),
+                                               Length(max=MAX_BODY)],
+                         description="Markdown: **bold**, _italic_, [links](https://example.com), > quotes, - lists.")
+    key = BooleanField("Key event")
+    pinned = BooleanField("Pin to top")
+    idempotency_key = HiddenField()
+
+
+class EditEntryForm(FlaskForm):
+    """A correction of an entry's text."""
+
+    headline = StringField("Headline (optional)", validators=[Optional(), Length(max=MAX_HEADLINE)])
+    body = TextAreaField("Update", validators=[DataRequired(), Length(max=MAX_BODY)])
+
+
+class ActionForm(FlaskForm):
+    """An empty form for buttons that change state (delete, pin, end): it carries the CSRF token."""
+
+
+class UserForm(FlaskForm):
+    """An admin creating an account."""
+
+    username = StringField("Username", validators=[DataRequired(), Length(min=2, max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024)])
+    role = SelectField("Role", choices=[("editor", "Editor"), ("admin", "Admin")], default="editor")

@@ -1,0 +1,185 @@
+"""Database models: users, stories and their entries, with the per-story revision log."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import (Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
+                        TypeDecorator, UniqueConstraint)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db
+
+ROLES = ("admin", "editor")
+STATUSES = ("live", "ended")
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+def isoformat(value: datetime | None) -> str | None:
+    """Format an aware datetime as ISO 8601 with a Z suffix."""
+    if not value:
+        return None
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class UTCDateTime(TypeDecorator):
+    """Store naive UTC (SQLite has no zones) and always hand back aware UTC datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given; use aware UTC datetimes")
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+class User(UserMixin, db.Model):
+    """A newsroom account; readers need none."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="editor")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        """Hash and store a password (werkzeug's scrypt)."""
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        """Tell whether the password matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class Story(db.Model):
+    """A developing story: the container of entries and the owner of the revision counter."""
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    image_url: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(8), default="live")
+    # Every change to the story or its entries takes the next value, in the same transaction.
+    rev: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @property
+    def is_live(self) -> bool:
+        return self.status == "live"
+
+    def to_dict(self) -> dict:
+        """The story's public state, as sent in JSON and socket payloads."""
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "summary": self.summary,
+            "image_url": self.image_url,
+            "status": self.status,
+            "rev": self.rev,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+            "ended_at": isoformat(self.ended_at),
+            "url": f"/stories/{self.slug}",
+        }
+
+
+class Entry(db.Model):
+    """One timestamped update; the row always holds its current state and last revision."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        UniqueConstraint("story_id", "idempotency_key"),
+        Index("ix_entries_story_rev", "story_id", "rev"),
+        Index("ix_entries_story_created", "story_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"))
+    rev: Mapped[int] = mapped_column(Integer)
+    headline: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    key: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set only when the text was corrected; pin and key-event changes are not corrections.
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    story: Mapped[Story] = relationship(lazy="joined")
+    author: Mapped[User | None] = relationship(lazy="joined")
+    versions: Mapped[list[EntryVersion]] = relationship(
+        back_populates="entry", order_by="EntryVersion.id.desc()", lazy="select")
+
+    @property
+    def anchor(self) -> str:
+        return f"entry-{self.id}"
+
+    def to_dict(self) -> dict:
+        """The entry's public state; a deleted entry keeps only what readers need to drop it."""
+        data = {
+            "id": self.id,
+            "rev": self.rev,
+            "story": self.story.slug,
+            "headline": self.headline,
+            "html": self.html,
+            "author": self.author.username if self.author else None,
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+            "edited_at": isoformat(self.edited_at),
+            "pinned": self.pinned,
+            "key": self.key,
+            "deleted": self.deleted,
+            "url": f"/stories/{self.story.slug}/entries/{self.id}",
+        }
+        if self.deleted:
+            data.update(headline="", html="", author=None, pinned=False, key=False)
+        return data
+
+
+class EntryVersion(db.Model):
+    """The text an entry had before a correction."""
+
+    __tablename__ = "entry_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"), index=True)
+    headline: Mapped[str] = mapped_column(String(200), default="")
+    body: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    # When this text stopped being current.
+    replaced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When this text was first published (the entry's creation or its previous correction).
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    entry: Mapped[Entry] = relationship(back_populates="versions")

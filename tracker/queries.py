@@ -1,0 +1,79 @@
+"""Read-side queries shared by the reader, editor and socket code."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import abort
+from sqlalchemy import func, select, tuple_
+
+from .extensions import db
+from .models import Entry, Story
+
+KEY_EVENTS_LIMIT = 50
+
+
+def story_or_404(slug: str) -> Story:
+    """The story with this slug, or a 404."""
+    story = db.session.scalar(select(Story).where(Story.slug == slug))
+    if story is None:
+        abort(404, description=f"There is no story at /stories/{slug}.")
+    return story
+
+
+def entry_or_404(entry_id: int, story: Story | None = None) -> Entry:
+    """The entry with this id (in this story, when given), or a 404."""
+    entry = db.session.get(Entry, entry_id)
+    if entry is None or (story is not None and entry.story_id != story.id):
+        abort(404, description="There is no such update.")
+    return entry
+
+
+def entry_page(story: Story, before: int | None = None, limit: int = 20,
+               include_pinned: bool = False) -> tuple[list[Entry], int | None]:
+    """Newest-first visible entries, optionally older than the entry `before`; returns (page, next cursor)."""
+    query = select(Entry).where(Entry.story_id == story.id, Entry.deleted.is_(False))
+    if not include_pinned:
+        query = query.where(Entry.pinned.is_(False))
+    if before is not None:
+        cursor = db.session.get(Entry, before)
+        if cursor is None or cursor.story_id != story.id:
+            abort(400, description="'before' must be the id of an update in this story.")
+        query = query.where(tuple_(Entry.created_at, Entry.id) < (cursor.created_at, cursor.id))
+    rows = list(db.session.scalars(
+        query.order_by(Entry.created_at.desc(), Entry.id.desc()).limit(limit + 1)))
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def pinned_entry(story: Story) -> Entry | None:
+    """The story's pinned entry, if any."""
+    return db.session.scalar(select(Entry).where(
+        Entry.story_id == story.id, Entry.pinned.is_(True), Entry.deleted.is_(False)))
+
+
+def key_events(story: Story) -> list[Entry]:
+    """The story's key events, newest first."""
+    return list(db.session.scalars(
+        select(Entry).where(Entry.story_id == story.id, Entry.key.is_(True), Entry.deleted.is_(False))
+        .order_by(Entry.created_at.desc(), Entry.id.desc()).limit(KEY_EVENTS_LIMIT)))
+
+
+def stories_overview() -> list[tuple[Story, object, int]]:
+    """Every story with the time of its latest visible entry and its entry count, live ones first."""
+    latest = (select(Entry.story_id, func.max(Entry.created_at).label("latest"),
+                     func.count(Entry.id).label("count"))
+              .where(Entry.deleted.is_(False)).group_by(Entry.story_id).subquery())
+    rows = db.session.execute(
+        select(Story, latest.c.latest, latest.c.count)
+        .outerjoin(latest, latest.c.story_id == Story.id)
+        .order_by((Story.status == "live").desc(),
+                  func.coalesce(latest.c.latest, Story.created_at).desc()))
+    return [(story, _aware(when) or story.created_at, count or 0) for story, when, count in rows]
+
+
+def _aware(value):
+    """func.max() bypasses the column type on SQLite, so give the zone back here."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value

@@ -1,0 +1,50 @@
+"""Public pages: the story list, the live story page, permalinks and older pages."""
+from flask import Blueprint, abort, jsonify, render_template, request
+
+from . import queries
+
+bp = Blueprint("reader", __name__)
+
+
+def _cursor() -> int | None:
+    value = request.args.get("before", "")
+    if not value:
+        return None
+    if not value.isdigit():
+        abort(400, description="'before' must be the id of an update.")
+    return int(value)
+
+
+@bp.get("/")
+def index():
+    """List stories, live ones first, with the time of their latest update."""
+    return render_template("index.html", stories=queries.stories_overview())
+
+
+@bp.get("/stories/<slug>")
+def story(slug):
+    """The live story page: pinned entry, key events and the newest entries."""
+    story = queries.story_or_404(slug)
+    rev = story.rev  # read before the entries, so the page can only be behind its rev, never ahead
+    entries, next_cursor = queries.entry_page(story, before=_cursor())
+    return render_template("story.html", story=story, rev=rev, entries=entries, next_cursor=next_cursor,
+                           pinned=queries.pinned_entry(story), key_events=queries.key_events(story),
+                           older=request.args.get("before") is not None)
+
+
+@bp.get("/stories/<slug>/entries")
+def older(slug):
+    """A page of older entries as JSON, for the "Load older" button."""
+    story = queries.story_or_404(slug)
+    entries, next_cursor = queries.entry_page(story, before=_cursor())
+    return jsonify(entries=[e.to_dict() for e in entries], next=next_cursor)
+
+
+@bp.get("/stories/<slug>/entries/<int:entry_id>")
+def entry(slug, entry_id):
+    """One entry's permalink page, with its earlier versions."""
+    story = queries.story_or_404(slug)
+    entry = queries.entry_or_404(entry_id, story)
+    if entry.deleted:
+        abort(410, description="This update was removed by the newsroom.")
+    return render_template("entry.html", story=story, entry=entry)

@@ -1,0 +1,280 @@
+"""Domain operations: the single path for every change, used by form views, API and CLI.
+
+Each operation validates, applies its changes, gives every changed row the story's next
+revision in the same transaction, commits, and only then broadcasts.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from contextlib import contextmanager
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+
+from .events import broadcast
+from .extensions import db
+from .models import STATUSES, Entry, EntryVersion, Story, User, utcnow
+from .sanitize import clean_text, render_markdown
+
+MAX_BODY = 20_000
+MAX_HEADLINE = 200
+MAX_TITLE = 200
+MAX_SUMMARY = 1_000
+MAX_SLUG = 80
+MAX_IMAGE_URL = 500
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+class ServiceError(ValueError):
+    """A change refused for a reason a person can act on; `field` names the form field."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+
+def _require(value: str, field: str, label: str, limit: int) -> str:
+    if not value:
+        raise ServiceError(f"{label} is required.", field)
+    return _limit(value, field, label, limit)
+
+
+def _limit(value: str, field: str, label: str, limit: int) -> str:
+    if len(value) > limit:
+        raise ServiceError(f"{label} is too long: {len(value):,} characters, the limit is {limit:,}.", field, 413)
+    return value
+
+
+def slugify(text: str) -> str:
+    """Derive a URL slug from a title."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:MAX_SLUG].strip("-")
+
+
+def _image_url(value: str) -> str:
+    value = _limit(clean_text(value), "image_url", "Image URL", MAX_IMAGE_URL)
+    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+        raise ServiceError("Image URL must be an http:// or https:// address.", "image_url")
+    return value
+
+
+def _next_rev(story: Story) -> int:
+    """Take the story's next revision with one atomic UPDATE ... RETURNING (locks the row)."""
+    rev = db.session.execute(
+        update(Story).where(Story.id == story.id).values(rev=Story.rev + 1).returning(Story.rev),
+        execution_options={"synchronize_session": False},
+    ).scalar_one()
+    set_committed_value(story, "rev", rev)
+    return rev
+
+
+@contextmanager
+def _changes():
+    """Collect changed rows, commit them, then broadcast their states (never before commit)."""
+    changed: list[Story | Entry] = []
+    try:
+        yield changed
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    for item in changed:
+        broadcast(item)
+
+
+def _touch(changed: list, item: Story | Entry, story: Story) -> None:
+    item.rev = _next_rev(story)
+    item.updated_at = utcnow()
+    if item is not story:
+        story.updated_at = item.updated_at
+    changed.append(item)
+
+
+# Stories
+
+def create_story(title: str, summary: str = "", slug: str = "", image_url: str = "",
+                 status: str = "live") -> Story:
+    """Create a story; the slug is derived from the title when left empty."""
+    title = _require(clean_text(title), "title", "Title", MAX_TITLE)
+    slug = clean_text(slug).lower() or slugify(title)
+    if not slug or not SLUG_RE.match(slug) or len(slug) > MAX_SLUG:
+        raise ServiceError("Slug may contain only lowercase letters, digits and single hyphens.", "slug")
+    if db.session.scalar(select(Story.id).where(Story.slug == slug)) is not None:
+        raise ServiceError(f"The slug '{slug}' is already taken.", "slug", 409)
+    if status not in STATUSES:
+        raise ServiceError("Status must be 'live' or 'ended'.", "status")
+    story = Story(title=title, slug=slug, status=status, rev=1,
+                  summary=_limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY),
+                  image_url=_image_url(image_url), ended_at=utcnow() if status == "ended" else None)
+    db.session.add(story)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise ServiceError(f"The slug '{slug}' is already taken.", "slug", 409) from None
+    return story
+
+
+def update_story(story: Story, title: str, summary: str = "", image_url: str = "") -> Story:
+    """Change a story's title, summary or lead image."""
+    title = _require(clean_text(title), "title", "Title", MAX_TITLE)
+    summary = _limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY)
+    image_url = _image_url(image_url)
+    with _changes() as changed:
+        story.title, story.summary, story.image_url = title, summary, image_url
+        _touch(changed, story, story)
+    return story
+
+
+def set_status(story: Story, status: str) -> Story:
+    """End or reopen a story."""
+    if status not in STATUSES:
+        raise ServiceError("Status must be 'live' or 'ended'.", "status")
+    if story.status == status:
+        return story
+    with _changes() as changed:
+        story.status = status
+        story.ended_at = utcnow() if status == "ended" else None
+        _touch(changed, story, story)
+    return story
+
+
+# Entries
+
+def _entry_text(body: str, headline: str) -> tuple[str, str]:
+    body = (body or "").replace("\r\n", "\n").strip()
+    if not clean_text(body):
+        raise ServiceError("Write the update before publishing it.", "body")
+    body = _limit(body, "body", "The update", MAX_BODY)
+    return body, _limit(clean_text(headline), "headline", "Headline", MAX_HEADLINE)
+
+
+def _unpin_others(changed: list, story: Story, keep: Entry | None) -> None:
+    """Only one entry is pinned at a time; pinning another unpins it (a change of its own)."""
+    for other in db.session.scalars(select(Entry).where(Entry.story_id == story.id, Entry.pinned)):
+        if other is not keep:
+            other.pinned = False
+            _touch(changed, other, story)
+
+
+def append_entry(story: Story, body: str, headline: str = "", author: User | None = None,
+                 key: bool = False, pinned: bool = False, idempotency_key: str | None = None,
+                 created_at: datetime | None = None) -> tuple[Entry, bool]:
+    """Publish a new entry; a repeated idempotency key returns the first entry instead."""
+    idempotency_key = clean_text(idempotency_key)[:64] or None
+    if idempotency_key:
+        existing = _by_idempotency_key(story, idempotency_key)
+        if existing is not None:
+            return existing, False
+    if not story.is_live:
+        raise ServiceError("This story has ended. Reopen it to post new updates.", "body", 409)
+    body, headline = _entry_text(body, headline)
+    now = utcnow()
+    entry = Entry(story=story, body=body, html=render_markdown(body), headline=headline,
+                  author=author, key=key, pinned=pinned, idempotency_key=idempotency_key,
+                  created_at=created_at or now, updated_at=now)
+    try:
+        with _changes() as changed:
+            _touch(changed, entry, story)
+            db.session.add(entry)
+            if pinned:
+                _unpin_others(changed, story, entry)
+    except IntegrityError:
+        # A concurrent double submit won the race for the same idempotency key.
+        existing = _by_idempotency_key(story, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+    return entry, True
+
+
+def _by_idempotency_key(story: Story, key: str) -> Entry | None:
+    return db.session.scalar(
+        select(Entry).where(Entry.story_id == story.id, Entry.idempotency_key == key))
+
+
+def edit_entry(entry: Entry, body: str, headline: str = "") -> Entry:
+    """Correct an entry's text, keeping the previous text as a version."""
+    _alive(entry)
+    body, headline = _entry_text(body, headline)
+    if (body, headline) == (entry.body, entry.headline):
+        return entry
+    with _changes() as changed:
+        db.session.add(EntryVersion(entry=entry, headline=entry.headline, body=entry.body,
+                                    html=entry.html, published_at=entry.edited_at or entry.created_at))
+        entry.body, entry.headline, entry.html = body, headline, render_markdown(body)
+        _touch(changed, entry, entry.story)
+        entry.edited_at = entry.updated_at
+    return entry
+
+
+def delete_entry(entry: Entry) -> Entry:
+    """Soft-delete an entry: it stays in the database and disappears from readers' pages."""
+    if entry.deleted:
+        return entry
+    with _changes() as changed:
+        entry.deleted, entry.pinned, entry.key = True, False, False
+        _touch(changed, entry, entry.story)
+    return entry
+
+
+def set_pinned(entry: Entry, pinned: bool) -> Entry:
+    """Pin an entry to the top of the story (unpinning any other) or unpin it."""
+    _alive(entry)
+    if entry.pinned == pinned:
+        return entry
+    with _changes() as changed:
+        if pinned:
+            _unpin_others(changed, entry.story, entry)
+        entry.pinned = pinned
+        _touch(changed, entry, entry.story)
+    return entry
+
+
+def set_key(entry: Entry, key: bool) -> Entry:
+    """Mark or unmark an entry as a key event."""
+    _alive(entry)
+    if entry.key == key:
+        return entry
+    with _changes() as changed:
+        entry.key = key
+        _touch(changed, entry, entry.story)
+    return entry
+
+
+def _alive(entry: Entry) -> None:
+    if entry.deleted:
+        raise ServiceError("This update was deleted.", None, 410)
+
+
+# Users
+
+def create_user(username: str, password: str, role: str = "editor") -> User:
+    """Create an account with a hashed password."""
+    username = clean_text(username)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{2,64}", username):
+        raise ServiceError("Username must be 2-64 letters, digits, dots, dashes or underscores.", "username")
+    if len(password) < 8:
+        raise ServiceError("Password must be at least 8 characters.", "password")
+    if role not in ("admin", "editor"):
+        raise ServiceError("Role must be 'admin' or 'editor'.", "role")
+    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ServiceError(f"The username '{username}' is already taken.", "username", 409)
+    user = User(username=username, role=role)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def set_user_active(user: User, active: bool) -> User:
+    """Enable or disable an account."""
+    user.active = active
+    db.session.commit()
+    return user
