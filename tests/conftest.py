@@ -1,0 +1,188 @@
+"""Shared fixtures: app and clients, accounts and login, socket clients, a real server, a browser."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tracker import create_app, services
+from tracker.extensions import db, socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery"
+CI = os.environ.get("CI") == "true"
+
+
+@pytest.fixture
+def app(tmp_path):
+    """A fresh app on its own SQLite file, with CSRF checks on as in production."""
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret",
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}"})
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for calling services and queries directly."""
+    with app.test_request_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def make_user(app, username="alice", role="editor"):
+    with app.app_context():
+        return services.create_user(username, PASSWORD, role).id
+
+
+@pytest.fixture
+def editor(app):
+    """An editor account's username."""
+    make_user(app, "alice", "editor")
+    return "alice"
+
+
+@pytest.fixture
+def admin(app):
+    make_user(app, "root", "admin")
+    return "root"
+
+
+def csrf_from(html: str) -> str:
+    """The CSRF token of the first form in a page."""
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no csrf_token field"
+    return match.group(1) or match.group(2)
+
+
+def login(client, username, password=PASSWORD):
+    page = client.get("/login").get_data(as_text=True)
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": csrf_from(page)})
+
+
+@pytest.fixture
+def editor_client(client, editor):
+    """A test client logged in as an editor."""
+    assert login(client, editor).status_code == 302
+    return client
+
+
+@pytest.fixture
+def admin_client(client, admin):
+    assert login(client, admin).status_code == 302
+    return client
+
+
+@pytest.fixture
+def story(app):
+    """A live story's slug."""
+    with app.test_request_context():
+        return services.create_story("Flood warning on the river", "Rising water levels.").slug
+
+
+@pytest.fixture
+def socket_client(app, client):
+    """A factory of Flask-SocketIO test clients sharing the test client's cookies."""
+    made = []
+
+    def connect():
+        made.append(socketio.test_client(app, flask_test_client=client))
+        return made[-1]
+
+    yield connect
+    for sio in made:
+        if sio.is_connected():
+            sio.disconnect()
+
+
+# A real server process
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """`python app.py` on a free port with its own database, plus CLI access to that database."""
+
+    def __init__(self, tmp: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'live.db'}", "SECRET_KEY": "live-secret",
+                    "PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+        self.process: subprocess.Popen | None = None
+        self.log: list[str] = []
+        self.flask("init-db")
+
+    def flask(self, *args, input_text: str | None = None) -> str:
+        result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT, env=self.env,
+                                input=input_text, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=self.env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in self.process.stdout:  # the server prints this once it listens
+            self.log.append(line)
+            if line.startswith("Tracker serving on"):
+                threading.Thread(target=self._drain, daemon=True).start()
+                return
+        raise RuntimeError(f"server exited with {self.process.wait()}: {''.join(self.log)}")
+
+    def _drain(self) -> None:
+        """Keep reading the server's output so a full pipe never blocks it."""
+        for line in self.process.stdout:
+            self.log.append(line)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """A running server process with an editor account 'alice'."""
+    server = LiveServer(tmp_path)
+    server.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
+    server.start()
+    yield server
+    server.stop()
+
+
+# A real browser
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright; never a downloaded browser."""
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        if CI:
+            pytest.fail(f"{CHROMIUM} is missing in CI: .ci/run should have installed Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
