@@ -4,6 +4,7 @@ import sys
 
 import click
 from flask import Flask
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
 from . import services
@@ -11,7 +12,7 @@ from .extensions import db
 from .models import Story, User
 from .services import ServiceError
 
-user_cli = click.Group("user", help="Manage newsroom accounts.")
+user_cli = AppGroup("user", help="Manage newsroom accounts.")
 
 
 @user_cli.command("create")
@@ -32,6 +33,7 @@ def create_user(name, role, password_stdin):
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db():
     """Create the database tables that do not exist yet."""
     db.create_all()
@@ -39,6 +41,7 @@ def init_db():
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo():
     """On an empty database, add the demo story and a demo editor (its password is printed once)."""
     from .demo import seed

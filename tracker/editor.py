@@ -42,12 +42,12 @@ def _attach(form, exc: ServiceError) -> None:
     """Show a service refusal on its form field, or above the form."""
     field = getattr(form, exc.field, None) if exc.field else None
     (field.errors if field is not None else form.form_errors).append(exc.message)
-    form.status = exc.status
+    form.http_status = exc.status
 
 
 def _status(form) -> int:
     """The HTTP status of a rendered form: 200, or the error's status."""
-    return getattr(form, "status", 400) if form.errors else 200
+    return getattr(form, "http_status", 400) if form.errors else 200
 
 
 def _refused(exc: ServiceError, target: str):

@@ -1,6 +1,7 @@
 """WTForms for the editor and login pages (CSRF comes with FlaskForm)."""
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from .services import MAX_BODY, MAX_HEADLINE, MAX_IMAGE_URL, MAX_SLUG, MAX_SUMMARY, MAX_TITLE
@@ -21,7 +22,7 @@ class StoryForm(FlaskForm):
                        description="Part of the address; leave empty to derive it from the title.")
     summary = TextAreaField("Summary", validators=[Optional(), Length(max=MAX_SUMMARY)])
     image_url = StringField("Lead image URL", validators=[Optional(), Length(max=MAX_IMAGE_URL)])
-    status = SelectField("Status", choices=[("live", "Live"), ("ended", "Ended")], default="live")
+    status = SelectField("Status", choices=[SelectChoice("live", "Live"), SelectChoice("ended", "Ended")], default="live")
 
 
 class EntryForm(FlaskForm):
@@ -52,4 +53,4 @@ class UserForm(FlaskForm):
 
     username = StringField("Username", validators=[DataRequired(), Length(min=2, max=64)])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024)])
-    role = SelectField("Role", choices=[("editor", "Editor"), ("admin", "Admin")], default="editor")
+    role = SelectField("Role", choices=[SelectChoice("editor", "Editor"), SelectChoice("admin", "Admin")], default="editor")

@@ -15,6 +15,8 @@ ALLOWED_TAGS = frozenset({
 })
 ALLOWED_ATTRIBUTES = {"a": ["href", "title"], "img": ["src", "alt", "title"], "ol": ["start"]}
 ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto"})
+# Links and images must be absolute web addresses; relative ones could hide odd schemes.
+_ABSOLUTE_URL = re.compile(r"^(?:https?://|mailto:)", re.IGNORECASE)
 LINK_REL = "noopener nofollow ugc"
 
 # Raw HTML in Markdown is shown as text, never passed through.
@@ -29,9 +31,15 @@ def _link_attrs(attrs: dict, new: bool = False) -> dict:
     return attrs
 
 
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    if name in ("href", "src"):
+        return bool(_ABSOLUTE_URL.match(value))
+    return name in ALLOWED_ATTRIBUTES.get(tag, ()) or (tag == "a" and name in ("rel", "target"))
+
+
 _cleaner = bleach.Cleaner(
     tags=ALLOWED_TAGS,
-    attributes={**ALLOWED_ATTRIBUTES, "a": ALLOWED_ATTRIBUTES["a"] + ["rel", "target"]},
+    attributes=_allowed_attribute,
     protocols=ALLOWED_PROTOCOLS,
     strip=True,
     strip_comments=True,

@@ -53,8 +53,8 @@ def _limit(value: str, field: str, label: str, limit: int) -> str:
 
 def slugify(text: str) -> str:
     """Derive a URL slug from a title."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:MAX_SLUG].strip("-")
+    letters = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.sub(r"[^a-z0-9]+", "-", letters.lower()).strip("-")[:MAX_SLUG].strip("-")
 
 
 def _image_url(value: str) -> str:

@@ -1,0 +1,55 @@
+"""Login, logout, redirects and session cookie flags."""
+import pytest
+
+from tests.conftest import PASSWORD, csrf_from, login
+
+
+def test_login_sets_a_protected_session_cookie(client, editor):
+    response = login(client, editor)
+    assert response.status_code == 302 and response.headers["Location"] == "/editor/"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+
+
+def test_session_cookie_is_secure_over_https(client, editor):
+    page = client.get("/login", base_url="https://localhost").get_data(as_text=True)
+    response = client.post("/login", base_url="https://localhost", headers={"Referer": "https://localhost/login"}, data={
+        "username": editor, "password": PASSWORD, "csrf_token": csrf_from(page)})
+    assert "Secure" in response.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("username, password", [("alice", "wrong password"), ("nobody", PASSWORD)])
+def test_failed_login_gives_one_generic_message(client, editor, username, password):
+    response = login(client, username, password)
+    assert response.status_code == 401
+    assert "Unknown username or wrong password." in response.get_data(as_text=True)
+    assert client.get("/editor/").status_code == 302
+
+
+def test_login_follows_only_local_next(client, editor):
+    page = client.get("/login").get_data(as_text=True)
+    data = {"username": editor, "password": PASSWORD, "csrf_token": csrf_from(page)}
+    assert client.post("/login?next=/editor/stories/new", data=data).headers["Location"] == "/editor/stories/new"
+    assert client.post("/login?next=//evil.example/", data=data).headers["Location"] == "/editor/"
+    assert client.post("/login?next=https://evil.example/", data=data).headers["Location"] == "/editor/"
+
+
+def test_login_without_csrf_token_is_refused(client, editor):
+    assert client.post("/login", data={"username": editor, "password": PASSWORD}).status_code == 400
+
+
+def test_logout_by_post(editor_client):
+    token = csrf_from(editor_client.get("/editor/").get_data(as_text=True))
+    assert editor_client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert editor_client.get("/editor/").status_code == 302
+
+
+def test_logout_link_from_this_site(editor_client):
+    assert editor_client.get("/logout", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 302
+    assert editor_client.get("/editor/").status_code == 302
+
+
+def test_cross_site_logout_only_shows_a_button(editor_client):
+    response = editor_client.get("/logout", headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 200 and "Log out</button>" in response.get_data(as_text=True)
+    assert editor_client.get("/editor/").status_code == 200

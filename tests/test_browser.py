@@ -1,0 +1,519 @@
+"""End-to-end tests: the real server (`python app.py`) driven through a real Chromium.
+
+Every test gets its own server and database (the `live_server` fixture) and opens fresh browser
+contexts, which it closes. Synchronisation uses Playwright's waiting only, never sleeps.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect
+
+from conftest import PASSWORD, csrf_from
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+WAIT = 10_000         # ms: ordinary live updates arrive well within this
+RECONNECT = 30_000    # ms: socket.io's backoff after a server restart (delays of 1, 2, 4, 8 s ± 50 %)
+
+
+# HTTP helpers (a logged-in requests session, for fast seeding)
+
+def http_login(server, username: str = "alice") -> requests.Session:
+    """A requests session logged in through the /login form."""
+    session = requests.Session()
+    page = session.get(f"{server.url}/login", timeout=10)
+    response = session.post(f"{server.url}/login", timeout=10, allow_redirects=False, data={
+        "csrf_token": csrf_from(page.text), "username": username, "password": PASSWORD})
+    assert response.status_code == 302, response.text
+    return session
+
+
+def http_create_story(session: requests.Session, server, title: str, slug: str, summary: str = "") -> str:
+    page = session.get(f"{server.url}/editor/stories/new", timeout=10)
+    response = session.post(f"{server.url}/editor/stories/new", timeout=10, allow_redirects=False, data={
+        "csrf_token": csrf_from(page.text), "title": title, "slug": slug, "summary": summary,
+        "image_url": "", "status": "live"})
+    assert response.status_code == 302, response.text
+    assert response.headers["Location"].endswith(f"/editor/stories/{slug}")
+    return slug
+
+
+def _editor_csrf(session: requests.Session, server, slug: str) -> str:
+    return csrf_from(session.get(f"{server.url}/editor/stories/{slug}", timeout=10).text)
+
+
+def http_post_entry(session: requests.Session, server, slug: str, body: str, headline: str = "",
+                    csrf: str | None = None) -> int:
+    """Publish an entry through the append form (plain POST, redirect); returns the entry's id."""
+    response = session.post(f"{server.url}/editor/stories/{slug}", timeout=10, allow_redirects=False, data={
+        "csrf_token": csrf or _editor_csrf(session, server, slug), "body": body, "headline": headline,
+        "idempotency_key": uuid.uuid4().hex})
+    assert response.status_code == 302, response.text
+    # The entry's id, read back from the JSON the same view gives to fetch (no second write:
+    # the same idempotency key would return the first entry, so ask the reader's JSON instead).
+    return _entry_id(session, server, slug, headline or body)
+
+
+def _entry_id(session: requests.Session, server, slug: str, headline: str) -> int:
+    data = session.get(f"{server.url}/stories/{slug}/entries", timeout=10,
+                       headers={"Accept": "application/json"}).json()
+    for entry in data["entries"]:
+        if entry["headline"] == headline or headline in entry["html"]:
+            return entry["id"]
+    raise AssertionError(f"entry {headline!r} not found in the newest page")
+
+
+def http_seed(session: requests.Session, server, slug: str, count: int, prefix: str = "Seed") -> list[int]:
+    """Publish `count` entries headlined "<prefix> 01".. oldest first; returns their ids."""
+    csrf = _editor_csrf(session, server, slug)
+    ids = []
+    for n in range(1, count + 1):
+        response = session.post(f"{server.url}/editor/stories/{slug}", timeout=10,
+                                headers={"Accept": "application/json"}, data={
+                                    "csrf_token": csrf, "headline": f"{prefix} {n:02d}",
+                                    "body": f"Body of {prefix.lower()} update {n}.",
+                                    "idempotency_key": uuid.uuid4().hex})
+        assert response.status_code == 200 and response.json()["ok"], response.text
+        ids.append(response.json()["entry"]["id"])
+    return ids
+
+
+# Browser helpers
+
+@contextmanager
+def new_context(browser, **options):
+    context = browser.new_context(**options)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+def browser_login(page: Page, server, username: str = "alice") -> None:
+    page.goto(f"{server.url}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{server.url}/editor/")
+
+
+def ui_create_story(page: Page, server, title: str, slug: str, summary: str = "") -> str:
+    """Create a story through the editor's form; leaves the page on the story's editor page."""
+    page.goto(f"{server.url}/editor/stories/new")
+    page.fill("#title", title)
+    page.fill("#slug", slug)
+    page.fill("#summary", summary)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{server.url}/editor/stories/{slug}")
+    return slug
+
+
+def open_reader(context, server, slug: str) -> Page:
+    """Open a story's reader page and wait until its live connection is up."""
+    page = context.new_page()
+    page.goto(f"{server.url}/stories/{slug}")
+    expect(page.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
+    return page
+
+
+def open_editor(context, server, slug: str) -> Page:
+    page = context.new_page()
+    page.goto(f"{server.url}/editor/stories/{slug}")
+    expect(page.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT)
+    return page
+
+
+def ui_publish(page: Page, body: str, headline: str = "") -> None:
+    """Publish through the editor page's compose form (JavaScript, no reload)."""
+    page.fill("#headline", headline)
+    page.fill("#body", body)
+    page.click("[data-publish]")
+    expect(page.locator("[data-compose-status]")).to_have_text("Published.", timeout=WAIT)
+    expect(page.locator("#body")).to_have_value("")
+    expect(page.locator("#headline")).to_have_value("")
+
+
+def entry_with(page: Page, headline: str):
+    return page.locator("article.entry", has=page.locator(".entry__headline", has_text=re.compile(
+        rf"^{re.escape(headline)}$")))
+
+
+def entry_id_on(page: Page, headline: str) -> int:
+    locator = entry_with(page, headline)
+    expect(locator).to_have_count(1, timeout=WAIT)
+    return int(locator.get_attribute("data-id"))
+
+
+# 1. Live publishing
+
+def test_reader_sees_entry_published_by_editor_without_reload(browser, live_server):
+    with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
+        editor = editor_ctx.new_page()
+        browser_login(editor, live_server)
+        slug = ui_create_story(editor, live_server, "Bridge closed after crash", "bridge-closed",
+                               "Traffic diverted through the town centre.")
+        expect(editor.locator(".flash")).to_have_text("Story “Bridge closed after crash” created.")
+
+        reader = open_reader(reader_ctx, live_server, slug)
+        expect(reader.locator("[data-story-summary]")).to_have_text("Traffic diverted through the town centre.")
+        expect(reader.locator("[data-entries-empty]")).to_be_visible()
+        reader.evaluate("window.__marker = 'same document'")  # survives only if nothing reloads
+
+        ui_publish(editor, "Police say the **east lane** will stay shut overnight.", "Lanes shut overnight")
+
+        entry = entry_with(reader, "Lanes shut overnight")
+        expect(entry).to_be_visible(timeout=WAIT)
+        expect(entry.locator(".entry__body strong")).to_have_text("east lane")
+        expect(entry.locator(".entry__author")).to_have_text("By alice")
+        expect(reader.locator("[data-entries-empty]")).to_be_hidden()
+        expect(reader.locator("[data-announcer]")).to_have_text("New update: Lanes shut overnight")
+        expect(reader.locator('[data-connection="live"]')).to_be_visible()
+        assert reader.evaluate("window.__marker") == "same document"
+
+
+# 2. Corrections and deletions
+
+def test_reader_sees_edits_and_deletes_live(browser, live_server):
+    session = http_login(live_server)
+    slug = http_create_story(session, live_server, "Council vote", "council-vote")
+    http_post_entry(session, live_server, slug, "The vote is at noon.", "Vote at noon")
+
+    with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
+        editor = editor_ctx.new_page()
+        browser_login(editor, live_server)
+        reader = open_reader(reader_ctx, live_server, slug)
+        entry_id = entry_id_on(reader, "Vote at noon")
+        article = reader.locator(f"article#entry-{entry_id}")
+        expect(article.locator(".entry__updated")).to_be_hidden()
+
+        editor.goto(f"{live_server.url}/editor/entries/{entry_id}/edit")
+        editor.fill("#headline", "Vote moved to 2 pm")
+        editor.fill("#body", "The vote was moved to _2 pm_.")
+        editor.click("main form button[type=submit]")
+        editor.wait_for_url(f"{live_server.url}/editor/stories/{slug}")
+        expect(editor.locator(".flash")).to_have_text("Correction published.")
+
+        expect(article.locator(".entry__headline")).to_have_text("Vote moved to 2 pm", timeout=WAIT)
+        expect(article.locator(".entry__body")).to_have_text("The vote was moved to 2 pm.")
+        updated = article.locator(".entry__updated")
+        expect(updated).to_be_visible()
+        expect(updated).to_contain_text("Updated")
+        expect(updated).to_have_attribute("href", f"/stories/{slug}/entries/{entry_id}#history")
+
+        editor.on("dialog", lambda dialog: dialog.accept())
+        expect(editor.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT)
+        editor.locator(f"article#entry-{entry_id} form[data-action=delete] button").click()
+        expect(editor.locator(f"article#entry-{entry_id}")).to_have_count(0, timeout=WAIT)
+
+        expect(article).to_have_count(0, timeout=WAIT)
+        expect(reader.locator("[data-entries-empty]")).to_be_visible()
+
+
+# 3. A reader who scrolled down is not pushed around
+
+def test_scrolled_down_reader_gets_new_updates_button_instead_of_insertion(browser, live_server):
+    session = http_login(live_server)
+    slug = http_create_story(session, live_server, "Election night", "election-night")
+    http_seed(session, live_server, slug, 25)
+
+    with new_context(browser, viewport={"width": 1200, "height": 700}) as reader_ctx:
+        reader = open_reader(reader_ctx, live_server, slug)
+        expect(reader.locator("[data-entries] > article.entry")).to_have_count(20)
+        base_title = reader.title()
+        reader.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        reader.wait_for_function("document.querySelector('[data-entries]').getBoundingClientRect().top < 0")
+
+        http_post_entry(session, live_server, slug, "First results are in.", "First results")
+
+        button = reader.locator("[data-new-updates]")
+        expect(button).to_be_visible(timeout=WAIT)
+        expect(button.locator("[data-new-count]")).to_have_text("1")
+        expect(reader).to_have_title(f"(1) {base_title}")
+        expect(entry_with(reader, "First results")).to_have_count(0)
+        expect(reader.locator("[data-entries] > article.entry")).to_have_count(20)
+
+        button.click()
+        expect(entry_with(reader, "First results")).to_be_visible()
+        expect(reader.locator("[data-entries] > article.entry").first).to_have_attribute(
+            "id", re.compile(r"^entry-\d+$"))
+        expect(reader.locator("[data-entries] > article.entry").first.locator(".entry__headline")
+               ).to_have_text("First results")
+        expect(button).to_be_hidden()
+        expect(reader).to_have_title(base_title)
+
+
+# 4. Key events and the pinned slot
+
+def test_key_event_and_pin_controls_update_reader(browser, live_server):
+    session = http_login(live_server)
+    slug = http_create_story(session, live_server, "Wildfire spreads", "wildfire")
+    http_post_entry(session, live_server, slug, "Crews arrive from the north.", "Crews arrive")
+    http_post_entry(session, live_server, slug, "Residents of the valley must leave now.", "Evacuation ordered")
+
+    with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
+        editor = editor_ctx.new_page()
+        browser_login(editor, live_server)
+        editor = open_editor(editor_ctx, live_server, slug)
+        reader = open_reader(reader_ctx, live_server, slug)
+        entry_id = entry_id_on(reader, "Evacuation ordered")
+        key_events = reader.locator("[data-key-events]")
+        expect(key_events.locator("li")).to_have_count(0)
+        expect(reader.locator("[data-key-empty]")).to_be_visible()
+        expect(reader.locator("[data-pinned-slot]")).to_be_hidden()
+
+        controls = editor.locator(f"article#entry-{entry_id}")
+        controls.locator("form[data-action=key] button").click()
+        expect(controls.locator("form[data-action=unkey]")).to_be_visible(timeout=WAIT)
+
+        item = key_events.locator(f'li[data-id="{entry_id}"]')
+        expect(item).to_be_visible(timeout=WAIT)
+        expect(item.locator("span")).to_have_text("Evacuation ordered")
+        expect(item.locator("a")).to_have_attribute("href", f"/stories/{slug}/entries/{entry_id}")
+        expect(reader.locator("[data-key-empty]")).to_be_hidden()
+        expect(reader.locator(f"article#entry-{entry_id} .badge--key")).to_be_visible()
+
+        controls.locator("form[data-action=pin] button").click()
+        expect(controls.locator("form[data-action=unpin]")).to_be_visible(timeout=WAIT)
+
+        slot = reader.locator("[data-pinned-slot]")
+        expect(slot).to_be_visible(timeout=WAIT)
+        expect(slot.locator(f"article#entry-{entry_id}")).to_be_visible()
+        expect(slot.locator(f"article#entry-{entry_id} .badge--pinned")).to_be_visible()
+        expect(reader.locator(f"[data-entries] article#entry-{entry_id}")).to_have_count(0)
+        expect(reader.locator(f"article#entry-{entry_id}")).to_have_count(1)
+
+
+# 5. Pausing live updates
+
+def test_live_toggle_pauses_and_resumes_with_catch_up(browser, live_server):
+    session = http_login(live_server)
+    slug = http_create_story(session, live_server, "Marathon day", "marathon")
+
+    with new_context(browser) as reader_ctx, new_context(browser) as control_ctx:
+        reader = open_reader(reader_ctx, live_server, slug)
+        control = open_reader(control_ctx, live_server, slug)  # a second reader that stays live
+        toggle = reader.locator("[data-live-toggle]")
+        expect(toggle).to_be_visible()
+
+        toggle.click()
+        expect(reader.locator('[data-connection="paused"]')).to_be_visible(timeout=WAIT)
+        expect(toggle).to_have_attribute("aria-pressed", "false")
+        expect(toggle).to_have_text("Resume live updates")
+        reader.wait_for_function("!window.trackerSocket.connected")
+
+        http_post_entry(session, live_server, slug, "The leaders pass the halfway mark.", "Halfway")
+        # The live reader got the broadcast, so the paused one would have too if it were listening.
+        expect(entry_with(control, "Halfway")).to_be_visible(timeout=WAIT)
+        expect(entry_with(reader, "Halfway")).to_have_count(0)
+        expect(reader.locator('[data-connection="paused"]')).to_be_visible()
+
+        toggle.click()
+        expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
+        expect(toggle).to_have_attribute("aria-pressed", "true")
+        expect(entry_with(reader, "Halfway")).to_have_count(1, timeout=WAIT)
+        expect(reader.locator("[data-announcer]")).to_have_text("New update: Halfway")
+
+
+# 6. Server restart
+
+def test_reader_reconnects_after_server_restart_without_duplicates(browser, live_server):
+    session = http_login(live_server)
+    slug = http_create_story(session, live_server, "Power cut", "power-cut")
+    http_post_entry(session, live_server, slug, "Half the city is dark.", "Before restart")
+
+    with new_context(browser) as reader_ctx:
+        reader = open_reader(reader_ctx, live_server, slug)
+        expect(entry_with(reader, "Before restart")).to_have_count(1)
+
+        # Keep the reader's network down across the restart, so the entries below are
+        # certainly published before it reconnects and must arrive by the join catch-up.
+        reader_ctx.set_offline(True)
+        live_server.stop()
+        expect(reader.locator('[data-connection="live"]')).to_have_count(0, timeout=WAIT)
+        live_server.start()
+
+        session = http_login(live_server)  # same SECRET_KEY and DB, but a fresh connection pool
+        http_post_entry(session, live_server, slug, "Substation repaired.", "After restart one")
+        http_post_entry(session, live_server, slug, "Lights back in the north.", "After restart two")
+        assert reader.evaluate("window.trackerSocket.connected") is False
+
+        reader_ctx.set_offline(False)
+        expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=RECONNECT)
+        for headline in ("Before restart", "After restart one", "After restart two"):
+            expect(entry_with(reader, headline)).to_have_count(1, timeout=WAIT)
+
+        # And live events flow again on the new connection.
+        http_post_entry(session, live_server, slug, "All clear.", "After reconnect")
+        expect(entry_with(reader, "After reconnect")).to_have_count(1, timeout=WAIT)
+        expect(reader.locator("[data-entries] > article.entry")).to_have_count(4)
+
+
+# 7. Without JavaScript
+
+def test_publishing_and_reading_work_without_javascript(browser, live_server):
+    with new_context(browser, java_script_enabled=False) as editor_ctx, \
+            new_context(browser, java_script_enabled=False) as reader_ctx:
+        editor = editor_ctx.new_page()
+        browser_login(editor, live_server)
+        slug = ui_create_story(editor, live_server, "Snow closes schools", "snow-schools")
+
+        reader = reader_ctx.new_page()
+        reader.goto(f"{live_server.url}/stories/{slug}")
+        expect(reader.locator('[data-connection="static"]')).to_have_text(
+            "Live updates need JavaScript; reload for the latest.")
+        expect(reader.locator("[data-live-toggle]")).to_be_hidden()
+        expect(reader.locator("[data-entries-empty]")).to_be_visible()
+
+        editor.fill("#headline", "All schools shut")
+        editor.fill("#body", "Every school in the district is closed today.")
+        with editor.expect_navigation():
+            editor.click("[data-publish]")
+        assert editor.url == f"{live_server.url}/editor/stories/{slug}"
+        expect(editor.locator(".flash")).to_have_text("Update published.")
+        expect(entry_with(editor, "All schools shut")).to_have_count(1)
+
+        expect(entry_with(reader, "All schools shut")).to_have_count(0)
+        reader.reload()
+        expect(entry_with(reader, "All schools shut")).to_be_visible()
+
+        session = http_login(live_server)
+        http_seed(session, live_server, slug, 21)  # 22 entries: "All schools shut" is the oldest
+        reader.reload()
+        feed = reader.locator("[data-entries] > article.entry")
+        expect(feed).to_have_count(20)
+        expect(entry_with(reader, "All schools shut")).to_have_count(0)
+        older = reader.locator("a[data-load-older]")
+        expect(older).to_have_attribute("href", re.compile(rf"^/stories/{slug}\?before=\d+$"))
+        with reader.expect_navigation():
+            older.click()
+        assert re.search(r"\?before=\d+$", reader.url), reader.url
+        expect(feed).to_have_count(2)
+        expect(entry_with(reader, "All schools shut")).to_be_visible()
+        expect(entry_with(reader, "Seed 01")).to_be_visible()
+        expect(reader.locator(".older-note")).to_contain_text("You are reading older updates.")
+        expect(reader.locator("a[data-load-older]")).to_have_count(0)
+
+
+# 8. Loading older entries with JavaScript
+
+def test_load_older_button_fetches_older_entries_into_feed(browser, live_server):
+    session = http_login(live_server)
+    slug = http_create_story(session, live_server, "Trial verdict", "trial-verdict")
+    http_seed(session, live_server, slug, 25)
+
+    with new_context(browser) as reader_ctx:
+        reader = open_reader(reader_ctx, live_server, slug)
+        feed = reader.locator("[data-entries] > article.entry")
+        expect(feed).to_have_count(20)
+        expect(feed.first.locator(".entry__headline")).to_have_text("Seed 25")
+        expect(feed.last.locator(".entry__headline")).to_have_text("Seed 06")
+        url = reader.url
+
+        reader.locator("[data-load-older]").click()
+        expect(feed).to_have_count(25, timeout=WAIT)
+        expect(feed.last.locator(".entry__headline")).to_have_text("Seed 01")
+        headlines = feed.locator(".entry__headline").all_text_contents()
+        assert headlines == [f"Seed {n:02d}" for n in range(25, 0, -1)]
+        expect(reader.locator(".load-older")).to_be_hidden()
+        assert reader.url == url  # fetched in place, no navigation
+        expect(reader.locator('[data-connection="live"]')).to_be_visible()
+
+
+# 9. Times in the reader's zone
+
+def test_times_are_rewritten_to_local_time_and_relative_labels(browser, live_server):
+    session = http_login(live_server)
+    slug = http_create_story(session, live_server, "Tide record", "tide-record")
+    http_post_entry(session, live_server, slug, "Highest tide in fifty years.", "Record tide")
+
+    with new_context(browser, locale="en-GB", timezone_id="Asia/Kolkata") as reader_ctx:
+        reader = reader_ctx.new_page()
+        reader.goto(f"{live_server.url}/stories/{slug}")
+        times = reader.locator("time[data-format]")
+        reader.wait_for_function(
+            "Array.from(document.querySelectorAll('time[data-format]'))"
+            ".filter(t => !isNaN(new Date(t.getAttribute('datetime'))))"
+            ".every(t => t.textContent && !t.textContent.includes('UTC'))")
+        assert times.count() >= 2  # at least the story's "Updated" time and the entry's time
+
+        entry = entry_with(reader, "Record tide")
+        created = entry.locator(".entry__time time")
+        iso = created.get_attribute("datetime")
+        utc = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        kolkata = (utc + timedelta(hours=5, minutes=30)).strftime("%H:%M")  # IST has no DST
+        expect(created).to_contain_text(kolkata)
+        expect(created).not_to_contain_text("UTC")
+        expect(created).to_have_attribute("title", re.compile(r"India Standard Time|GMT\+5:30|IST"))
+        expect(reader.locator("[data-story-updated]")).not_to_contain_text("UTC")
+        expect(entry.locator(".entry__ago")).to_have_text("just now")
+
+        # Entries that arrive live get the same treatment.
+        expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
+        http_post_entry(session, live_server, slug, "Water reaches the square.", "Square flooded")
+        live_entry = entry_with(reader, "Square flooded")
+        expect(live_entry.locator(".entry__ago")).to_have_text("just now", timeout=WAIT)
+        expect(live_entry.locator(".entry__time time")).to_have_text(re.compile(r"^\d\d:\d\d$"))
+
+
+# 10. Console and CSP
+
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI);
+});
+"""
+
+
+def test_reader_and_editor_pages_have_no_console_errors_or_csp_violations(browser, live_server):
+    session = http_login(live_server)
+    slug = http_create_story(session, live_server, "Quiet night", "quiet-night", "Nothing much happens.")
+    http_post_entry(session, live_server, slug, "A **calm** start.", "Calm start")
+    problems: list[str] = []
+
+    def watch(page: Page, name: str) -> Page:
+        page.on("console", lambda m: problems.append(f"{name} console.{m.type}: {m.text}")
+                if m.type == "error" or "Content Security Policy" in m.text else None)
+        page.on("pageerror", lambda error: problems.append(f"{name} pageerror: {error}"))
+        return page
+
+    with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
+        editor_ctx.add_init_script(CSP_LISTENER)
+        reader_ctx.add_init_script(CSP_LISTENER)
+        reader = watch(reader_ctx.new_page(), "reader")
+        reader.goto(f"{live_server.url}/stories/{slug}")
+        expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
+        # The live connection runs over a websocket, which the strict CSP (connect-src 'self') allows.
+        reader.wait_for_function("window.trackerSocket.io.engine.transport.name === 'websocket'",
+                                 timeout=WAIT)
+
+        editor = watch(editor_ctx.new_page(), "editor")
+        browser_login(editor, live_server)
+        editor.goto(f"{live_server.url}/editor/stories/{slug}")
+        expect(editor.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT)
+        editor.wait_for_function("window.trackerSocket.io.engine.transport.name === 'websocket'",
+                                 timeout=WAIT)
+        ui_publish(editor, "Still _quiet_.", "Still quiet")
+        expect(entry_with(reader, "Still quiet")).to_be_visible(timeout=WAIT)
+        entry_id = entry_id_on(editor, "Still quiet")
+        editor.locator(f"article#entry-{entry_id} form[data-action=key] button").click()
+        expect(reader.locator(f'[data-key-events] li[data-id="{entry_id}"]')).to_be_visible(timeout=WAIT)
+
+        reader.locator("[data-live-toggle]").click()
+        expect(reader.locator('[data-connection="paused"]')).to_be_visible()
+        reader.locator("[data-live-toggle]").click()
+        expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
+
+        for page in (reader, editor):
+            assert page.evaluate("window.__cspViolations") == []
+            page.reload()
+            expect(page.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT)
+            assert page.evaluate("window.__cspViolations") == []
+
+        assert problems == []

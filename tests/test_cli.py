@@ -1,0 +1,54 @@
+"""Command-line tools: accounts, database setup and the demo story."""
+from sqlalchemy import func, select
+
+from tracker.extensions import db
+from tracker.models import Entry, Story, User
+
+
+def test_user_create_with_password_from_stdin(app):
+    result = app.test_cli_runner().invoke(args=["user", "create", "maria", "--role", "admin", "--password-stdin"],
+                                          input="a long password\n")
+    assert result.exit_code == 0, result.output
+    assert "Created admin account 'maria'." in result.output
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.username == "maria"))
+        assert user.is_admin and user.check_password("a long password")
+
+
+def test_user_create_prompts_for_password_twice(app):
+    result = app.test_cli_runner().invoke(args=["user", "create", "omar"], input="a long password\na long password\n")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert db.session.scalar(select(User.role).where(User.username == "omar")) == "editor"
+
+
+def test_user_create_refuses_duplicates_and_short_passwords(app):
+    runner = app.test_cli_runner()
+    runner.invoke(args=["user", "create", "omar", "--password-stdin"], input="a long password\n")
+    duplicate = runner.invoke(args=["user", "create", "omar", "--password-stdin"], input="a long password\n")
+    assert duplicate.exit_code == 1 and "already taken" in duplicate.output
+    short = runner.invoke(args=["user", "create", "lea", "--password-stdin"], input="short\n")
+    assert short.exit_code == 1 and "at least 8 characters" in short.output
+
+
+def test_seed_demo_once_with_a_fresh_password(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["seed-demo"])
+    assert result.exit_code == 0, result.output
+    password = result.output.split("password '")[1].split("'")[0]
+    with app.app_context():
+        story = db.session.scalar(select(Story))
+        entries = db.session.scalars(select(Entry).where(Entry.story_id == story.id)).all()
+        assert len(entries) == 12 and story.rev == 13
+        assert sum(e.key for e in entries) == 1 and sum(e.pinned for e in entries) == 1
+        assert db.session.scalar(select(User).where(User.username == "editor")).check_password(password)
+    again = runner.invoke(args=["seed-demo"])
+    assert "demo not added" in again.output and "password" not in again.output
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Story.id))) == 1
+
+
+def test_init_db_is_repeatable(app):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["init-db"]).exit_code == 0
+    assert "Database ready" in runner.invoke(args=["init-db"]).output

@@ -1,0 +1,232 @@
+"""Editor pages: forms, JSON answers for the page's script, controls and permissions."""
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import csrf_from, login, make_user
+from tracker.extensions import db
+from tracker.models import Entry, Story
+from tracker.services import MAX_BODY
+
+JSON = {"Accept": "application/json"}
+
+
+def form_page(client, path):
+    """GET a form page; return its CSRF token and idempotency key (if any)."""
+    html = client.get(path).get_data(as_text=True)
+    idem = re.search(r'id="idempotency_key" name="idempotency_key" type="hidden" value="([^"]*)"', html)
+    return csrf_from(html), idem.group(1) if idem else None
+
+
+def post_entry(client, slug, body="Water is rising.", headline="", headers=None, **extra):
+    token, idem = form_page(client, f"/editor/stories/{slug}")
+    data = {"csrf_token": token, "body": body, "headline": headline, "idempotency_key": idem, **extra}
+    return client.post(f"/editor/stories/{slug}", data=data, headers=headers or {})
+
+
+def entries(app):
+    with app.app_context():
+        return db.session.scalars(select(Entry).order_by(Entry.id)).all()
+
+
+@pytest.mark.parametrize("path", ["/editor/", "/editor/stories/new", "/editor/stories/x", "/editor/users"])
+def test_editor_pages_send_anonymous_readers_to_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_editor_post_without_csrf_token_is_refused(editor_client, app, story):
+    response = editor_client.post(f"/editor/stories/{story}", data={"body": "Sneaky"})
+    assert response.status_code == 400
+    assert "form expired" in response.get_data(as_text=True)
+    assert entries(app) == []
+
+
+def test_create_story_with_derived_slug(editor_client, app):
+    token, _ = form_page(editor_client, "/editor/stories/new")
+    response = editor_client.post("/editor/stories/new", data={
+        "csrf_token": token, "title": "Harbour fire", "slug": "", "summary": "Smoke over the docks", "status": "live"})
+    assert response.status_code == 302 and response.headers["Location"] == "/editor/stories/harbour-fire"
+    with app.app_context():
+        assert db.session.scalar(select(Story.title).where(Story.slug == "harbour-fire")) == "Harbour fire"
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"title": ""}, "This field is required."),
+    ({"title": "Ok", "slug": "Bad Slug"}, "Slug may contain only lowercase letters"),
+    ({"title": "Ok", "image_url": "javascript:alert(1)"}, "Image URL must be an http"),
+    ({"title": "t" * 201}, "Field cannot be longer than 200 characters."),
+])
+def test_invalid_story_form_is_re_rendered_with_field_errors(editor_client, data, message):
+    token, _ = form_page(editor_client, "/editor/stories/new")
+    response = editor_client.post("/editor/stories/new", data={"csrf_token": token, "status": "live", **data})
+    assert response.status_code in (400, 413)
+    html = response.get_data(as_text=True)
+    assert message in html and 'class="field__error"' in html
+
+
+def test_duplicate_slug_is_refused_on_the_form(editor_client, story):
+    token, _ = form_page(editor_client, "/editor/stories/new")
+    response = editor_client.post("/editor/stories/new", data={
+        "csrf_token": token, "title": "Again", "slug": story, "status": "live"})
+    assert response.status_code == 409 and "already taken" in response.get_data(as_text=True)
+
+
+def test_plain_form_post_publishes_and_redirects(editor_client, app, story):
+    response = post_entry(editor_client, story, "Levels at **4.2 m**", "River peaks", key="y")
+    assert response.status_code == 302 and response.headers["Location"] == f"/editor/stories/{story}"
+    [entry] = entries(app)
+    assert entry.headline == "River peaks" and entry.key and "<strong>4.2 m</strong>" in entry.html
+    assert entry.author.username == "alice"
+    assert "Update published." in editor_client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_json_post_answers_with_the_entry_state(editor_client, story):
+    response = post_entry(editor_client, story, "Bridge closed", headers=JSON)
+    data = response.get_json()
+    assert response.status_code == 200 and data["ok"] is True
+    assert data["entry"]["html"] == "<p>Bridge closed</p>\n" and data["entry"]["story"] == story
+
+
+def test_double_submit_with_the_same_key_publishes_once(editor_client, app, story):
+    token, idem = form_page(editor_client, f"/editor/stories/{story}")
+    data = {"csrf_token": token, "body": "Only once", "idempotency_key": idem}
+    first = editor_client.post(f"/editor/stories/{story}", data=data, headers=JSON).get_json()
+    second = editor_client.post(f"/editor/stories/{story}", data=data, headers=JSON).get_json()
+    assert first["entry"]["id"] == second["entry"]["id"] and second["message"] == "Already published."
+    assert len(entries(app)) == 1
+
+
+def test_each_form_render_gets_a_fresh_idempotency_key(editor_client, story):
+    assert form_page(editor_client, f"/editor/stories/{story}")[1] != form_page(editor_client, f"/editor/stories/{story}")[1]
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ("", 400, "Write the update before publishing it."),
+    ("x" * (MAX_BODY + 1), 400, "Field cannot be longer than 20000 characters."),
+])
+def test_bad_entries_get_a_message_and_keep_the_text(editor_client, app, story, body, status, message):
+    response = post_entry(editor_client, story, body, "Kept headline")
+    html = response.get_data(as_text=True)
+    assert response.status_code == status and message in html
+    assert 'value="Kept headline"' in html
+    assert entries(app) == []
+    data = post_entry(editor_client, story, body, headers=JSON)
+    assert data.status_code == status and data.get_json() == {
+        "ok": False, "error": message, "errors": {"body": [message]}}
+
+
+def test_oversized_request_is_a_413_with_a_message(editor_client, story):
+    token, idem = form_page(editor_client, f"/editor/stories/{story}")
+    response = editor_client.post(f"/editor/stories/{story}", data={
+        "csrf_token": token, "body": "x" * 300_000, "idempotency_key": idem})
+    assert response.status_code == 413
+
+
+def test_posting_to_an_ended_story_is_refused(editor_client, app, story):
+    token, _ = form_page(editor_client, f"/editor/stories/{story}")
+    editor_client.post(f"/editor/stories/{story}/status", data={"csrf_token": token, "status": "ended"})
+    response = post_entry(editor_client, story, "Too late", headers=JSON)
+    assert response.status_code == 409 and "Reopen it" in response.get_json()["error"]
+
+
+def test_edit_entry_form_keeps_history(editor_client, app, story):
+    post_entry(editor_client, story, "Level 4.1 m")
+    [entry] = entries(app)
+    token, _ = form_page(editor_client, f"/editor/entries/{entry.id}/edit")
+    response = editor_client.post(f"/editor/entries/{entry.id}/edit", data={
+        "csrf_token": token, "body": "Level 4.2 m", "headline": ""})
+    assert response.status_code == 302
+    [entry] = entries(app)
+    assert entry.body == "Level 4.2 m" and entry.edited_at is not None
+    page = editor_client.get(f"/stories/{story}/entries/{entry.id}").get_data(as_text=True)
+    assert "Level 4.1 m" in page
+
+
+@pytest.mark.parametrize("action, attribute, value", [
+    ("pin", "pinned", True), ("key", "key", True), ("delete", "deleted", True)])
+def test_entry_controls(editor_client, app, story, action, attribute, value):
+    post_entry(editor_client, story)
+    [entry] = entries(app)
+    token, _ = form_page(editor_client, f"/editor/stories/{story}")
+    response = editor_client.post(f"/editor/entries/{entry.id}/{action}", data={"csrf_token": token}, headers=JSON)
+    assert response.get_json()["ok"] is True
+    assert getattr(entries(app)[0], attribute) is value
+
+
+def test_unpin_and_unkey(editor_client, app, story):
+    post_entry(editor_client, story, pinned="y", key="y")
+    [entry] = entries(app)
+    token, _ = form_page(editor_client, f"/editor/stories/{story}")
+    for action in ("unpin", "unkey"):
+        assert editor_client.post(f"/editor/entries/{entry.id}/{action}", data={"csrf_token": token}).status_code == 302
+    [entry] = entries(app)
+    assert not entry.pinned and not entry.key
+
+
+def test_changing_a_deleted_entry_is_a_clear_410(editor_client, app, story):
+    post_entry(editor_client, story)
+    [entry] = entries(app)
+    token, _ = form_page(editor_client, f"/editor/stories/{story}")
+    editor_client.post(f"/editor/entries/{entry.id}/delete", data={"csrf_token": token})
+    response = editor_client.post(f"/editor/entries/{entry.id}/pin", data={"csrf_token": token}, headers=JSON)
+    assert response.status_code == 410 and response.get_json()["error"] == "This update was deleted."
+
+
+def test_unknown_entry_is_a_404(editor_client, story):
+    token, _ = form_page(editor_client, f"/editor/stories/{story}")
+    assert editor_client.post("/editor/entries/999/delete", data={"csrf_token": token}).status_code == 404
+    assert editor_client.get("/editor/entries/999/edit").status_code == 404
+
+
+def test_end_and_reopen_story(editor_client, app, story):
+    token, _ = form_page(editor_client, f"/editor/stories/{story}")
+    editor_client.post(f"/editor/stories/{story}/status", data={"csrf_token": token, "status": "ended"})
+    assert "This live coverage has ended." in editor_client.get(f"/stories/{story}").get_data(as_text=True)
+    editor_client.post(f"/editor/stories/{story}/status", data={"csrf_token": token, "status": "live"})
+    with app.app_context():
+        assert db.session.scalar(select(Story.status)) == "live"
+
+
+def test_story_settings_update(editor_client, app, story):
+    token, _ = form_page(editor_client, f"/editor/stories/{story}/settings")
+    response = editor_client.post(f"/editor/stories/{story}/settings", data={
+        "csrf_token": token, "title": "Flood: river peaks", "summary": "Peak at noon", "image_url": ""})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(Story.title)) == "Flood: river peaks"
+
+
+def test_editors_cannot_manage_users(editor_client):
+    assert editor_client.get("/editor/users").status_code == 403
+
+
+def test_admin_creates_and_disables_accounts(admin_client, app):
+    token, _ = form_page(admin_client, "/editor/users")
+    response = admin_client.post("/editor/users", data={
+        "csrf_token": token, "username": "bea", "password": "long enough pw", "role": "editor"})
+    assert response.status_code == 302
+    with app.app_context():
+        from tracker.models import User
+        bea = db.session.scalar(select(User).where(User.username == "bea"))
+    admin_client.post(f"/editor/users/{bea.id}/disable", data={"csrf_token": token})
+    other = app.test_client()
+    assert login(other, "bea", "long enough pw").status_code == 401
+
+
+def test_admin_cannot_disable_themselves(admin_client, app):
+    token, _ = form_page(admin_client, "/editor/users")
+    with app.app_context():
+        from tracker.models import User
+        me = db.session.scalar(select(User.id).where(User.username == "root"))
+    admin_client.post(f"/editor/users/{me}/disable", data={"csrf_token": token})
+    assert admin_client.get("/editor/").status_code == 200
+
+
+def test_dashboard_lists_stories(editor_client, app, story):
+    make_user(app, "other")
+    html = editor_client.get("/editor/").get_data(as_text=True)
+    assert f'href="/editor/stories/{story}"' in html
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Story.id))) == 1

@@ -1,0 +1,112 @@
+"""Socket.IO: the join handshake, its errors, and live events after changes."""
+import pytest
+
+from tests.test_editor import JSON, form_page, post_entry
+from tracker import services
+from tracker.queries import entry_or_404, story_or_404
+
+
+def join(sio, payload):
+    return sio.emit("join", payload, callback=True)
+
+
+def received(sio, name):
+    return [event["args"][0] for event in sio.get_received() if event["name"] == name]
+
+
+def test_join_returns_state_and_entries_after_since(app, socket_client, story):
+    with app.test_request_context():
+        s = story_or_404(story)
+        first = services.append_entry(s, "One")[0].id
+        second = services.append_entry(s, "Two")[0].id
+    sio = socket_client()
+    ack = join(sio, {"story": story, "since": 0})
+    assert ack["ok"] is True and ack["rev"] == 3
+    assert ack["story"]["slug"] == story and ack["story"]["rev"] == 3
+    assert [e["id"] for e in ack["entries"]] == [first, second]
+    entry = ack["entries"][0]
+    assert set(entry) >= {"id", "rev", "story", "headline", "html", "author", "created_at", "updated_at",
+                          "pinned", "key", "deleted"}
+    assert join(sio, {"story": story, "since": 2})["entries"][0]["id"] == second
+    assert join(sio, {"story": story, "since": 3})["entries"] == []
+
+
+def test_join_without_since_means_from_the_start(app, socket_client, story):
+    with app.test_request_context():
+        services.append_entry(story_or_404(story), "One")
+    assert len(join(socket_client(), {"story": story})["entries"]) == 1
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"story": "nope", "since": 0}, "There is no story 'nope'."),
+    ("storm", "join expects an object"),
+    (None, "join expects an object"),
+    ({"since": 0}, "'story' must be a story slug."),
+    ({"story": 5}, "'story' must be a story slug."),
+    ({"story": "s" * 500}, "'story' must be a story slug."),
+    ({"story": "x", "since": -1}, "'since' must be a revision number"),
+    ({"story": "x", "since": "3"}, "'since' must be a revision number"),
+    ({"story": "x", "since": True}, "'since' must be a revision number"),
+    ({"story": "x", "since": 1.5}, "'since' must be a revision number"),
+])
+def test_bad_joins_are_acked_with_an_error(socket_client, story, payload, message):
+    sio = socket_client()
+    ack = join(sio, payload)
+    assert ack["ok"] is False and ack["error"].startswith(message)
+    assert sio.is_connected()
+
+
+def test_joined_clients_receive_entry_events(app, editor_client, socket_client, story):
+    reader = socket_client()
+    join(reader, {"story": story, "since": 0})
+    reader.get_received()
+    post_entry(editor_client, story, "Evacuation ordered", "Evacuation", headers=JSON)
+    [entry] = received(reader, "entry")
+    assert entry["headline"] == "Evacuation" and entry["html"] == "<p>Evacuation ordered</p>\n"
+    assert entry["rev"] == 2 and entry["author"] == "alice" and entry["deleted"] is False
+
+
+def test_clients_of_other_stories_receive_nothing(app, editor_client, socket_client, story):
+    with app.test_request_context():
+        other = services.create_story("Other story").slug
+    reader = socket_client()
+    join(reader, {"story": other, "since": 0})
+    reader.get_received()
+    post_entry(editor_client, story, "Not for you", headers=JSON)
+    assert received(reader, "entry") == []
+
+
+def test_edit_delete_pin_and_story_events(app, editor_client, socket_client, story):
+    reader = socket_client()
+    join(reader, {"story": story, "since": 0})
+    entry_id = post_entry(editor_client, story, "Draft", headers=JSON).get_json()["entry"]["id"]
+    with app.test_request_context():
+        entry = entry_or_404(entry_id)
+        services.edit_entry(entry, "Final")
+        services.set_pinned(entry, True)
+        services.delete_entry(entry)
+        services.set_status(story_or_404(story), "ended")
+    events = [(event["name"], event["args"][0]) for event in reader.get_received()]
+    assert [(name, state["rev"]) for name, state in events] == [
+        ("entry", 2), ("entry", 3), ("entry", 4), ("entry", 5), ("story", 6)]
+    assert events[1][1]["html"] == "<p>Final</p>\n" and events[1][1]["edited_at"]
+    assert events[2][1]["pinned"] is True
+    assert events[3][1]["deleted"] is True and events[3][1]["html"] == ""
+    assert events[4][1]["status"] == "ended"
+
+
+def test_story_event_on_end(app, editor_client, socket_client, story):
+    reader = socket_client()
+    join(reader, {"story": story, "since": 0})
+    token, _ = form_page(editor_client, f"/editor/stories/{story}")
+    editor_client.post(f"/editor/stories/{story}/status", data={"csrf_token": token, "status": "ended"})
+    [state] = received(reader, "story")
+    assert state["status"] == "ended" and state["rev"] == 2 and state["ended_at"]
+
+
+def test_leave_stops_events(app, editor_client, socket_client, story):
+    reader = socket_client()
+    join(reader, {"story": story, "since": 0})
+    assert reader.emit("leave", {"story": story}, callback=True) == {"ok": True}
+    post_entry(editor_client, story, "Quiet", headers=JSON)
+    assert received(reader, "entry") == []

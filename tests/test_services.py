@@ -1,0 +1,212 @@
+"""The service layer: one path for every change, with revisions and broadcasts after commit."""
+from datetime import timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from tracker import services
+from tracker.extensions import db
+from tracker.models import Entry, EntryVersion, Story
+from tracker.services import MAX_BODY, ServiceError
+
+
+@pytest.fixture
+def live(ctx):
+    """A live story inside an app context."""
+    return services.create_story("Election night", "Results as they come in.")
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Record what is broadcast, and whether the change was committed by then."""
+    calls = []
+
+    def record(item):
+        with db.engine.connect() as conn:  # a separate connection sees only committed data
+            committed = conn.execute(select(Story.rev).where(Story.id == (item.id if isinstance(item, Story)
+                                                                          else item.story_id))).scalar()
+        calls.append((type(item).__name__, item.rev, committed))
+
+    monkeypatch.setattr(services, "broadcast", record)
+    return calls
+
+
+def test_create_story_derives_slug_and_starts_at_rev_1(live):
+    assert live.slug == "election-night"
+    assert live.rev == 1 and live.status == "live"
+    assert live.created_at.tzinfo == timezone.utc
+
+
+def test_slug_derivation_handles_accents_and_symbols(ctx):
+    assert services.create_story("Équipe de France: 3–1 win!").slug == "equipe-de-france-3-1-win"
+
+
+def test_every_change_takes_the_next_revision(live, sent):
+    first, _ = services.append_entry(live, "Polls close.")
+    second, _ = services.append_entry(live, "First result.")
+    services.edit_entry(first, "Polls have closed.")
+    services.set_key(second, True)
+    services.delete_entry(first)
+    services.set_status(live, "ended")
+    assert [rev for _, rev, _ in sent] == [2, 3, 4, 5, 6, 7]
+    assert db.session.get(Story, live.id).rev == 7
+    assert (first.rev, second.rev) == (6, 5)
+
+
+def test_broadcast_happens_after_commit(live, sent):
+    services.append_entry(live, "Turnout is high.")
+    kind, rev, committed_rev = sent[0]
+    assert kind == "Entry" and committed_rev == rev
+
+
+def test_failed_change_broadcasts_nothing_and_keeps_rev(live, sent):
+    with pytest.raises(ServiceError):
+        services.append_entry(live, "x" * (MAX_BODY + 1))
+    assert sent == []
+    assert db.session.scalar(select(Story.rev).where(Story.id == live.id)) == 1
+
+
+def test_append_renders_markdown_and_keeps_source(live):
+    entry, created = services.append_entry(live, "Turnout at **62%**", "Turnout")
+    assert created
+    assert entry.body == "Turnout at **62%**"
+    assert "<strong>62%</strong>" in entry.html
+    assert entry.headline == "Turnout"
+
+
+def test_repeated_idempotency_key_publishes_once(live, sent):
+    first, created = services.append_entry(live, "Count begins.", idempotency_key="abc123")
+    again, created_again = services.append_entry(live, "Count begins.", idempotency_key="abc123")
+    assert created and not created_again
+    assert again.id == first.id
+    assert db.session.scalar(select(func.count(Entry.id))) == 1
+    assert len(sent) == 1
+
+
+@pytest.mark.parametrize("body, headline, field, status", [
+    ("", "", "body", 400),
+    ("   \n ", "", "body", 400),
+    ("x" * (MAX_BODY + 1), "", "body", 413),
+    ("ok", "h" * 201, "headline", 413),
+])
+def test_invalid_entries_are_refused_with_a_field(live, body, headline, field, status):
+    with pytest.raises(ServiceError) as error:
+        services.append_entry(live, body, headline)
+    assert error.value.field == field and error.value.status == status
+    assert error.value.message
+
+
+def test_body_at_the_limit_is_accepted(live):
+    entry, _ = services.append_entry(live, "x" * MAX_BODY)
+    assert len(entry.body) == MAX_BODY
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"title": ""}, "title"),
+    ({"title": "t" * 201}, "title"),
+    ({"title": "Ok", "slug": "Not A Slug"}, "slug"),
+    ({"title": "Ok", "slug": "-leading"}, "slug"),
+    ({"title": "Ok", "image_url": "javascript:alert(1)"}, "image_url"),
+    ({"title": "Ok", "image_url": "ftp://example.org/a.png"}, "image_url"),
+    ({"title": "Ok", "status": "paused"}, "status"),
+    ({"title": "Ok", "summary": "s" * 1001}, "summary"),
+])
+def test_invalid_stories_are_refused(ctx, kwargs, field):
+    with pytest.raises(ServiceError) as error:
+        services.create_story(**kwargs)
+    assert error.value.field == field
+
+
+def test_duplicate_slug_is_a_conflict(live):
+    with pytest.raises(ServiceError) as error:
+        services.create_story("Another", slug=live.slug)
+    assert error.value.status == 409 and error.value.field == "slug"
+
+
+def test_edit_keeps_previous_versions(live):
+    entry, _ = services.append_entry(live, "Turnout 60%", "Turnout")
+    services.edit_entry(entry, "Turnout 62%", "Turnout corrected")
+    services.edit_entry(entry, "Turnout 63%", "Turnout corrected")
+    versions = db.session.scalars(select(EntryVersion).order_by(EntryVersion.id)).all()
+    assert [v.body for v in versions] == ["Turnout 60%", "Turnout 62%"]
+    assert versions[0].headline == "Turnout"
+    assert entry.edited_at is not None and entry.body == "Turnout 63%"
+    assert [v.body for v in entry.versions] == ["Turnout 62%", "Turnout 60%"]
+
+
+def test_edit_with_no_change_takes_no_revision(live):
+    entry, _ = services.append_entry(live, "Same")
+    rev = entry.rev
+    services.edit_entry(entry, "Same")
+    assert entry.rev == rev and entry.edited_at is None
+
+
+def test_delete_is_soft_and_hides_content_from_payload(live):
+    entry, _ = services.append_entry(live, "Wrong result", key=True)
+    services.delete_entry(entry)
+    assert db.session.get(Entry, entry.id).body == "Wrong result"
+    state = entry.to_dict()
+    assert state["deleted"] is True and state["html"] == "" and state["key"] is False
+
+
+def test_deleted_entries_cannot_be_changed(live):
+    entry, _ = services.append_entry(live, "Gone")
+    services.delete_entry(entry)
+    for change in (lambda: services.edit_entry(entry, "Back"), lambda: services.set_pinned(entry, True)):
+        with pytest.raises(ServiceError) as error:
+            change()
+        assert error.value.status == 410
+
+
+def test_pinning_unpins_the_previous_entry_in_the_same_commit(live, sent):
+    first, _ = services.append_entry(live, "First", pinned=True)
+    second, _ = services.append_entry(live, "Second")
+    sent.clear()
+    services.set_pinned(second, True)
+    assert (first.pinned, second.pinned) == (False, True)
+    assert [(kind, rev) for kind, rev, _ in sent] == [("Entry", first.rev), ("Entry", second.rev)]
+    assert second.rev == first.rev + 1
+
+
+def test_new_pinned_entry_unpins_the_old_one(live):
+    first, _ = services.append_entry(live, "First", pinned=True)
+    second, _ = services.append_entry(live, "Second", pinned=True)
+    assert not first.pinned and second.pinned
+
+
+def test_ended_story_refuses_new_entries_but_allows_corrections(live):
+    entry, _ = services.append_entry(live, "Final result")
+    services.set_status(live, "ended")
+    assert live.ended_at is not None
+    with pytest.raises(ServiceError) as error:
+        services.append_entry(live, "Late")
+    assert error.value.status == 409
+    services.edit_entry(entry, "Final result (corrected)")
+    services.set_status(live, "live")
+    assert live.ended_at is None
+    assert services.append_entry(live, "Back on air")[1]
+
+
+def test_story_update_changes_fields_and_revision(live, sent):
+    services.update_story(live, "Election night: results", "All 650 seats.", "https://example.org/map.png")
+    assert (live.title, live.summary, live.image_url, live.rev) == (
+        "Election night: results", "All 650 seats.", "https://example.org/map.png", 2)
+    assert sent[0][0] == "Story"
+
+
+def test_create_user_hashes_password(ctx):
+    user = services.create_user("dana", "long enough pw")
+    assert user.password_hash != "long enough pw" and user.password_hash.startswith("scrypt:")
+    assert user.check_password("long enough pw") and not user.check_password("wrong")
+
+
+@pytest.mark.parametrize("username, password, role, field", [
+    ("a", "long enough pw", "editor", "username"),
+    ("bad name", "long enough pw", "editor", "username"),
+    ("dana", "short", "editor", "password"),
+    ("dana", "long enough pw", "owner", "role"),
+])
+def test_invalid_users_are_refused(ctx, username, password, role, field):
+    with pytest.raises(ServiceError) as error:
+        services.create_user(username, password, role)
+    assert error.value.field == field
