@@ -13,8 +13,8 @@ def test_login_sets_a_protected_session_cookie(client, editor):
 
 def test_session_cookie_is_secure_over_https(client, editor):
     page = client.get("/login", base_url="https://localhost").get_data(as_text=True)
-    response = client.post("/login", base_url="https://localhost", headers={"Referer": "https://localhost/login"}, data={
-        "username": editor, "password": PASSWORD, "csrf_token": csrf_from(page)})
+    response = client.post("/login", base_url="https://localhost", headers={"Referer": "https://localhost/login"},
+                           data={"username": editor, "password": PASSWORD, "csrf_token": csrf_from(page)})
     assert "Secure" in response.headers["Set-Cookie"]
 
 

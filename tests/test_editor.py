@@ -99,7 +99,8 @@ def test_double_submit_with_the_same_key_publishes_once(editor_client, app, stor
 
 
 def test_each_form_render_gets_a_fresh_idempotency_key(editor_client, story):
-    assert form_page(editor_client, f"/editor/stories/{story}")[1] != form_page(editor_client, f"/editor/stories/{story}")[1]
+    path = f"/editor/stories/{story}"
+    assert form_page(editor_client, path)[1] != form_page(editor_client, path)[1]
 
 
 @pytest.mark.parametrize("body, status, message", [

@@ -1,5 +1,5 @@
 """Models: UTC timestamps and the shared to_dict payloads."""
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -14,7 +14,7 @@ def test_timestamps_round_trip_as_aware_utc(ctx):
     entry, _ = services.append_entry(story, "At noon local", created_at=local)
     db.session.expire_all()
     stored = db.session.get(Entry, entry.id).created_at
-    assert stored == local and stored.tzinfo == timezone.utc and stored.hour == 10
+    assert stored == local and stored.tzinfo == UTC and stored.hour == 10
 
 
 def test_naive_datetimes_are_refused(ctx):
@@ -25,20 +25,23 @@ def test_naive_datetimes_are_refused(ctx):
 
 
 def test_isoformat_uses_z_and_milliseconds():
-    assert isoformat(datetime(2026, 11, 23, 9, 5, 1, 123456, tzinfo=timezone.utc)) == "2026-11-23T09:05:01.123Z"
+    assert isoformat(datetime(2026, 11, 23, 9, 5, 1, 123456, tzinfo=UTC)) == "2026-11-23T09:05:01.123Z"
     assert isoformat(None) is None
 
 
 def test_story_and_entry_payloads(ctx, editor):
-    from tracker.models import User
     from sqlalchemy import select
+
+    from tracker.models import User
     author = db.session.scalar(select(User))
     story = services.create_story("Payloads", "Summary")
     entry, _ = services.append_entry(story, "Body *text*", "Head", author=author, key=True)
     assert entry.to_dict() == {
-        "id": entry.id, "rev": 2, "story": "payloads", "headline": "Head", "html": "<p>Body <em>text</em></p>\n",
+        "id": entry.id, "rev": 2, "story": "payloads", "headline": "Head",
+        "html": "<p>Body <em>text</em></p>\n",
         "author": editor, "created_at": isoformat(entry.created_at), "updated_at": isoformat(entry.updated_at),
-        "edited_at": None, "pinned": False, "key": True, "deleted": False, "url": f"/stories/payloads/entries/{entry.id}"}
+        "edited_at": None, "pinned": False, "key": True, "deleted": False,
+        "url": f"/stories/payloads/entries/{entry.id}"}
     data = story.to_dict()
     assert data["slug"] == "payloads" and data["status"] == "live" and data["rev"] == 2
     assert data["url"] == "/stories/payloads" and data["ended_at"] is None

@@ -1,5 +1,5 @@
 """The service layer: one path for every change, with revisions and broadcasts after commit."""
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 from sqlalchemy import func, select
@@ -34,7 +34,7 @@ def sent(monkeypatch):
 def test_create_story_derives_slug_and_starts_at_rev_1(live):
     assert live.slug == "election-night"
     assert live.rev == 1 and live.status == "live"
-    assert live.created_at.tzinfo == timezone.utc
+    assert live.created_at.tzinfo == UTC
 
 
 def test_slug_derivation_handles_accents_and_symbols(ctx):

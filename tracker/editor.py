@@ -13,7 +13,7 @@ from . import queries, services
 from .auth import admin_required
 from .extensions import db
 from .forms import ActionForm, EditEntryForm, EntryForm, StoryForm, UserForm
-from .models import Story, User
+from .models import User
 from .services import ServiceError
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")

@@ -22,7 +22,8 @@ class StoryForm(FlaskForm):
                        description="Part of the address; leave empty to derive it from the title.")
     summary = TextAreaField("Summary", validators=[Optional(), Length(max=MAX_SUMMARY)])
     image_url = StringField("Lead image URL", validators=[Optional(), Length(max=MAX_IMAGE_URL)])
-    status = SelectField("Status", choices=[SelectChoice("live", "Live"), SelectChoice("ended", "Ended")], default="live")
+    status = SelectField("Status", default="live",
+                         choices=[SelectChoice("live", "Live"), SelectChoice("ended", "Ended")])
 
 
 class EntryForm(FlaskForm):
@@ -53,4 +54,5 @@ class UserForm(FlaskForm):
 
     username = StringField("Username", validators=[DataRequired(), Length(min=2, max=64)])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024)])
-    role = SelectField("Role", choices=[SelectChoice("editor", "Editor"), SelectChoice("admin", "Admin")], default="editor")
+    role = SelectField("Role", default="editor",
+                       choices=[SelectChoice("editor", "Editor"), SelectChoice("admin", "Admin")])
