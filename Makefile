@@ -10,7 +10,7 @@ run: setup db
 	$(PY) app.py
 
 test: setup $(VENV)/.dev-installed
-	$(VENV)/bin/ruff check app.py tracker tests bench
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 setup: deps js
