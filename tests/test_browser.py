@@ -510,3 +510,58 @@ def test_reader_and_editor_pages_have_no_console_errors_or_csp_violations(browse
             assert page.evaluate("window.__cspViolations") == []
 
         assert problems == []
+
+
+# Known app bugs, pinned down as strict xfails: each passes once the bug is fixed, and strict=True
+# then turns the XPASS into a failure so the marker gets removed.
+
+# APP BUG (static/js/live.js, apply(): `var isNew = have === undefined && !e.deleted;`): any state
+# of an entry this page has not seen counts as new, including a correction, pin or key-event change
+# of an older entry beyond the first page. A scrolled-down reader then gets "Show 1 new updates",
+# "(1) " in the title and "New update: ..." in the aria-live region; clicking the button shows
+# nothing, because place() drops the old entry again (belongs() is false).
+@pytest.mark.xfail(strict=True, reason="live.js apply() counts a change to an off-page entry as a new update")
+def test_scrolled_down_reader_does_not_count_correction_of_older_entry_as_new(browser, live_server):
+    session = http_login(live_server)
+    slug = http_create_story(session, live_server, "Budget day", "budget-day")
+    ids = http_seed(session, live_server, slug, 25)  # the page shows Seed 25..06; Seed 01 is off-page
+
+    with new_context(browser, viewport={"width": 1200, "height": 700}) as reader_ctx:
+        reader = open_reader(reader_ctx, live_server, slug)
+        base_title = reader.title()
+        reader.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        reader.wait_for_function("document.querySelector('[data-entries]').getBoundingClientRect().top < 0")
+
+        form = session.get(f"{live_server.url}/editor/entries/{ids[0]}/edit", timeout=10).text
+        response = session.post(f"{live_server.url}/editor/entries/{ids[0]}/edit", timeout=10,
+                                allow_redirects=False, data={"csrf_token": csrf_from(form),
+                                                             "headline": "Seed 01 corrected", "body": "Fixed."})
+        assert response.status_code == 302
+        http_post_entry(session, live_server, slug, "The minister stands up.", "Speech begins")
+
+        # Events arrive in order, so once the new entry is announced the correction was handled too.
+        expect(reader.locator("[data-announcer]")).to_have_text("New update: Speech begins", timeout=WAIT)
+        expect(reader.locator("[data-new-count]")).to_have_text("1")
+        expect(reader).to_have_title(f"(1) {base_title}")
+
+
+# APP BUG (templates/story.html, key events list: `entry.headline or (entry.body|truncate(80))`):
+# the server lists a headline-less key event by its raw Markdown source, while live.js excerpt()
+# uses the rendered text, so the same item reads differently live and after a reload.
+@pytest.mark.xfail(strict=True, reason="story.html shows a key event's raw Markdown; live.js shows its text")
+def test_key_event_without_headline_reads_the_same_live_and_after_reload(browser, live_server):
+    session = http_login(live_server)
+    slug = http_create_story(session, live_server, "Storm watch", "storm-watch")
+    entry_id = http_post_entry(session, live_server, slug, "Winds reach **120 km/h** on the coast.")
+
+    with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
+        editor = editor_ctx.new_page()
+        browser_login(editor, live_server)
+        editor = open_editor(editor_ctx, live_server, slug)
+        reader = open_reader(reader_ctx, live_server, slug)
+        editor.locator(f"article#entry-{entry_id} form[data-action=key] button").click()
+        item = reader.locator(f'[data-key-events] li[data-id="{entry_id}"] span')
+        expect(item).to_have_text("Winds reach 120 km/h on the coast.", timeout=WAIT)
+
+        reader.reload()
+        expect(item).to_have_text("Winds reach 120 km/h on the coast.")

@@ -95,9 +95,13 @@ def _register_web(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error):
-        if error.code == 500:
-            return _error(500, "Something went wrong on our side. Please try again in a moment.")
-        return _error(error.code, error.description)
+        return _error(error.code, MESSAGES.get(error.code, error.description))
+
+
+MESSAGES = {
+    413: "That is too much to send at once. An update may have at most 20,000 characters.",
+    500: "Something went wrong on our side. Please try again in a moment.",
+}
 
 
 def _error(status: int, message: str):

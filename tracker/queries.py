@@ -7,7 +7,7 @@ from flask import abort
 from sqlalchemy import func, select, tuple_
 
 from .extensions import db
-from .models import Entry, Story
+from .models import Entry, Story, UTCDateTime
 
 KEY_EVENTS_LIMIT = 50
 
@@ -59,7 +59,7 @@ def key_events(story: Story) -> list[Entry]:
 
 def stories_overview() -> list[tuple[Story, object, int]]:
     """Every story with the time of its latest visible entry and its entry count, live ones first."""
-    latest = (select(Entry.story_id, func.max(Entry.created_at).label("latest"),
+    latest = (select(Entry.story_id, func.max(Entry.created_at, type_=UTCDateTime).label("latest"),
                      func.count(Entry.id).label("count"))
               .where(Entry.deleted.is_(False)).group_by(Entry.story_id).subquery())
     rows = db.session.execute(
