@@ -1,7 +1,6 @@
 """Login, logout, redirects and session cookie flags."""
 import pytest
-
-from tests.conftest import PASSWORD, csrf_from, login
+from conftest import PASSWORD, csrf_from, login
 
 
 def test_login_sets_a_protected_session_cookie(client, editor):

@@ -1,7 +1,9 @@
 """End-to-end tests: the real server (`python app.py`) driven through a real Chromium.
 
-Every test gets its own server and database (the `live_server` fixture) and opens fresh browser
-contexts, which it closes. Synchronisation uses Playwright's waiting only, never sleeps.
+The tests share one server process per module (`server`, built like conftest's `live_server`),
+each on its own story; the restart test stops and starts a server, so it takes its own
+`live_server`. Every test opens fresh browser contexts and closes them. Synchronisation uses
+Playwright's waiting only, never sleeps.
 """
 from __future__ import annotations
 
@@ -12,14 +14,33 @@ from datetime import datetime, timedelta
 
 import pytest
 import requests
+from conftest import PASSWORD, LiveServer, csrf_from
 from playwright.sync_api import Page, expect
-
-from conftest import PASSWORD, csrf_from
-
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 WAIT = 10_000         # ms: ordinary live updates arrive well within this
 RECONNECT = 30_000    # ms: socket.io's backoff after a server restart (delays of 1, 2, 4, 8 s ± 50 %)
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory):
+    """A running `python app.py` with its own database and the editor 'alice', shared by this module."""
+    live = LiveServer(tmp_path_factory.mktemp("browser"))
+    live.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def server(shared_server):
+    """The shared server, checked to be running before and after each test (with its log if not)."""
+    def check(when):
+        code = shared_server.process.poll()
+        assert code is None, f"the server process exited with {code} {when}:\n{''.join(shared_server.log)}"
+
+    check("before this test")
+    yield shared_server
+    check("during this test")
 
 
 # HTTP helpers (a logged-in requests session, for fast seeding)
@@ -48,11 +69,10 @@ def _editor_csrf(session: requests.Session, server, slug: str) -> str:
     return csrf_from(session.get(f"{server.url}/editor/stories/{slug}", timeout=10).text)
 
 
-def http_post_entry(session: requests.Session, server, slug: str, body: str, headline: str = "",
-                    csrf: str | None = None) -> int:
+def http_post_entry(session: requests.Session, server, slug: str, body: str, headline: str = "") -> int:
     """Publish an entry through the append form (plain POST, redirect); returns the entry's id."""
     response = session.post(f"{server.url}/editor/stories/{slug}", timeout=10, allow_redirects=False, data={
-        "csrf_token": csrf or _editor_csrf(session, server, slug), "body": body, "headline": headline,
+        "csrf_token": _editor_csrf(session, server, slug), "body": body, "headline": headline,
         "idempotency_key": uuid.uuid4().hex})
     assert response.status_code == 302, response.text
     assert response.headers["Location"].endswith(f"/editor/stories/{slug}")
@@ -115,8 +135,8 @@ def open_reader(context, server, slug: str) -> Page:
     return page
 
 
-def open_editor(context, server, slug: str) -> Page:
-    page = context.new_page()
+def open_editor(page: Page, server, slug: str) -> Page:
+    """Go to a story's editor page (logged in already) and wait until its live script is connected."""
     page.goto(f"{server.url}/editor/stories/{slug}")
     expect(page.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT)
     return page
@@ -145,15 +165,15 @@ def entry_id_on(page: Page, headline: str) -> int:
 
 # 1. Live publishing
 
-def test_reader_sees_entry_published_by_editor_without_reload(browser, live_server):
+def test_reader_sees_entry_published_by_editor_without_reload(browser, server):
     with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
         editor = editor_ctx.new_page()
-        browser_login(editor, live_server)
-        slug = ui_create_story(editor, live_server, "Bridge closed after crash", "bridge-closed",
+        browser_login(editor, server)
+        slug = ui_create_story(editor, server, "Bridge closed after crash", "bridge-closed",
                                "Traffic diverted through the town centre.")
         expect(editor.locator(".flash")).to_have_text("Story “Bridge closed after crash” created.")
 
-        reader = open_reader(reader_ctx, live_server, slug)
+        reader = open_reader(reader_ctx, server, slug)
         expect(reader.locator("[data-story-summary]")).to_have_text("Traffic diverted through the town centre.")
         expect(reader.locator("[data-entries-empty]")).to_be_visible()
         reader.evaluate("window.__marker = 'same document'")  # survives only if nothing reloads
@@ -172,24 +192,24 @@ def test_reader_sees_entry_published_by_editor_without_reload(browser, live_serv
 
 # 2. Corrections and deletions
 
-def test_reader_sees_edits_and_deletes_live(browser, live_server):
-    session = http_login(live_server)
-    slug = http_create_story(session, live_server, "Council vote", "council-vote")
-    http_post_entry(session, live_server, slug, "The vote is at noon.", "Vote at noon")
+def test_reader_sees_edits_and_deletes_live(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Council vote", "council-vote")
+    http_post_entry(session, server, slug, "The vote is at noon.", "Vote at noon")
 
     with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
         editor = editor_ctx.new_page()
-        browser_login(editor, live_server)
-        reader = open_reader(reader_ctx, live_server, slug)
+        browser_login(editor, server)
+        reader = open_reader(reader_ctx, server, slug)
         entry_id = entry_id_on(reader, "Vote at noon")
         article = reader.locator(f"article#entry-{entry_id}")
         expect(article.locator(".entry__updated")).to_be_hidden()
 
-        editor.goto(f"{live_server.url}/editor/entries/{entry_id}/edit")
+        editor.goto(f"{server.url}/editor/entries/{entry_id}/edit")
         editor.fill("#headline", "Vote moved to 2 pm")
         editor.fill("#body", "The vote was moved to _2 pm_.")
         editor.click("main form button[type=submit]")
-        editor.wait_for_url(f"{live_server.url}/editor/stories/{slug}")
+        editor.wait_for_url(f"{server.url}/editor/stories/{slug}")
         expect(editor.locator(".flash")).to_have_text("Correction published.")
 
         expect(article.locator(".entry__headline")).to_have_text("Vote moved to 2 pm", timeout=WAIT)
@@ -199,10 +219,12 @@ def test_reader_sees_edits_and_deletes_live(browser, live_server):
         expect(updated).to_contain_text("Updated")
         expect(updated).to_have_attribute("href", f"/stories/{slug}/entries/{entry_id}#history")
 
-        editor.on("dialog", lambda dialog: dialog.accept())
+        dialogs: list[str] = []
+        editor.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
         expect(editor.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT)
         editor.locator(f"article#entry-{entry_id} form[data-action=delete] button").click()
         expect(editor.locator(f"article#entry-{entry_id}")).to_have_count(0, timeout=WAIT)
+        assert dialogs == ["Delete this update? Readers will no longer see it."]
 
         expect(article).to_have_count(0, timeout=WAIT)
         expect(reader.locator("[data-entries-empty]")).to_be_visible()
@@ -210,19 +232,19 @@ def test_reader_sees_edits_and_deletes_live(browser, live_server):
 
 # 3. A reader who scrolled down is not pushed around
 
-def test_scrolled_down_reader_gets_new_updates_button_instead_of_insertion(browser, live_server):
-    session = http_login(live_server)
-    slug = http_create_story(session, live_server, "Election night", "election-night")
-    http_seed(session, live_server, slug, 25)
+def test_scrolled_down_reader_gets_new_updates_button_instead_of_insertion(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Election night", "election-night")
+    http_seed(session, server, slug, 25)
 
     with new_context(browser, viewport={"width": 1200, "height": 700}) as reader_ctx:
-        reader = open_reader(reader_ctx, live_server, slug)
+        reader = open_reader(reader_ctx, server, slug)
         expect(reader.locator("[data-entries] > article.entry")).to_have_count(20)
         base_title = reader.title()
         reader.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
         reader.wait_for_function("document.querySelector('[data-entries]').getBoundingClientRect().top < 0")
 
-        http_post_entry(session, live_server, slug, "First results are in.", "First results")
+        http_post_entry(session, server, slug, "First results are in.", "First results")
 
         button = reader.locator("[data-new-updates]")
         expect(button).to_be_visible(timeout=WAIT)
@@ -233,27 +255,26 @@ def test_scrolled_down_reader_gets_new_updates_button_instead_of_insertion(brows
 
         button.click()
         expect(entry_with(reader, "First results")).to_be_visible()
-        expect(reader.locator("[data-entries] > article.entry").first).to_have_attribute(
-            "id", re.compile(r"^entry-\d+$"))
-        expect(reader.locator("[data-entries] > article.entry").first.locator(".entry__headline")
-               ).to_have_text("First results")
+        feed = reader.locator("[data-entries] > article.entry")
+        expect(feed).to_have_count(21)
+        expect(feed.first.locator(".entry__headline")).to_have_text("First results")
         expect(button).to_be_hidden()
         expect(reader).to_have_title(base_title)
 
 
 # 4. Key events and the pinned slot
 
-def test_key_event_and_pin_controls_update_reader(browser, live_server):
-    session = http_login(live_server)
-    slug = http_create_story(session, live_server, "Wildfire spreads", "wildfire")
-    http_post_entry(session, live_server, slug, "Crews arrive from the north.", "Crews arrive")
-    http_post_entry(session, live_server, slug, "Residents of the valley must leave now.", "Evacuation ordered")
+def test_key_event_and_pin_controls_update_reader(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Wildfire spreads", "wildfire")
+    http_post_entry(session, server, slug, "Crews arrive from the north.", "Crews arrive")
+    http_post_entry(session, server, slug, "Residents of the valley must leave now.", "Evacuation ordered")
 
     with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
         editor = editor_ctx.new_page()
-        browser_login(editor, live_server)
-        editor = open_editor(editor_ctx, live_server, slug)
-        reader = open_reader(reader_ctx, live_server, slug)
+        browser_login(editor, server)
+        open_editor(editor, server, slug)
+        reader = open_reader(reader_ctx, server, slug)
         entry_id = entry_id_on(reader, "Evacuation ordered")
         key_events = reader.locator("[data-key-events]")
         expect(key_events.locator("li")).to_have_count(0)
@@ -284,13 +305,13 @@ def test_key_event_and_pin_controls_update_reader(browser, live_server):
 
 # 5. Pausing live updates
 
-def test_live_toggle_pauses_and_resumes_with_catch_up(browser, live_server):
-    session = http_login(live_server)
-    slug = http_create_story(session, live_server, "Marathon day", "marathon")
+def test_live_toggle_pauses_and_resumes_with_catch_up(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Marathon day", "marathon")
 
     with new_context(browser) as reader_ctx, new_context(browser) as control_ctx:
-        reader = open_reader(reader_ctx, live_server, slug)
-        control = open_reader(control_ctx, live_server, slug)  # a second reader that stays live
+        reader = open_reader(reader_ctx, server, slug)
+        control = open_reader(control_ctx, server, slug)  # a second reader that stays live
         toggle = reader.locator("[data-live-toggle]")
         expect(toggle).to_be_visible()
 
@@ -300,7 +321,7 @@ def test_live_toggle_pauses_and_resumes_with_catch_up(browser, live_server):
         expect(toggle).to_have_text("Resume live updates")
         reader.wait_for_function("!window.trackerSocket.connected")
 
-        http_post_entry(session, live_server, slug, "The leaders pass the halfway mark.", "Halfway")
+        http_post_entry(session, server, slug, "The leaders pass the halfway mark.", "Halfway")
         # The live reader got the broadcast, so the paused one would have too if it were listening.
         expect(entry_with(control, "Halfway")).to_be_visible(timeout=WAIT)
         expect(entry_with(reader, "Halfway")).to_have_count(0)
@@ -349,15 +370,15 @@ def test_reader_reconnects_after_server_restart_without_duplicates(browser, live
 
 # 7. Without JavaScript
 
-def test_publishing_and_reading_work_without_javascript(browser, live_server):
+def test_publishing_and_reading_work_without_javascript(browser, server):
     with new_context(browser, java_script_enabled=False) as editor_ctx, \
             new_context(browser, java_script_enabled=False) as reader_ctx:
         editor = editor_ctx.new_page()
-        browser_login(editor, live_server)
-        slug = ui_create_story(editor, live_server, "Snow closes schools", "snow-schools")
+        browser_login(editor, server)
+        slug = ui_create_story(editor, server, "Snow closes schools", "snow-schools")
 
         reader = reader_ctx.new_page()
-        reader.goto(f"{live_server.url}/stories/{slug}")
+        reader.goto(f"{server.url}/stories/{slug}")
         expect(reader.locator('[data-connection="static"]')).to_have_text(
             "Live updates need JavaScript; reload for the latest.")
         expect(reader.locator("[data-live-toggle]")).to_be_hidden()
@@ -367,7 +388,7 @@ def test_publishing_and_reading_work_without_javascript(browser, live_server):
         editor.fill("#body", "Every school in the district is closed today.")
         with editor.expect_navigation():
             editor.click("[data-publish]")
-        assert editor.url == f"{live_server.url}/editor/stories/{slug}"
+        assert editor.url == f"{server.url}/editor/stories/{slug}"
         expect(editor.locator(".flash")).to_have_text("Update published.")
         expect(entry_with(editor, "All schools shut")).to_have_count(1)
 
@@ -375,8 +396,8 @@ def test_publishing_and_reading_work_without_javascript(browser, live_server):
         reader.reload()
         expect(entry_with(reader, "All schools shut")).to_be_visible()
 
-        session = http_login(live_server)
-        http_seed(session, live_server, slug, 21)  # 22 entries: "All schools shut" is the oldest
+        session = http_login(server)
+        http_seed(session, server, slug, 21)  # 22 entries: "All schools shut" is the oldest
         reader.reload()
         feed = reader.locator("[data-entries] > article.entry")
         expect(feed).to_have_count(20)
@@ -395,13 +416,13 @@ def test_publishing_and_reading_work_without_javascript(browser, live_server):
 
 # 8. Loading older entries with JavaScript
 
-def test_load_older_button_fetches_older_entries_into_feed(browser, live_server):
-    session = http_login(live_server)
-    slug = http_create_story(session, live_server, "Trial verdict", "trial-verdict")
-    http_seed(session, live_server, slug, 25)
+def test_load_older_button_fetches_older_entries_into_feed(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Trial verdict", "trial-verdict")
+    http_seed(session, server, slug, 25)
 
     with new_context(browser) as reader_ctx:
-        reader = open_reader(reader_ctx, live_server, slug)
+        reader = open_reader(reader_ctx, server, slug)
         feed = reader.locator("[data-entries] > article.entry")
         expect(feed).to_have_count(20)
         expect(feed.first.locator(".entry__headline")).to_have_text("Seed 25")
@@ -420,14 +441,14 @@ def test_load_older_button_fetches_older_entries_into_feed(browser, live_server)
 
 # 9. Times in the reader's zone
 
-def test_times_are_rewritten_to_local_time_and_relative_labels(browser, live_server):
-    session = http_login(live_server)
-    slug = http_create_story(session, live_server, "Tide record", "tide-record")
-    http_post_entry(session, live_server, slug, "Highest tide in fifty years.", "Record tide")
+def test_times_are_rewritten_to_local_time_and_relative_labels(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Tide record", "tide-record")
+    http_post_entry(session, server, slug, "Highest tide in fifty years.", "Record tide")
 
     with new_context(browser, locale="en-GB", timezone_id="Asia/Kolkata") as reader_ctx:
         reader = reader_ctx.new_page()
-        reader.goto(f"{live_server.url}/stories/{slug}")
+        reader.goto(f"{server.url}/stories/{slug}")
         times = reader.locator("time[data-format]")
         reader.wait_for_function(
             "Array.from(document.querySelectorAll('time[data-format]'))"
@@ -448,7 +469,7 @@ def test_times_are_rewritten_to_local_time_and_relative_labels(browser, live_ser
 
         # Entries that arrive live get the same treatment.
         expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
-        http_post_entry(session, live_server, slug, "Water reaches the square.", "Square flooded")
+        http_post_entry(session, server, slug, "Water reaches the square.", "Square flooded")
         live_entry = entry_with(reader, "Square flooded")
         expect(live_entry.locator(".entry__ago")).to_have_text("just now", timeout=WAIT)
         expect(live_entry.locator(".entry__time time")).to_have_text(re.compile(r"^\d\d:\d\d$"))
@@ -464,10 +485,10 @@ document.addEventListener('securitypolicyviolation', function (e) {
 """
 
 
-def test_reader_and_editor_pages_have_no_console_errors_or_csp_violations(browser, live_server):
-    session = http_login(live_server)
-    slug = http_create_story(session, live_server, "Quiet night", "quiet-night", "Nothing much happens.")
-    http_post_entry(session, live_server, slug, "A **calm** start.", "Calm start")
+def test_reader_and_editor_pages_have_no_console_errors_or_csp_violations(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Quiet night", "quiet-night", "Nothing much happens.")
+    http_post_entry(session, server, slug, "A **calm** start.", "Calm start")
     problems: list[str] = []
 
     def watch(page: Page, name: str) -> Page:
@@ -480,15 +501,15 @@ def test_reader_and_editor_pages_have_no_console_errors_or_csp_violations(browse
         editor_ctx.add_init_script(CSP_LISTENER)
         reader_ctx.add_init_script(CSP_LISTENER)
         reader = watch(reader_ctx.new_page(), "reader")
-        reader.goto(f"{live_server.url}/stories/{slug}")
+        reader.goto(f"{server.url}/stories/{slug}")
         expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
         # The live connection runs over a websocket, which the strict CSP (connect-src 'self') allows.
         reader.wait_for_function("window.trackerSocket.io.engine.transport.name === 'websocket'",
                                  timeout=WAIT)
 
         editor = watch(editor_ctx.new_page(), "editor")
-        browser_login(editor, live_server)
-        editor.goto(f"{live_server.url}/editor/stories/{slug}")
+        browser_login(editor, server)
+        editor.goto(f"{server.url}/editor/stories/{slug}")
         expect(editor.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT)
         editor.wait_for_function("window.trackerSocket.io.engine.transport.name === 'websocket'",
                                  timeout=WAIT)
@@ -512,56 +533,45 @@ def test_reader_and_editor_pages_have_no_console_errors_or_csp_violations(browse
         assert problems == []
 
 
-# Known app bugs, pinned down as strict xfails: each passes once the bug is fixed, and strict=True
-# then turns the XPASS into a failure so the marker gets removed.
+# Regression tests for bugs the first browser run found.
 
-# APP BUG (static/js/live.js, apply(): `var isNew = have === undefined && !e.deleted;`): any state
-# of an entry this page has not seen counts as new, including a correction, pin or key-event change
-# of an older entry beyond the first page. A scrolled-down reader then gets "Show 1 new updates",
-# "(1) " in the title and "New update: ..." in the aria-live region; clicking the button shows
-# nothing, because place() drops the old entry again (belongs() is false).
-@pytest.mark.xfail(strict=True, reason="live.js apply() counts a change to an off-page entry as a new update")
-def test_scrolled_down_reader_does_not_count_correction_of_older_entry_as_new(browser, live_server):
-    session = http_login(live_server)
-    slug = http_create_story(session, live_server, "Budget day", "budget-day")
-    ids = http_seed(session, live_server, slug, 25)  # the page shows Seed 25..06; Seed 01 is off-page
+def test_scrolled_down_reader_does_not_count_correction_of_older_entry_as_new(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Budget day", "budget-day")
+    ids = http_seed(session, server, slug, 25)  # the page shows Seed 25..06; Seed 01 is off-page
 
     with new_context(browser, viewport={"width": 1200, "height": 700}) as reader_ctx:
-        reader = open_reader(reader_ctx, live_server, slug)
+        reader = open_reader(reader_ctx, server, slug)
         base_title = reader.title()
         reader.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
         reader.wait_for_function("document.querySelector('[data-entries]').getBoundingClientRect().top < 0")
 
-        form = session.get(f"{live_server.url}/editor/entries/{ids[0]}/edit", timeout=10).text
-        response = session.post(f"{live_server.url}/editor/entries/{ids[0]}/edit", timeout=10,
+        form = session.get(f"{server.url}/editor/entries/{ids[0]}/edit", timeout=10).text
+        response = session.post(f"{server.url}/editor/entries/{ids[0]}/edit", timeout=10,
                                 allow_redirects=False, data={"csrf_token": csrf_from(form),
                                                              "headline": "Seed 01 corrected", "body": "Fixed."})
         assert response.status_code == 302
-        http_post_entry(session, live_server, slug, "The minister stands up.", "Speech begins")
+        http_post_entry(session, server, slug, "The minister stands up.", "Speech begins")
 
         # Events arrive in order, so once the new entry is announced the correction was handled too.
         expect(reader.locator("[data-announcer]")).to_have_text("New update: Speech begins", timeout=WAIT)
-        expect(reader.locator("[data-new-count]")).to_have_text("1")
-        expect(reader).to_have_title(f"(1) {base_title}")
+        expect(reader.locator("[data-new-count]")).to_have_text("1", timeout=1000)
+        expect(reader).to_have_title(f"(1) {base_title}", timeout=1000)
 
 
-# APP BUG (templates/story.html, key events list: `entry.headline or (entry.body|truncate(80))`):
-# the server lists a headline-less key event by its raw Markdown source, while live.js excerpt()
-# uses the rendered text, so the same item reads differently live and after a reload.
-@pytest.mark.xfail(strict=True, reason="story.html shows a key event's raw Markdown; live.js shows its text")
-def test_key_event_without_headline_reads_the_same_live_and_after_reload(browser, live_server):
-    session = http_login(live_server)
-    slug = http_create_story(session, live_server, "Storm watch", "storm-watch")
-    entry_id = http_post_entry(session, live_server, slug, "Winds reach **120 km/h** on the coast.")
+def test_key_event_without_headline_reads_the_same_live_and_after_reload(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Storm watch", "storm-watch")
+    entry_id = http_post_entry(session, server, slug, "Winds reach **120 km/h** on the coast.")
 
     with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
         editor = editor_ctx.new_page()
-        browser_login(editor, live_server)
-        editor = open_editor(editor_ctx, live_server, slug)
-        reader = open_reader(reader_ctx, live_server, slug)
+        browser_login(editor, server)
+        open_editor(editor, server, slug)
+        reader = open_reader(reader_ctx, server, slug)
         editor.locator(f"article#entry-{entry_id} form[data-action=key] button").click()
         item = reader.locator(f'[data-key-events] li[data-id="{entry_id}"] span')
         expect(item).to_have_text("Winds reach 120 km/h on the coast.", timeout=WAIT)
 
         reader.reload()
-        expect(item).to_have_text("Winds reach 120 km/h on the coast.")
+        expect(item).to_have_text("Winds reach 120 km/h on the coast.", timeout=1000)  # server-rendered

@@ -6,8 +6,7 @@ import uuid
 import pytest
 import requests
 import socketio
-
-from tests.conftest import PASSWORD, csrf_from
+from conftest import PASSWORD, csrf_from
 
 TIMEOUT = 10
 

@@ -2,9 +2,9 @@
 import re
 
 import pytest
+from conftest import csrf_from, login, make_user
 from sqlalchemy import func, select
 
-from tests.conftest import csrf_from, login, make_user
 from tracker.extensions import db
 from tracker.models import Entry, Story
 from tracker.services import MAX_BODY

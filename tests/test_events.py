@@ -1,7 +1,7 @@
 """Socket.IO: the join handshake, its errors, and live events after changes."""
 import pytest
+from test_editor import JSON, form_page, post_entry
 
-from tests.test_editor import JSON, form_page, post_entry
 from tracker import services
 from tracker.queries import entry_or_404, story_or_404
 

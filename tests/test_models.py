@@ -40,8 +40,16 @@ def test_story_and_entry_payloads(ctx, editor):
         "id": entry.id, "rev": 2, "story": "payloads", "headline": "Head",
         "html": "<p>Body <em>text</em></p>\n",
         "author": editor, "created_at": isoformat(entry.created_at), "updated_at": isoformat(entry.updated_at),
-        "edited_at": None, "pinned": False, "key": True, "deleted": False,
+        "edited_at": None, "pinned": False, "key": True, "deleted": False, "excerpt": "Body text",
         "url": f"/stories/payloads/entries/{entry.id}"}
     data = story.to_dict()
     assert data["slug"] == "payloads" and data["status"] == "live" and data["rev"] == 2
     assert data["url"] == "/stories/payloads" and data["ended_at"] is None
+
+
+def test_excerpt_is_plain_text_cut_near_80_characters(ctx):
+    story = services.create_story("Excerpts")
+    short, _ = services.append_entry(story, "Winds reach **120 km/h** & rising")
+    long, _ = services.append_entry(story, "word " * 40)
+    assert short.excerpt == "Winds reach 120 km/h & rising"
+    assert len(long.excerpt) == 80 and long.excerpt.endswith("…")

@@ -86,7 +86,7 @@ def _register_web(app: Flask) -> None:
         response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
         return response
 
-    app.jinja_env.filters["iso"] = isoformat
+    app.jinja_env.filters["iso"] = lambda value: isoformat(value) or ""
     app.jinja_env.filters["utc"] = lambda value: value.strftime("%-d %b %Y, %H:%M UTC") if value else ""
 
     @app.errorhandler(CSRFError)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
+from markupsafe import Markup
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -141,8 +142,10 @@ class Entry(db.Model):
         back_populates="entry", order_by="EntryVersion.id.desc()", lazy="select")
 
     @property
-    def anchor(self) -> str:
-        return f"entry-{self.id}"
+    def excerpt(self) -> str:
+        """The entry's text without markup, cut to about 80 characters (for lists and announcements)."""
+        text = Markup(self.html).striptags()
+        return text if len(text) <= 80 else text[:79].rstrip() + "…"
 
     def to_dict(self) -> dict:
         """The entry's public state; a deleted entry keeps only what readers need to drop it."""
@@ -159,10 +162,11 @@ class Entry(db.Model):
             "pinned": self.pinned,
             "key": self.key,
             "deleted": self.deleted,
+            "excerpt": self.excerpt,
             "url": f"/stories/{self.story.slug}/entries/{self.id}",
         }
         if self.deleted:
-            data.update(headline="", html="", author=None, pinned=False, key=False)
+            data.update(headline="", html="", excerpt="", author=None, pinned=False, key=False)
         return data
 
 

@@ -49,13 +49,7 @@
 
   function elementFor(id) { return document.getElementById("entry-" + id); }
 
-  function excerpt(entry) {
-    if (entry.headline) return entry.headline;
-    var div = document.createElement("div");
-    div.innerHTML = entry.html;
-    var text = div.textContent.trim();
-    return text.length > 80 ? text.slice(0, 79) + "…" : text;
-  }
+  function excerpt(entry) { return entry.headline || entry.excerpt; }
 
   function fill(el, e) {
     el.id = "entry-" + e.id;
@@ -104,26 +98,31 @@
   }
 
   // An entry belongs on this page if it is no older than the oldest one shown, or all are shown.
-  function belongs(el) {
+  function belongs(e) {
     if (!atHead) return false;
+    if (pinnedSlot && e.pinned) return true;
     var items = feed.querySelectorAll(":scope > article.entry");
     var oldest = items[items.length - 1];
-    return !nextCursor || !oldest || !newer(oldest, el);
+    return !nextCursor || !oldest || e.created_at > oldest.dataset.created ||
+      (e.created_at === oldest.dataset.created && e.id > +oldest.dataset.id);
   }
 
   function place(el, e) {
     if (pinnedSlot && e.pinned && atHead) {
       var current = pinnedSlot.querySelector("article.entry");
-      if (current && current !== el) { current.dataset.pinned = "0"; placeInFeed(current); }
+      if (current && current !== el) {
+        current.dataset.pinned = "0";
+        placeInFeed(current, { id: +current.dataset.id, created_at: current.dataset.created });
+      }
       pinnedSlot.appendChild(el);
       pinnedSlot.hidden = false;
       return;
     }
-    placeInFeed(el);
+    placeInFeed(el, e);
   }
 
-  function placeInFeed(el) {
-    if (belongs(el)) insertSorted(el); else el.remove();
+  function placeInFeed(el, e) {
+    if (belongs({ id: e.id, created_at: e.created_at })) insertSorted(el); else el.remove();
     if (pinnedSlot) pinnedSlot.hidden = !pinnedSlot.querySelector("article.entry");
   }
 
@@ -164,6 +163,7 @@
     if (newButton) {
       newButton.hidden = pending.size === 0;
       newButton.querySelector("[data-new-count]").textContent = pending.size;
+      newButton.querySelector("[data-new-noun]").textContent = pending.size === 1 ? "update" : "updates";
     }
     var unread = pending.size + unseen;
     document.title = unread ? "(" + unread + ") " + baseTitle : baseTitle;
@@ -204,7 +204,8 @@
     var have = known.get(e.id);
     if (have !== undefined && have >= e.rev) return null;
     known.set(e.id, e.rev);
-    var isNew = have === undefined && !e.deleted;
+    // Only an entry that appears on this page is news; a change to an older one is not.
+    var isNew = have === undefined && !e.deleted && belongs(e);
     if (pending.has(e.id) || (isNew && scrolledDown())) {
       if (e.deleted) pending.delete(e.id); else pending.set(e.id, e);
       updateCounters();
