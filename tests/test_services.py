@@ -210,3 +210,27 @@ def test_invalid_users_are_refused(ctx, username, password, role, field):
     with pytest.raises(ServiceError) as error:
         services.create_user(username, password, role)
     assert error.value.field == field
+
+
+def test_broadcast_failure_keeps_the_saved_change(live, monkeypatch, caplog):
+    def broken(item):
+        raise ConnectionError("message queue down")
+
+    monkeypatch.setattr(services, "broadcast", broken)
+    entry, created = services.append_entry(live, "Saved anyway")
+    assert created and db.session.get(Entry, entry.id).body == "Saved anyway"
+    assert "broadcast of Entry rev 2 failed" in caplog.text
+
+
+def test_database_busy_is_a_clear_error_and_saves_nothing(live, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def locked():
+        raise OperationalError("COMMIT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(db.session, "commit", locked)
+    with pytest.raises(ServiceError) as error:
+        services.append_entry(live, "Not saved")
+    assert error.value.status == 503 and "Nothing was saved" in error.value.message
+    monkeypatch.undo()
+    assert db.session.scalar(select(func.count(Entry.id))) == 0

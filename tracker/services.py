@@ -5,6 +5,7 @@ revision in the same transaction, commits, and only then broadcasts.
 """
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .events import broadcast
@@ -26,6 +27,7 @@ MAX_TITLE = 200
 MAX_SUMMARY = 1_000
 MAX_SLUG = 80
 MAX_IMAGE_URL = 500
+log = logging.getLogger(__name__)
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -81,11 +83,20 @@ def _changes():
     try:
         yield changed
         db.session.commit()
+    except OperationalError as exc:
+        db.session.rollback()
+        log.error("database refused a change: %s", exc)
+        raise ServiceError("The database is busy right now. Nothing was saved; please try again.",
+                           None, 503) from None
     except Exception:
         db.session.rollback()
         raise
     for item in changed:
-        broadcast(item)
+        try:
+            broadcast(item)
+        except Exception:
+            # The change is saved; readers pick it up through the revision join on reconnect.
+            log.exception("broadcast of %s rev %s failed", type(item).__name__, item.rev)
 
 
 def _touch(changed: list, item: Story | Entry, story: Story) -> None:
