@@ -44,7 +44,15 @@ def test_pinned_entry_is_on_top_and_key_events_are_listed(app, client, story):
     slot = html[html.index("data-pinned-slot"):html.index("data-entries>")]
     assert f'id="entry-{pinned}"' in slot and f'id="entry-{key}"' not in slot
     key_list = html[html.index("data-key-events"):html.index("data-key-empty")]
-    assert f'/entries/{key}"' in key_list
+    assert f'href="#entry-{key}"' in key_list
+    assert f'<a class="entry__time" href="#entry-{key}"' in html
+
+
+def test_key_event_beyond_the_first_page_links_to_its_permalink(app, client, story):
+    [key] = add(app, story, key=True)
+    add(app, story, 20)
+    key_list = client.get(f"/stories/{story}").get_data(as_text=True).split("data-key-events")[1]
+    assert f'href="/stories/{story}/entries/{key}"' in key_list.split("</ol>")[0]
 
 
 def test_older_page_by_cursor_without_javascript(app, client, story):

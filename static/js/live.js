@@ -62,7 +62,8 @@
     var created = el.querySelector(".entry__time time");
     created.setAttribute("datetime", e.created_at);
     el.querySelector(".entry__ago").dataset.ago = e.created_at;
-    el.querySelectorAll(".entry__time, .entry__permalink").forEach(function (a) { a.href = e.url; });
+    el.querySelector(".entry__time").setAttribute("href", "#entry-" + e.id);
+    el.querySelector(".entry__permalink").href = e.url;
     var updated = el.querySelector(".entry__updated");
     updated.hidden = !e.edited_at;
     updated.href = e.url + "#history";
@@ -140,7 +141,7 @@
         keyList.insertBefore(item, before || null);
       }
       item.dataset.created = e.created_at;
-      item.querySelector("a").href = e.url;
+      item.querySelector("a").href = elementFor(e.id) ? "#entry-" + e.id : e.url;
       item.querySelector("time").setAttribute("datetime", e.created_at);
       item.querySelector("span").textContent = excerpt(e);
       if (window.TrackerTimes) window.TrackerTimes.render(item);
