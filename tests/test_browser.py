@@ -288,7 +288,7 @@ def test_key_event_and_pin_controls_update_reader(browser, server):
         item = key_events.locator(f'li[data-id="{entry_id}"]')
         expect(item).to_be_visible(timeout=WAIT)
         expect(item.locator("span")).to_have_text("Evacuation ordered")
-        expect(item.locator("a")).to_have_attribute("href", f"/stories/{slug}/entries/{entry_id}")
+        expect(item.locator("a")).to_have_attribute("href", f"#entry-{entry_id}")
         expect(reader.locator("[data-key-empty]")).to_be_hidden()
         expect(reader.locator(f"article#entry-{entry_id} .badge--key")).to_be_visible()
 
