@@ -231,3 +231,30 @@ def test_dashboard_lists_stories(editor_client, app, story):
     assert f'href="/editor/stories/{story}"' in html
     with app.app_context():
         assert db.session.scalar(select(func.count(Story.id))) == 1
+
+
+def test_crlf_line_breaks_count_once_toward_the_limit(editor_client, app, story):
+    body = "ab\r\n" * 6000  # 24,000 characters as sent, 18,000 as stored
+    response = post_entry(editor_client, story, body, headers=JSON)
+    assert response.status_code == 200 and response.get_json()["ok"]
+    assert entries(app)[0].body == ("ab\n" * 6000).strip()
+
+
+def test_editing_a_deleted_entry_is_a_410_page(editor_client, app, story):
+    post_entry(editor_client, story)
+    [entry] = entries(app)
+    token, _ = form_page(editor_client, f"/editor/stories/{story}")
+    editor_client.post(f"/editor/entries/{entry.id}/delete", data={"csrf_token": token})
+    response = editor_client.get(f"/editor/entries/{entry.id}/edit")
+    assert response.status_code == 410 and "can no longer be corrected" in response.get_data(as_text=True)
+
+
+def test_editor_pages_back_through_older_entries(editor_client, app, story):
+    for n in range(55):
+        post_entry(editor_client, story, f"Update {n}")
+    ids = [e.id for e in entries(app)]
+    html = editor_client.get(f"/editor/stories/{story}").get_data(as_text=True)
+    assert f'href="/editor/stories/{story}?before={ids[5]}"' in html
+    older = editor_client.get(f"/editor/stories/{story}?before={ids[5]}").get_data(as_text=True)
+    assert f'id="entry-{ids[0]}"' in older and f'id="entry-{ids[5]}"' not in older
+    assert 'data-head="0"' in older

@@ -110,3 +110,23 @@ def test_leave_stops_events(app, editor_client, socket_client, story):
     assert reader.emit("leave", {"story": story}, callback=True) == {"ok": True}
     post_entry(editor_client, story, "Quiet", headers=JSON)
     assert received(reader, "entry") == []
+
+
+def test_huge_since_is_an_error_ack_not_a_crash(socket_client, story):
+    sio = socket_client()
+    ack = join(sio, {"story": story, "since": 2**64})
+    assert ack["ok"] is False and "'since'" in ack["error"]
+
+
+def test_client_too_far_behind_gets_a_reset_page(app, socket_client, story, monkeypatch):
+    from tracker import events
+
+    monkeypatch.setattr(events, "CATCHUP_LIMIT", 3)
+    with app.test_request_context():
+        s = story_or_404(story)
+        ids = [services.append_entry(s, f"Update {n}")[0].id for n in range(25)]
+    ack = join(socket_client(), {"story": story, "since": 0})
+    assert ack["ok"] is True and ack["reset"] is True and ack["rev"] == 26
+    assert [e["id"] for e in ack["entries"]] == ids[5:]
+    small = join(socket_client(), {"story": story, "since": 23})
+    assert "reset" not in small and [e["id"] for e in small["entries"]] == ids[-3:]

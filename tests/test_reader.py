@@ -129,3 +129,15 @@ def test_security_headers_on_pages(client, story):
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+
+
+@pytest.mark.parametrize("path, status", [
+    ("/stories/{slug}/entries/99999999999999999999999", 404),
+    ("/stories/{slug}/entries?before=99999999999999999999999", 400),
+    ("/stories/{slug}?before=%C2%B2", 400),
+    ("/stories/{slug}/entries?before=-1", 400),
+])
+def test_out_of_range_ids_and_cursors_are_clear_errors(client, story, path, status):
+    response = client.get(path.format(slug=story))
+    assert response.status_code == status
+    assert "Something went wrong" not in response.get_data(as_text=True)

@@ -1,4 +1,5 @@
 """The service layer: one path for every change, with revisions and broadcasts after commit."""
+import re
 from datetime import UTC
 
 import pytest
@@ -234,3 +235,8 @@ def test_database_busy_is_a_clear_error_and_saves_nothing(live, monkeypatch):
     assert error.value.status == 503 and "Nothing was saved" in error.value.message
     monkeypatch.undo()
     assert db.session.scalar(select(func.count(Entry.id))) == 0
+
+
+def test_title_without_latin_letters_still_gets_a_slug(ctx):
+    story = services.create_story("Выборы")
+    assert re.fullmatch(r"story-[0-9a-f]{6}", story.slug)

@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from .config import Config
 from .extensions import csrf, db, login_manager, socketio
@@ -16,6 +17,12 @@ from .extensions import csrf, db, login_manager, socketio
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
+
+
+class IdConverter(IntegerConverter):
+    """A database id: at most 18 digits, so it always fits a 64-bit column (longer is a 404)."""
+
+    regex = r"\d{1,18}"
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -37,6 +44,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = (
         app.config["DATABASE_URL"] or f"sqlite:///{Path(app.instance_path) / 'tracker.db'}")
     app.session_interface = SessionInterface()
+    app.url_map.converters["id"] = IdConverter
 
     db.init_app(app)
     csrf.init_app(app)
@@ -50,6 +58,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(editor.bp)
     cli.register(app)
     _register_web(app)
+    with app.app_context():
+        db.create_all()  # creates only missing tables, so a fresh database just works
     return app
 
 

@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
+from werkzeug.security import generate_password_hash
 
 from .extensions import db, login_manager
 from .forms import ActionForm, LoginForm
@@ -12,6 +13,7 @@ from .models import User
 
 bp = Blueprint("auth", __name__)
 
+_NOBODY = User(password_hash=generate_password_hash("unused"))
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Log in to reach the editor pages."
 
@@ -47,7 +49,9 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         user = db.session.scalar(select(User).where(User.username == form.username.data.strip()))
-        if user is not None and user.active and user.check_password(form.password.data):
+        # Hash even for unknown names, so response time does not reveal which accounts exist.
+        valid = (user or _NOBODY).check_password(form.password.data)
+        if user is not None and user.active and valid:
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
         form.password.errors.append("Unknown username or wrong password.")

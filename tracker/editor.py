@@ -5,7 +5,7 @@ JSON, answers JSON instead, so the editor can publish without a page reload.
 """
 import uuid
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -136,15 +136,17 @@ def story(slug):
         return answer
     if not form.errors:
         form.idempotency_key.data = uuid.uuid4().hex
-    entries, next_cursor = queries.entry_page(story, before=None, limit=50, include_pinned=True)
+    entries, next_cursor = queries.entry_page(story, before=queries.cursor_arg(), limit=50, include_pinned=True)
     return render_template("editor/story.html", story=story, form=form, entries=entries,
                            next_cursor=next_cursor, action=ActionForm()), _status(form)
 
 
-@bp.route("/entries/<int:entry_id>/edit", methods=["GET", "POST"])
+@bp.route("/entries/<id:entry_id>/edit", methods=["GET", "POST"])
 def edit_entry(entry_id):
     """Correct an entry; the previous text is kept as a version."""
     entry = queries.entry_or_404(entry_id)
+    if entry.deleted:
+        abort(410, description="This update was deleted, so it can no longer be corrected.")
     form = EditEntryForm(obj=entry)
     if form.validate_on_submit():
         try:
@@ -158,7 +160,7 @@ def edit_entry(entry_id):
     return render_template("editor/entry_form.html", form=form, entry=entry), _status(form)
 
 
-@bp.post("/entries/<int:entry_id>/<any(delete, pin, unpin, key, unkey):action>")
+@bp.post("/entries/<id:entry_id>/<any(delete, pin, unpin, key, unkey):action>")
 def entry_action(entry_id, action):
     """Delete, pin, unpin, mark or unmark an entry as a key event."""
     entry = queries.entry_or_404(entry_id)
@@ -192,7 +194,7 @@ def users():
     return render_template("editor/users.html", form=form, users=accounts, action=ActionForm()), _status(form)
 
 
-@bp.post("/users/<int:user_id>/<any(enable, disable):action>")
+@bp.post("/users/<id:user_id>/<any(enable, disable):action>")
 @admin_required
 def user_active(user_id, action):
     """Enable or disable an account (admins only; never your own)."""

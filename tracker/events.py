@@ -4,8 +4,13 @@ from __future__ import annotations
 from flask_socketio import join_room, leave_room
 from sqlalchemy import select
 
+from . import queries
 from .extensions import db, socketio
 from .models import Entry, Story
+
+MAX_REV = 2**63 - 1
+# A client further behind than this gets a fresh page instead of the whole log (see README).
+CATCHUP_LIMIT = 500
 
 
 def room(story: Story | str) -> str:
@@ -29,7 +34,7 @@ def _parse_join(data) -> tuple[str, int]:
         raise ValueError("'story' must be a story slug.")
     if since is None:
         since = 0
-    if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+    if isinstance(since, bool) or not isinstance(since, int) or not 0 <= since <= MAX_REV:
         raise ValueError("'since' must be a revision number (a whole number, 0 or more).")
     return slug, since
 
@@ -47,10 +52,14 @@ def on_join(data=None):
     if story is None:
         leave_room(room(slug))
         return {"ok": False, "error": f"There is no story '{slug}'."}
-    entries = db.session.scalars(
-        select(Entry).where(Entry.story_id == story.id, Entry.rev > since).order_by(Entry.rev))
-    return {"ok": True, "rev": story.rev, "story": story.to_dict(),
-            "entries": [entry.to_dict() for entry in entries]}
+    changed = select(Entry).where(Entry.story_id == story.id, Entry.rev > since)
+    entries = list(db.session.scalars(changed.order_by(Entry.rev).limit(CATCHUP_LIMIT + 1)))
+    ack = {"ok": True, "rev": story.rev, "story": story.to_dict()}
+    if len(entries) > CATCHUP_LIMIT:
+        # Too far behind to replay: send the current first page and tell the client to start over.
+        page, _ = queries.entry_page(story, include_pinned=True)
+        return {**ack, "reset": True, "entries": [entry.to_dict() for entry in reversed(page)]}
+    return {**ack, "entries": [entry.to_dict() for entry in entries]}
 
 
 @socketio.on("leave")

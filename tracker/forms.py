@@ -7,6 +7,11 @@ from wtforms.validators import DataRequired, Length, Optional
 from .services import MAX_BODY, MAX_HEADLINE, MAX_IMAGE_URL, MAX_SLUG, MAX_SUMMARY, MAX_TITLE
 
 
+def _unix_newlines(value):
+    """Browsers send textarea line breaks as CRLF; count and store them as one character."""
+    return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+
 class LoginForm(FlaskForm):
     """Username and password."""
 
@@ -30,8 +35,9 @@ class EntryForm(FlaskForm):
     """A new update; the idempotency key makes a double submit publish once."""
 
     headline = StringField("Headline (optional)", validators=[Optional(), Length(max=MAX_HEADLINE)])
-    body = TextAreaField("Update", validators=[DataRequired(message="Write the update before publishing it."),
-                                               Length(max=MAX_BODY)],
+    body = TextAreaField("Update", filters=[_unix_newlines],
+                         validators=[DataRequired(message="Write the update before publishing it."),
+                                     Length(max=MAX_BODY)],
                          description="Markdown: **bold**, _italic_, [links](https://example.com), > quotes, - lists.")
     key = BooleanField("Key event")
     pinned = BooleanField("Pin to top")
@@ -42,7 +48,7 @@ class EditEntryForm(FlaskForm):
     """A correction of an entry's text."""
 
     headline = StringField("Headline (optional)", validators=[Optional(), Length(max=MAX_HEADLINE)])
-    body = TextAreaField("Update", validators=[DataRequired(), Length(max=MAX_BODY)])
+    body = TextAreaField("Update", filters=[_unix_newlines], validators=[DataRequired(), Length(max=MAX_BODY)])
 
 
 class ActionForm(FlaskForm):

@@ -1,9 +1,9 @@
 """Read-side queries shared by the reader, editor and socket code."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
 
-from flask import abort
+from flask import abort, request
 from sqlalchemy import func, select, tuple_
 
 from .extensions import db
@@ -26,6 +26,16 @@ def entry_or_404(entry_id: int, story: Story | None = None) -> Entry:
     if entry is None or (story is not None and entry.story_id != story.id):
         abort(404, description="There is no such update.")
     return entry
+
+
+def cursor_arg() -> int | None:
+    """The `before` query argument: the id of the last update already shown, or None."""
+    value = request.args.get("before", "")
+    if not value:
+        return None
+    if not re.fullmatch(r"[0-9]{1,18}", value):
+        abort(400, description="'before' must be the id of an update.")
+    return int(value)
 
 
 def entry_page(story: Story, before: int | None = None, limit: int = 20,
@@ -67,13 +77,5 @@ def stories_overview() -> list[tuple[Story, object, int]]:
         .outerjoin(latest, latest.c.story_id == Story.id)
         .order_by((Story.status == "live").desc(),
                   func.coalesce(latest.c.latest, Story.created_at).desc()))
-    return [(story, _aware(when) or story.created_at, count or 0) for story, when, count in rows]
+    return [(story, when or story.created_at, count or 0) for story, when, count in rows]
 
-
-def _aware(value):
-    """func.max() bypasses the column type on SQLite, so give the zone back here."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value

@@ -6,15 +6,6 @@ from . import queries
 bp = Blueprint("reader", __name__)
 
 
-def _cursor() -> int | None:
-    value = request.args.get("before", "")
-    if not value:
-        return None
-    if not value.isdigit():
-        abort(400, description="'before' must be the id of an update.")
-    return int(value)
-
-
 @bp.get("/")
 def index():
     """List stories, live ones first, with the time of their latest update."""
@@ -26,7 +17,7 @@ def story(slug):
     """The live story page: pinned entry, key events and the newest entries."""
     story = queries.story_or_404(slug)
     rev = story.rev  # read before the entries, so the page can only be behind its rev, never ahead
-    entries, next_cursor = queries.entry_page(story, before=_cursor())
+    entries, next_cursor = queries.entry_page(story, before=queries.cursor_arg())
     return render_template("story.html", story=story, rev=rev, entries=entries, next_cursor=next_cursor,
                            pinned=queries.pinned_entry(story), key_events=queries.key_events(story),
                            older=request.args.get("before") is not None)
@@ -34,13 +25,14 @@ def story(slug):
 
 @bp.get("/stories/<slug>/entries")
 def older(slug):
-    """A page of older entries as JSON, for the "Load older" button."""
+    """A page of older entries as JSON for "Load older" (`pinned=1` includes the pinned one)."""
     story = queries.story_or_404(slug)
-    entries, next_cursor = queries.entry_page(story, before=_cursor())
+    entries, next_cursor = queries.entry_page(story, before=queries.cursor_arg(),
+                                              include_pinned=request.args.get("pinned") == "1")
     return jsonify(entries=[e.to_dict() for e in entries], next=next_cursor)
 
 
-@bp.get("/stories/<slug>/entries/<int:entry_id>")
+@bp.get("/stories/<slug>/entries/<id:entry_id>")
 def entry(slug, entry_id):
     """One entry's permalink page, with its earlier versions."""
     story = queries.story_or_404(slug)

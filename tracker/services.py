@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import unicodedata
 from contextlib import contextmanager
 from datetime import datetime
@@ -113,7 +114,8 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
                  status: str = "live") -> Story:
     """Create a story; the slug is derived from the title when left empty."""
     title = _require(clean_text(title), "title", "Title", MAX_TITLE)
-    slug = clean_text(slug).lower() or slugify(title)
+    # A title with no Latin letters or digits still gets an address.
+    slug = clean_text(slug).lower() or slugify(title) or f"story-{secrets.token_hex(3)}"
     if not slug or not SLUG_RE.match(slug) or len(slug) > MAX_SLUG:
         raise ServiceError("Slug may contain only lowercase letters, digits and single hyphens.", "slug")
     if db.session.scalar(select(Story.id).where(Story.slug == slug)) is not None:

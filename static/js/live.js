@@ -25,6 +25,7 @@
   var early = new Set();
   var storyRev = rev;
   var known = new Map();    // entry id -> newest revision seen
+  var offPage = new Map();  // newest states of entries not shown, for "Load older"
   var pending = new Map();  // new entries held back while the reader is scrolled down
   var unseen = 0;           // new entries that arrived while the tab was hidden
   var live = true;
@@ -200,11 +201,13 @@
     refreshEmpty();
   }
 
-  function apply(e, fresh) {
+  function apply(e) {
     noteRev(e.rev);
+    touched(e.updated_at);
     var have = known.get(e.id);
     if (have !== undefined && have >= e.rev) return null;
     known.set(e.id, e.rev);
+    if (!elementFor(e.id) && !belongs(e)) offPage.set(e.id, e);
     // Only an entry that appears on this page is news; a change to an older one is not.
     var isNew = have === undefined && !e.deleted && belongs(e);
     if (pending.has(e.id) || (isNew && scrolledDown())) {
@@ -230,9 +233,17 @@
     status.className = "status status--" + s.status;
     var ended = root.querySelector("[data-story-ended]");
     if (ended) ended.hidden = s.status === "live";
-    var updated = root.querySelector("[data-story-updated]");
-    if (updated) { updated.setAttribute("datetime", s.updated_at); window.TrackerTimes.render(updated.parentNode); }
+    var image = root.querySelector("[data-story-image]");
+    if (image) { image.hidden = !s.image_url; if (s.image_url) image.src = s.image_url; }
+    touched(s.updated_at);
     updateCounters();
+  }
+
+  function touched(when) {
+    var updated = root.querySelector("[data-story-updated]");
+    if (!updated || !when || when <= updated.getAttribute("datetime")) return;
+    updated.setAttribute("datetime", when);
+    window.TrackerTimes.render(updated.parentNode);
   }
 
   // Connection
@@ -259,6 +270,8 @@
     socket.timeout(10000).emit("join", { story: slug, since: rev }, function (err, ack) {
       if (err) { socket.disconnect().connect(); return; }
       if (!ack.ok) { setState("offline", ack.error); return; }
+      // Too far behind to replay, or the server's history was reset: start from a fresh page.
+      if (ack.reset || ack.rev < rev) { window.location.reload(); return; }
       applyStory(ack.story);
       var fresh = ack.entries.map(function (e) { return apply(e); }).filter(Boolean);
       caughtUp(ack.rev);
@@ -301,12 +314,17 @@
     older.addEventListener("click", function (event) {
       event.preventDefault();
       if (!nextCursor) return;
-      fetch("/stories/" + encodeURIComponent(slug) + "/entries?before=" + nextCursor, { headers: { Accept: "application/json" } })
+      var url = "/stories/" + encodeURIComponent(slug) + "/entries?before=" + nextCursor + (editor ? "&pinned=1" : "");
+      fetch(url, { headers: { Accept: "application/json" } })
         .then(function (r) { if (!r.ok) throw new Error(r.statusText); return r.json(); })
         .then(function (page) {
           page.entries.forEach(function (e) {
-            if ((known.get(e.id) || 0) > e.rev || elementFor(e.id)) return;
-            known.set(e.id, e.rev);
+            // A state that arrived live while the page was loading is newer: show that one.
+            var newest = offPage.get(e.id);
+            if (newest && newest.rev > e.rev) e = newest;
+            offPage.delete(e.id);
+            if (e.deleted || elementFor(e.id)) return;
+            known.set(e.id, Math.max(known.get(e.id) || 0, e.rev));
             feed.appendChild(fill(template.cloneNode(true), e));
           });
           nextCursor = page.next;
@@ -328,6 +346,9 @@
     return fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
                                 headers: { Accept: "application/json" } })
       .then(function (r) {
+        if (r.redirected && new URL(r.url).pathname === "/login") {
+          return { ok: false, error: "You are logged out. Log in again in another tab, then resend: your text is kept." };
+        }
         return r.json().catch(function () { return { ok: false, error: "The server answered " + r.status + "." }; });
       });
   }
