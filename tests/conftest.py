@@ -120,11 +120,11 @@ def free_port() -> int:
 class LiveServer:
     """`python app.py` on a free port with its own database, plus CLI access to that database."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'live.db'}", "SECRET_KEY": "live-secret",
-                    "PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
+                    "PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1", **env}
         self.process: subprocess.Popen | None = None
         self.log: list[str] = []
         self.flask("init-db")

@@ -368,6 +368,30 @@ def test_reader_reconnects_after_server_restart_without_duplicates(browser, live
         expect(reader.locator("[data-entries] > article.entry")).to_have_count(4)
 
 
+def test_reader_too_far_behind_starts_over_from_a_fresh_page(browser, tmp_path):
+    server = LiveServer(tmp_path, CATCHUP_LIMIT="3")
+    server.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
+    server.start()
+    try:
+        session = http_login(server)
+        slug = http_create_story(session, server, "Long night", "long-night")
+        http_post_entry(session, server, slug, "It begins.", "First")
+        with new_context(browser) as reader_ctx:
+            reader = open_reader(reader_ctx, server, slug)
+            reader.evaluate("window.sameDocument = true")
+            reader.locator("[data-live-toggle]").click()
+            expect(reader.locator('[data-connection="paused"]')).to_be_visible()
+            for n in range(5):
+                http_post_entry(session, server, slug, f"Missed {n}.", f"Missed {n}")
+            with reader.expect_navigation():
+                reader.locator("[data-live-toggle]").click()
+            expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
+            assert reader.evaluate("window.sameDocument") is None
+            expect(reader.locator("[data-entries] > article.entry")).to_have_count(6)
+    finally:
+        server.stop()
+
+
 # 7. Without JavaScript
 
 def test_publishing_and_reading_work_without_javascript(browser, server):

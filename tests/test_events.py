@@ -118,10 +118,8 @@ def test_huge_since_is_an_error_ack_not_a_crash(socket_client, story):
     assert ack["ok"] is False and "'since'" in ack["error"]
 
 
-def test_client_too_far_behind_gets_a_reset_page(app, socket_client, story, monkeypatch):
-    from tracker import events
-
-    monkeypatch.setattr(events, "CATCHUP_LIMIT", 3)
+def test_client_too_far_behind_gets_a_reset_page(app, socket_client, story):
+    app.config["CATCHUP_LIMIT"] = 3
     with app.test_request_context():
         s = story_or_404(story)
         ids = [services.append_entry(s, f"Update {n}")[0].id for n in range(25)]

@@ -29,3 +29,5 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
 
     PAGE_SIZE = 20
+    # A client further behind than this many changes gets a fresh page instead of a replay.
+    CATCHUP_LIMIT = _env_int("CATCHUP_LIMIT", 500)

@@ -1,6 +1,7 @@
 """Socket.IO: the join handshake readers use to catch up, and the one broadcast helper."""
 from __future__ import annotations
 
+from flask import current_app
 from flask_socketio import join_room, leave_room
 from sqlalchemy import select
 
@@ -9,8 +10,6 @@ from .extensions import db, socketio
 from .models import Entry, Story
 
 MAX_REV = 2**63 - 1
-# A client further behind than this gets a fresh page instead of the whole log (see README).
-CATCHUP_LIMIT = 500
 
 
 def room(story: Story | str) -> str:
@@ -53,9 +52,10 @@ def on_join(data=None):
         leave_room(room(slug))
         return {"ok": False, "error": f"There is no story '{slug}'."}
     changed = select(Entry).where(Entry.story_id == story.id, Entry.rev > since)
-    entries = list(db.session.scalars(changed.order_by(Entry.rev).limit(CATCHUP_LIMIT + 1)))
+    limit = current_app.config["CATCHUP_LIMIT"]
+    entries = list(db.session.scalars(changed.order_by(Entry.rev).limit(limit + 1)))
     ack = {"ok": True, "rev": story.rev, "story": story.to_dict()}
-    if len(entries) > CATCHUP_LIMIT:
+    if len(entries) > limit:
         # Too far behind to replay: send the current first page and tell the client to start over.
         page, _ = queries.entry_page(story, include_pinned=True)
         return {**ack, "reset": True, "entries": [entry.to_dict() for entry in reversed(page)]}
