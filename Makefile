@@ -9,9 +9,18 @@ SOCKETIO_JS := static/vendor/socket.io.min.js
 run: setup db
 	$(PY) app.py
 
+# The whole suite runs twice: on SQLite, then on PostgreSQL (skipped with a message when no
+# server answers, except in CI, where PostgreSQL and Redis must be there).
+TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
+
 test: setup $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
+	@if $(PY) tests/reachable.py "$(TEST_POSTGRES_URL)"; then \
+		echo "== the same suite on PostgreSQL =="; \
+		TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" $(PY) -m pytest $(PYTEST_ARGS); \
+	elif [ "$$CI" = "true" ]; then echo "PostgreSQL is required in CI"; exit 1; \
+	else echo "== PostgreSQL run skipped: no server at $(TEST_POSTGRES_URL) =="; fi
 
 setup: deps js
 

@@ -19,6 +19,7 @@ if SERVING:
     eventlet.monkey_patch()
 
 from tracker import create_app  # noqa: E402
+from tracker.schema import upgrade_database  # noqa: E402
 
 app = create_app({"ASYNC_MODE": "eventlet"} if SERVING else None)
 
@@ -43,6 +44,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _raise_file_limit()
+    with app.app_context():
+        upgrade_database()
     listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)
     print(f"Tracker serving on http://{args.host}:{args.port}", flush=True)
     eventlet.wsgi.server(listener, app, max_size=MAX_CONNECTIONS,

@@ -8,9 +8,12 @@ import socket
 import subprocess
 import sys
 import threading
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, make_url, text
 
 from tracker import create_app, services
 from tracker.extensions import db, socketio
@@ -18,13 +21,60 @@ from tracker.extensions import db, socketio
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
 CI = os.environ.get("CI") == "true"
+# Set to a PostgreSQL URL to run the whole suite on PostgreSQL (each test gets its own database).
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+POSTGRES_URL = TEST_DATABASE_URL or os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def unavailable(what: str, reason: str):
+    """Skip a test that needs a service, except in CI, where the service must be there."""
+    if CI:
+        pytest.fail(f"{what} is required in CI: {reason}")
+    pytest.skip(f"{what} not available: {reason}")
+
+
+@contextmanager
+def fresh_database(tmp: Path, url: str | None = TEST_DATABASE_URL):
+    """A new empty database: a SQLite file in tmp, or a new database on the PostgreSQL server of url."""
+    if not url:
+        yield f"sqlite:///{tmp / 'tracker.db'}"
+        return
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"tracker_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # any failure to connect or create means: no usable server
+        admin.dispose()
+        unavailable("PostgreSQL", f"{make_url(url).render_as_string()}: {exc.__class__.__name__}")
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture
-def app(tmp_path):
-    """A fresh app on its own SQLite file, with CSRF checks on as in production."""
-    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret",
-                      "DATABASE_URL": f"sqlite:///{tmp_path / 'test.db'}"})
+def database_url(tmp_path):
+    """The URL of a fresh, empty database for one test."""
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(tmp_path):
+    """A fresh PostgreSQL database, for tests that are about PostgreSQL itself."""
+    with fresh_database(tmp_path, POSTGRES_URL) as url:
+        yield url
+
+
+@pytest.fixture
+def app(database_url):
+    """A fresh app on its own database, with CSRF checks on as in production."""
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": database_url})
     with app.app_context():
         db.create_all()
     yield app
@@ -118,12 +168,12 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """`python app.py` on a free port with its own database, plus CLI access to that database."""
+    """`python app.py` on a free port with the given database, plus CLI access to that database."""
 
-    def __init__(self, tmp: Path, **env: str):
+    def __init__(self, database_url: str, **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp / 'live.db'}", "SECRET_KEY": "live-secret",
+        self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "live-secret",
                     "PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1", **env}
         self.process: subprocess.Popen | None = None
         self.log: list[str] = []
@@ -157,9 +207,9 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(tmp_path):
+def live_server(database_url):
     """A running server process with an editor account 'alice'."""
-    server = LiveServer(tmp_path)
+    server = LiveServer(database_url)
     server.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
     server.start()
     yield server

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import requests
-from conftest import PASSWORD, LiveServer, csrf_from
+from conftest import PASSWORD, LiveServer, csrf_from, fresh_database
 from playwright.sync_api import Page, expect
 
 WAIT = 10_000         # ms: ordinary live updates arrive well within this
@@ -24,11 +24,12 @@ RECONNECT = 30_000    # ms: socket.io's backoff after a server restart (delays o
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory):
     """A running `python app.py` with its own database and the editor 'alice', shared by this module."""
-    live = LiveServer(tmp_path_factory.mktemp("browser"))
-    live.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
-    live.start()
-    yield live
-    live.stop()
+    with fresh_database(tmp_path_factory.mktemp("browser")) as url:
+        live = LiveServer(url)
+        live.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
+        live.start()
+        yield live
+        live.stop()
 
 
 @pytest.fixture
@@ -368,8 +369,8 @@ def test_reader_reconnects_after_server_restart_without_duplicates(browser, live
         expect(reader.locator("[data-entries] > article.entry")).to_have_count(4)
 
 
-def test_reader_too_far_behind_starts_over_from_a_fresh_page(browser, tmp_path):
-    server = LiveServer(tmp_path, CATCHUP_LIMIT="3")
+def test_reader_too_far_behind_starts_over_from_a_fresh_page(browser, database_url):
+    server = LiveServer(database_url, CATCHUP_LIMIT="3")
     server.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
     server.start()
     try:

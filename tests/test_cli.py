@@ -54,10 +54,10 @@ def test_init_db_is_repeatable(app):
     assert "Database ready" in runner.invoke(args=["init-db"]).output
 
 
-def test_fresh_database_needs_no_setup_step(tmp_path):
+def test_fresh_database_needs_no_setup_step(database_url):
     from tracker import create_app
 
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}", "SECRET_KEY": "x"})
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "x"})
     result = app.test_cli_runner().invoke(args=["user", "create", "new", "--password-stdin"], input="long enough pw\n")
     assert result.exit_code == 0, result.output
     assert app.test_client().get("/").status_code == 200

@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from .config import Config
-from .extensions import csrf, db, login_manager, socketio
+from .extensions import csrf, db, login_manager, migrate, socketio
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -43,10 +43,12 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(Path(app.instance_path))
     app.config["SQLALCHEMY_DATABASE_URI"] = (
         app.config["DATABASE_URL"] or f"sqlite:///{Path(app.instance_path) / 'tracker.db'}")
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config))
     app.session_interface = SessionInterface()
     app.url_map.converters["id"] = IdConverter
 
     db.init_app(app)
+    migrate.init_app(app, db, directory=str(root / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"],
@@ -58,9 +60,19 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(editor.bp)
     cli.register(app)
     _register_web(app)
-    with app.app_context():
-        db.create_all()  # creates only missing tables, so a fresh database just works
     return app
+
+
+def _engine_options(config) -> dict:
+    """Pool and timeout settings; PostgreSQL gets a bounded pool and a statement timeout."""
+    options = {"pool_pre_ping": True}
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options.update(
+            pool_size=config["DB_POOL_SIZE"], max_overflow=config["DB_MAX_OVERFLOW"],
+            pool_timeout=config["DB_POOL_TIMEOUT"],
+            connect_args={"connect_timeout": config["DB_CONNECT_TIMEOUT"],
+                          "options": f"-c statement_timeout={config['DB_STATEMENT_TIMEOUT_MS']}"})
+    return options
 
 
 def _instance_secret(instance: Path) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from . import services
 from .extensions import db
 from .models import Story, User
+from .schema import upgrade_database
 from .services import ServiceError
 
 user_cli = AppGroup("user", help="Manage newsroom accounts.")
@@ -21,6 +22,7 @@ user_cli = AppGroup("user", help="Manage newsroom accounts.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
 def create_user(name, role, password_stdin):
     """Create an account; prompts for the password unless --password-stdin is given."""
+    upgrade_database()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -35,8 +37,8 @@ def create_user(name, role, password_stdin):
 @click.command("init-db")
 @with_appcontext
 def init_db():
-    """Create the database tables that do not exist yet."""
-    db.create_all()
+    """Create or upgrade the database schema (applies pending migrations)."""
+    upgrade_database()
     click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
 
 
@@ -46,7 +48,7 @@ def seed_demo():
     """On an empty database, add the demo story and a demo editor (its password is printed once)."""
     from .demo import seed
 
-    db.create_all()
+    upgrade_database()
     if db.session.scalar(select(func.count(Story.id))) or db.session.scalar(select(func.count(User.id))):
         click.echo("Database already has stories or accounts; demo not added.")
         return

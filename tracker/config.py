@@ -18,7 +18,12 @@ class Config:
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = _env_int("PORT", 5000)
 
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # Connection pool per process (PostgreSQL); eventlet greenlets share it.
+    DB_POOL_SIZE = _env_int("DB_POOL_SIZE", 10)
+    DB_MAX_OVERFLOW = _env_int("DB_MAX_OVERFLOW", 20)
+    DB_POOL_TIMEOUT = _env_int("DB_POOL_TIMEOUT", 10)
+    DB_CONNECT_TIMEOUT = _env_int("DB_CONNECT_TIMEOUT", 5)
+    DB_STATEMENT_TIMEOUT_MS = _env_int("DB_STATEMENT_TIMEOUT_MS", 15000)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     # Always mark the session cookie Secure, even over plain HTTP (e.g. behind a TLS proxy).

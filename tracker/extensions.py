@@ -1,5 +1,6 @@
 """Extensions created without an app and bound in create_app."""
 from flask_login import LoginManager
+from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -14,3 +15,4 @@ db = SQLAlchemy(model_class=Base)
 socketio = SocketIO()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+migrate = Migrate()

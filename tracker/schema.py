@@ -1,0 +1,34 @@
+"""Schema upgrades with Alembic (Flask-Migrate), safe to start from several processes at once."""
+from contextlib import contextmanager
+
+from flask_migrate import stamp, upgrade
+from sqlalchemy import inspect, text
+
+from .extensions import db
+
+INITIAL_REVISION = "0001"
+# Any fixed number: PostgreSQL advisory locks are keyed by an integer.
+_MIGRATION_LOCK = 7_236_601
+
+
+@contextmanager
+def _migration_lock():
+    """On PostgreSQL, let one process migrate while the others wait; SQLite needs no lock here."""
+    if db.engine.dialect.name != "postgresql":
+        yield
+        return
+    with db.engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+
+
+def upgrade_database() -> None:
+    """Apply every pending migration; adopt a database made by create_all() before migrations."""
+    with _migration_lock():
+        inspector = inspect(db.engine)
+        if inspector.has_table("stories") and not inspector.has_table("alembic_version"):
+            stamp(revision=INITIAL_REVISION)
+        upgrade()
