@@ -18,7 +18,8 @@ if SERVING:
 
     eventlet.monkey_patch()
 
-from tracker import create_app  # noqa: E402
+from tracker import create_app, socketio  # noqa: E402
+from tracker.events import rev_beacon  # noqa: E402
 from tracker.schema import upgrade_database  # noqa: E402
 
 app = create_app({"ASYNC_MODE": "eventlet"} if SERVING else None)
@@ -46,6 +47,7 @@ def main() -> None:
     _raise_file_limit()
     with app.app_context():
         upgrade_database()
+    socketio.start_background_task(rev_beacon, app)
     listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)
     print(f"Tracker serving on http://{args.host}:{args.port}", flush=True)
     eventlet.wsgi.server(listener, app, max_size=MAX_CONNECTIONS,

@@ -236,3 +236,39 @@ def browser():
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         yield browser
         browser.close()
+
+
+class RedisServer:
+    """A private redis-server on a free port, which a test may stop and start again."""
+
+    def __init__(self, tmp: Path):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.tmp = tmp
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.tmp)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for line in self.process.stdout:  # redis prints this once it accepts connections
+            if "Ready to accept connections" in line:
+                threading.Thread(target=self.process.stdout.read, daemon=True).start()
+                return
+        raise RuntimeError(f"redis-server exited with {self.process.wait()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A running private Redis."""
+    if REDIS_SERVER is None:
+        unavailable("redis-server", "not installed (apt-get install redis-server)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -36,3 +36,5 @@ class Config:
     PAGE_SIZE = 20
     # A client further behind than this many changes gets a fresh page instead of a replay.
     CATCHUP_LIMIT = _env_int("CATCHUP_LIMIT", 500)
+    # How often each process tells its readers every joined story's revision (0 turns it off).
+    REV_BEACON_SECONDS = _env_int("REV_BEACON_SECONDS", 20)

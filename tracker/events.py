@@ -1,7 +1,9 @@
 """Socket.IO: the join handshake readers use to catch up, and the one broadcast helper."""
 from __future__ import annotations
 
-from flask import current_app
+import logging
+
+from flask import Flask, current_app
 from flask_socketio import join_room, leave_room
 from sqlalchemy import select
 
@@ -9,12 +11,14 @@ from . import queries
 from .extensions import db, socketio
 from .models import Entry, Story
 
+log = logging.getLogger(__name__)
 MAX_REV = 2**63 - 1
+ROOM_PREFIX = "story:"
 
 
 def room(story: Story | str) -> str:
     """The Socket.IO room of a story (by slug)."""
-    return f"story:{story if isinstance(story, str) else story.slug}"
+    return ROOM_PREFIX + (story if isinstance(story, str) else story.slug)
 
 
 def broadcast(item) -> None:
@@ -70,3 +74,25 @@ def on_leave(data=None):
         return {"ok": False, "error": "'story' must be a story slug."}
     leave_room(room(slug))
     return {"ok": True}
+
+
+def rev_beacon(app: Flask) -> None:
+    """Now and then tell this process's readers each joined story's revision.
+
+    A reader that missed events (the message queue was down, a publish was lost) sees that it
+    is behind and joins again. The beacon skips the queue, so it works during a queue outage.
+    """
+    interval = app.config["REV_BEACON_SECONDS"]
+    while interval > 0:
+        socketio.sleep(interval)
+        try:
+            with app.app_context():
+                rooms = socketio.server.manager.rooms.get("/", {})
+                slugs = [name[len(ROOM_PREFIX):] for name in list(rooms) if name and name.startswith(ROOM_PREFIX)]
+                if slugs:
+                    revs = db.session.execute(select(Story.slug, Story.rev).where(Story.slug.in_(slugs))).all()
+                    db.session.remove()
+                    for slug, rev in revs:
+                        socketio.emit("rev", {"story": slug, "rev": rev}, to=room(slug), ignore_queue=True)
+        except Exception:
+            log.exception("revision beacon failed; trying again in %s s", interval)

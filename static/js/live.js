@@ -38,6 +38,19 @@
     if (r <= rev) return;
     early.add(r);
     while (early.has(rev + 1)) { early.delete(rev + 1); rev += 1; }
+    if (early.size) resyncIfStillBehind(Math.max.apply(null, Array.from(early)));
+  }
+
+  // Events can be lost (the server's message queue was down) or just late. If the page is
+  // still behind a revision the server has reached after a grace period, join again: the
+  // ack brings exactly what is missing.
+  var resyncTimer = null;
+  function resyncIfStillBehind(target) {
+    if (target <= rev || resyncTimer) return;
+    resyncTimer = setTimeout(function () {
+      resyncTimer = null;
+      if (target > rev && live && socket.connected) join();
+    }, 2000);
   }
 
   function caughtUp(r) {
@@ -292,6 +305,7 @@
     if (fresh) announce([fresh]);
   });
   socket.on("story", function (s) { if (s.slug === slug) { applyStory(s); root.dataset.rev = rev; } });
+  socket.on("rev", function (beacon) { if (beacon.story === slug) resyncIfStillBehind(beacon.rev); });
 
   if (toggle) {
     toggle.hidden = false;

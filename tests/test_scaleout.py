@@ -1,0 +1,114 @@
+"""Several processes sharing PostgreSQL and fanning out through Redis, and what happens when Redis goes."""
+import multiprocessing
+import re
+
+import pytest
+import requests
+from conftest import PASSWORD, LiveServer
+from playwright.sync_api import expect
+from sqlalchemy import select
+from test_e2e import Editor, Reader, server_entries
+
+from tracker import create_app, services
+from tracker.extensions import db
+from tracker.models import Entry, Story
+from tracker.queries import story_or_404
+
+WRITERS, EACH = 4, 25
+
+
+def _write(url: str, slug: str, barrier, results) -> None:
+    """One writer process: wait for the others, then append entries as fast as it can."""
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "x"})
+    with app.test_request_context():
+        story = story_or_404(slug)
+        barrier.wait(timeout=60)
+        results.put([services.append_entry(story, f"Entry {n}")[0].rev for n in range(EACH)])
+
+
+def test_revisions_stay_strict_under_concurrent_writers_in_processes(postgres_url):
+    app = create_app({"DATABASE_URL": postgres_url, "SECRET_KEY": "x"})
+    with app.test_request_context():
+        db.create_all()
+        slug = services.create_story("Election night").slug
+    spawn = multiprocessing.get_context("spawn")
+    barrier, results = spawn.Barrier(WRITERS), spawn.Queue()
+    writers = [spawn.Process(target=_write, args=(postgres_url, slug, barrier, results)) for _ in range(WRITERS)]
+    for writer in writers:
+        writer.start()
+    per_writer = [results.get(timeout=120) for _ in writers]
+    for writer in writers:
+        writer.join(timeout=60)
+        assert writer.exitcode == 0
+    for revs in per_writer:
+        assert revs == sorted(revs) and len(set(revs)) == EACH  # each writer saw its revisions rise
+    with app.app_context():
+        revs = sorted(db.session.scalars(select(Entry.rev)))
+        assert revs == list(range(2, 2 + WRITERS * EACH))  # no revision lost or taken twice
+        assert db.session.scalar(select(Story.rev)) == 1 + WRITERS * EACH
+        db.engine.dispose()
+
+
+@pytest.fixture
+def cluster(postgres_url, redis_server):
+    """Two server processes on one PostgreSQL database and one Redis queue."""
+    servers = [LiveServer(postgres_url, SOCKETIO_MESSAGE_QUEUE=redis_server.url, REV_BEACON_SECONDS="1")
+               for _ in range(2)]
+    servers[0].flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
+    for server in servers:
+        server.start()
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_reader_on_one_process_gets_every_change_made_on_another(cluster):
+    a, b = cluster
+    on_b, on_a = Editor(b.url), Editor(a.url)
+    slug = on_b.create_story("Port strike")
+    reader = Reader(a.url, slug)
+    reader.connect()
+    for n in range(3):
+        on_b.post(slug, f"Day {n}: pickets at gate {n}")
+    ids = sorted(server_entries(b.url, slug))
+    on_b.edit(ids[0], "Day 0: pickets at gates 0 and 1")
+    on_b.delete(slug, ids[1])
+    on_a.post(slug, "Talks resume")
+    reader.wait_for(lambda r: len(r.events) == 6)
+    assert [e["rev"] for e in reader.events] == list(range(2, 8))  # every change, in order
+    assert "gates 0 and 1" in reader.entries[ids[0]]["html"] and reader.entries[ids[1]]["deleted"]
+    for server in cluster:
+        assert {i: e["rev"] for i, e in server_entries(server.url, slug).items()} == {
+            i: e["rev"] for i, e in reader.visible().items()}
+    assert requests.get(f"{a.url}/healthz").json() == {"ok": True, "database": "ok", "queue": "ok"}
+    reader.sio.disconnect()
+
+
+def test_redis_outage_keeps_saving_and_readers_catch_up(cluster, redis_server, browser):
+    a, b = cluster
+    editor = Editor(b.url)
+    slug = editor.create_story("Flood defences")
+    editor.post(slug, "Barriers raised", "Before the outage")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{a.url}/stories/{slug}")
+        expect(page.locator('[data-connection="live"]')).to_be_visible(timeout=10_000)
+
+        redis_server.stop()
+        health = requests.get(f"{b.url}/healthz")
+        assert health.status_code == 503 and health.json()["queue"].startswith("unreachable")
+        editor.post(slug, "Water over the quay", "During the outage 1")  # saved: the form redirects
+        editor.post(slug, "Second barrier holds", "During the outage 2")
+        # Server A never hears of these through Redis; its revision beacon makes the page join again.
+        for headline in ("During the outage 1", "During the outage 2"):
+            expect(page.locator(".entry__headline", has_text=headline)).to_have_count(1, timeout=15_000)
+
+        redis_server.start()
+        editor.post(slug, "Levels falling", "After the outage")
+        expect(page.locator(".entry__headline", has_text="After the outage")).to_have_count(1, timeout=30_000)
+        headlines = page.locator("[data-entries] .entry__headline").all_text_contents()
+        assert headlines == ["After the outage", "During the outage 2", "During the outage 1", "Before the outage"]
+    finally:
+        context.close()
+    assert any(re.search(r"Cannot (publish to|receive from) redis", line) for line in b.log + a.log)

@@ -1,0 +1,55 @@
+"""Migrations: they build exactly the models' schema, adopt older databases, and run concurrently."""
+import subprocess
+import sys
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from conftest import ROOT
+from sqlalchemy import inspect, text
+
+from tracker import create_app
+from tracker.extensions import db
+from tracker.schema import INITIAL_REVISION, upgrade_database
+
+
+def migrated_drift(url: str) -> list:
+    """Apply the migrations to an empty database and list every difference from the models."""
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "x"})
+    with app.app_context():
+        upgrade_database()
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            drift = compare_metadata(context, db.metadata)
+        db.engine.dispose()
+    return drift
+
+
+def test_migrations_match_the_models(database_url):
+    assert migrated_drift(database_url) == []
+
+
+def test_migrations_match_the_models_on_postgresql(postgres_url):
+    assert migrated_drift(postgres_url) == []
+
+
+def test_a_database_made_before_migrations_is_adopted(database_url):
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "x"})
+    with app.app_context():
+        db.create_all()
+        upgrade_database()
+        assert db.session.execute(text("SELECT version_num FROM alembic_version")).scalar() == INITIAL_REVISION
+        db.engine.dispose()
+
+
+def test_processes_starting_together_migrate_once_on_postgresql(postgres_url):
+    env = {"DATABASE_URL": postgres_url, "SECRET_KEY": "x", "PATH": "/usr/bin:/bin"}
+    starts = [subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "init-db"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(4)]
+    outputs = [(process.wait(timeout=120), process.stdout.read()) for process in starts]
+    for process in starts:
+        process.stdout.close()
+    assert [code for code, _ in outputs] == [0, 0, 0, 0], outputs
+    app = create_app({"DATABASE_URL": postgres_url, "SECRET_KEY": "x"})
+    with app.app_context():
+        assert set(inspect(db.engine).get_table_names()) >= {"stories", "entries", "entry_versions", "users"}
+        db.engine.dispose()
