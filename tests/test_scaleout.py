@@ -17,23 +17,36 @@ from tracker.queries import story_or_404
 WRITERS, EACH = 4, 25
 
 
-def _write(url: str, slug: str, barrier, results) -> None:
-    """One writer process: wait for the others, then append entries as fast as it can."""
+def _write(url: str, slug: str, mixed: bool, barrier, results) -> None:
+    """One writer process: wait for the others, then change the story as fast as it can.
+
+    Mixed writers also pin (which unpins another writer's entry), mark and correct, so their
+    transactions touch rows that other processes touch too.
+    """
     app = create_app({"DATABASE_URL": url, "SECRET_KEY": "x"})
     with app.test_request_context():
         story = story_or_404(slug)
         barrier.wait(timeout=60)
-        results.put([services.append_entry(story, f"Entry {n}")[0].rev for n in range(EACH)])
+        revs = []
+        for n in range(EACH):
+            entry = services.append_entry(story, f"Entry {n}")[0]
+            revs.append(entry.rev)
+            if mixed:
+                revs += [services.set_pinned(entry, True).rev, services.set_key(entry, True).rev,
+                         services.edit_entry(entry, f"Entry {n}, corrected").rev]
+        results.put(revs)
 
 
-def test_revisions_stay_strict_under_concurrent_writers_in_processes(postgres_url):
+@pytest.mark.parametrize("mixed", [False, True], ids=["appends", "mixed-changes"])
+def test_revisions_stay_strict_under_concurrent_writers_in_processes(postgres_url, mixed):
     app = create_app({"DATABASE_URL": postgres_url, "SECRET_KEY": "x"})
     with app.test_request_context():
         db.create_all()
         slug = services.create_story("Election night").slug
     spawn = multiprocessing.get_context("spawn")
     barrier, results = spawn.Barrier(WRITERS), spawn.Queue()
-    writers = [spawn.Process(target=_write, args=(postgres_url, slug, barrier, results)) for _ in range(WRITERS)]
+    writers = [spawn.Process(target=_write, args=(postgres_url, slug, mixed, barrier, results))
+               for _ in range(WRITERS)]
     for writer in writers:
         writer.start()
     per_writer = [results.get(timeout=120) for _ in writers]
@@ -41,12 +54,17 @@ def test_revisions_stay_strict_under_concurrent_writers_in_processes(postgres_ur
         writer.join(timeout=60)
         assert writer.exitcode == 0
     for revs in per_writer:
-        assert revs == sorted(revs) and len(set(revs)) == EACH  # each writer saw its revisions rise
+        assert revs == sorted(revs) and len(set(revs)) == len(revs)  # each writer saw its revisions rise
+    taken = sorted(rev for revs in per_writer for rev in revs)
     with app.app_context():
-        revs = sorted(db.session.scalars(select(Entry.rev)))
-        assert revs == list(range(2, 2 + WRITERS * EACH))  # no revision lost or taken twice
-        assert db.session.scalar(select(Story.rev)) == 1 + WRITERS * EACH
+        story_rev = db.session.scalar(select(Story.rev))
+        entry_revs = sorted(db.session.scalars(select(Entry.rev)))
         db.engine.dispose()
+    if not mixed:
+        assert taken == entry_revs == list(range(2, 2 + WRITERS * EACH))  # none lost or taken twice
+    # Unpinning another writer's entry takes revisions too, so every one from 2 up was handed out once.
+    assert len(set(taken)) == len(taken) and set(taken) <= set(range(2, story_rev + 1))
+    assert len(entry_revs) == WRITERS * EACH and story_rev == max(entry_revs)
 
 
 @pytest.fixture

@@ -78,10 +78,15 @@ def _next_rev(story: Story) -> int:
 
 
 @contextmanager
-def _changes():
-    """Collect changed rows, commit them, then broadcast their states (never before commit)."""
+def _changes(story: Story):
+    """Lock the story, collect changed rows, commit them, then broadcast their states.
+
+    Every change locks its story's row first, before touching any entry row, so concurrent
+    changes to one story queue up in the same order and can never deadlock.
+    """
     changed: list[Story | Entry] = []
     try:
+        db.session.execute(select(Story.id).where(Story.id == story.id).with_for_update())
         yield changed
         db.session.commit()
     except OperationalError as exc:
@@ -139,7 +144,7 @@ def update_story(story: Story, title: str, summary: str = "", image_url: str = "
     title = _require(clean_text(title), "title", "Title", MAX_TITLE)
     summary = _limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY)
     image_url = _image_url(image_url)
-    with _changes() as changed:
+    with _changes(story) as changed:
         story.title, story.summary, story.image_url = title, summary, image_url
         _touch(changed, story, story)
     return story
@@ -151,7 +156,7 @@ def set_status(story: Story, status: str) -> Story:
         raise ServiceError("Status must be 'live' or 'ended'.", "status")
     if story.status == status:
         return story
-    with _changes() as changed:
+    with _changes(story) as changed:
         story.status = status
         story.ended_at = utcnow() if status == "ended" else None
         _touch(changed, story, story)
@@ -193,7 +198,7 @@ def append_entry(story: Story, body: str, headline: str = "", author: User | Non
                   author=author, key=key, pinned=pinned, idempotency_key=idempotency_key,
                   created_at=created_at or now, updated_at=now)
     try:
-        with _changes() as changed:
+        with _changes(story) as changed:
             _touch(changed, entry, story)
             db.session.add(entry)
             if pinned:
@@ -218,7 +223,7 @@ def edit_entry(entry: Entry, body: str, headline: str = "") -> Entry:
     body, headline = _entry_text(body, headline)
     if (body, headline) == (entry.body, entry.headline):
         return entry
-    with _changes() as changed:
+    with _changes(entry.story) as changed:
         db.session.add(EntryVersion(entry=entry, headline=entry.headline, body=entry.body,
                                     html=entry.html, published_at=entry.edited_at or entry.created_at))
         entry.body, entry.headline, entry.html = body, headline, render_markdown(body)
@@ -231,7 +236,7 @@ def delete_entry(entry: Entry) -> Entry:
     """Soft-delete an entry: it stays in the database and disappears from readers' pages."""
     if entry.deleted:
         return entry
-    with _changes() as changed:
+    with _changes(entry.story) as changed:
         entry.deleted, entry.pinned, entry.key = True, False, False
         _touch(changed, entry, entry.story)
     return entry
@@ -242,7 +247,7 @@ def set_pinned(entry: Entry, pinned: bool) -> Entry:
     _alive(entry)
     if entry.pinned == pinned:
         return entry
-    with _changes() as changed:
+    with _changes(entry.story) as changed:
         if pinned:
             _unpin_others(changed, entry.story, entry)
         entry.pinned = pinned
@@ -255,7 +260,7 @@ def set_key(entry: Entry, key: bool) -> Entry:
     _alive(entry)
     if entry.key == key:
         return entry
-    with _changes() as changed:
+    with _changes(entry.story) as changed:
         entry.key = key
         _touch(changed, entry, entry.story)
     return entry
