@@ -2,6 +2,9 @@
 import pytest
 from conftest import PASSWORD, csrf_from, login
 
+from tracker import create_app, services
+from tracker.extensions import db
+
 
 def test_login_sets_a_protected_session_cookie(client, editor):
     response = login(client, editor)
@@ -15,6 +18,19 @@ def test_session_cookie_is_secure_over_https(client, editor):
     response = client.post("/login", base_url="https://localhost", headers={"Referer": "https://localhost/login"},
                            data={"username": editor, "password": PASSWORD, "csrf_token": csrf_from(page)})
     assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_session_cookie_is_secure_behind_a_trusted_tls_proxy(database_url):
+    app = create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": database_url, "TRUSTED_PROXIES": 1})
+    with app.app_context():
+        db.create_all()
+        services.create_user("alice", PASSWORD)
+    client = app.test_client()
+    proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7", "Referer": "https://localhost/login"}
+    page = client.get("/login", headers=proxied).get_data(as_text=True)
+    response = client.post("/login", headers=proxied,
+                           data={"username": "alice", "password": PASSWORD, "csrf_token": csrf_from(page)})
+    assert response.status_code == 302 and "Secure" in response.headers["Set-Cookie"]
 
 
 @pytest.mark.parametrize("username, password", [("alice", "wrong password"), ("nobody", PASSWORD)])

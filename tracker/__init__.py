@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from .config import Config
@@ -45,13 +46,16 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["DATABASE_URL"] or f"sqlite:///{Path(app.instance_path) / 'tracker.db'}")
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config))
     app.session_interface = SessionInterface()
+    if app.config["TRUSTED_PROXIES"]:
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     app.url_map.converters["id"] = IdConverter
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(root / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"],
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], channel=app.config["SOCKETIO_CHANNEL"],
                       message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"])
 
     from . import auth, cli, editor, events, health, reader  # noqa: F401  (events registers handlers)

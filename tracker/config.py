@@ -13,6 +13,10 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     DATABASE_URL = os.environ.get("DATABASE_URL")
     SOCKETIO_MESSAGE_QUEUE = os.environ.get("SOCKETIO_MESSAGE_QUEUE") or None
+    # Redis pub/sub ignores the database number: installations sharing a Redis need their own channel.
+    SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "tracker")
+    # Reverse proxies in front (nginx: 1) whose X-Forwarded-For and X-Forwarded-Proto are trusted.
+    TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
     # app.py switches this to eventlet for the real server; the CLI and unit tests run threaded.
     ASYNC_MODE = "threading"
     HOST = os.environ.get("HOST", "127.0.0.1")
