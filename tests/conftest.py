@@ -167,7 +167,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class LiveServer:
+class Process:
+    """A program the tests start, wait for until it says it is ready, and stop."""
+
+    process: subprocess.Popen | None = None
+
+    def spawn(self, command: list[str], ready: str, **options) -> None:
+        self.log: list[str] = []
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        **options)
+        for line in self.process.stdout:  # it prints `ready` once it accepts connections
+            self.log.append(line)
+            if ready in line:
+                threading.Thread(target=self._drain, daemon=True).start()
+                return
+        raise RuntimeError(f"{command[0]} exited with {self.process.wait()}: {''.join(self.log)}")
+
+    def _drain(self) -> None:
+        """Keep reading the output so a full pipe never blocks the program."""
+        for line in self.process.stdout:
+            self.log.append(line)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+class LiveServer(Process):
     """`python app.py` on a free port with the given database, plus CLI access to that database."""
 
     def __init__(self, database_url: str, **env: str):
@@ -175,7 +202,6 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "live-secret",
                     "PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1", **env}
-        self.process: subprocess.Popen | None = None
         self.log: list[str] = []
         self.flask("init-db")
 
@@ -186,24 +212,7 @@ class LiveServer:
         return result.stdout
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=self.env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in self.process.stdout:  # the server prints this once it listens
-            self.log.append(line)
-            if line.startswith("Tracker serving on"):
-                threading.Thread(target=self._drain, daemon=True).start()
-                return
-        raise RuntimeError(f"server exited with {self.process.wait()}: {''.join(self.log)}")
-
-    def _drain(self) -> None:
-        """Keep reading the server's output so a full pipe never blocks it."""
-        for line in self.process.stdout:
-            self.log.append(line)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        self.spawn([sys.executable, "app.py"], "Tracker serving on", cwd=ROOT, env=self.env)
 
 
 @pytest.fixture
@@ -238,29 +247,17 @@ def browser():
         browser.close()
 
 
-class RedisServer:
+class RedisServer(Process):
     """A private redis-server on a free port, which a test may stop and start again."""
 
     def __init__(self, tmp: Path):
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.tmp = tmp
-        self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.tmp)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for line in self.process.stdout:  # redis prints this once it accepts connections
-            if "Ready to accept connections" in line:
-                threading.Thread(target=self.process.stdout.read, daemon=True).start()
-                return
-        raise RuntimeError(f"redis-server exited with {self.process.wait()}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        self.spawn([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no", "--dir", str(self.tmp)], "Ready to accept connections")
 
 
 @pytest.fixture
