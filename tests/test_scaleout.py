@@ -81,6 +81,7 @@ def cluster(postgres_url, redis_server):
 
 
 def test_reader_on_one_process_gets_every_change_made_on_another(cluster):
+    """Reader on A; form posts, a correction and a deletion on B; a form post and an API post on A."""
     a, b = cluster
     on_b, on_a = Editor(b.url), Editor(a.url)
     slug = on_b.create_story("Port strike")
@@ -92,8 +93,12 @@ def test_reader_on_one_process_gets_every_change_made_on_another(cluster):
     on_b.edit(ids[0], "Day 0: pickets at gates 0 and 1")
     on_b.delete(slug, ids[1])
     on_a.post(slug, "Talks resume")
-    reader.wait_for(lambda r: len(r.events) == 6)
-    assert [e["rev"] for e in reader.events] == list(range(2, 8))  # every change, in order
+    token = a.flask("token", "create", "wire").strip().splitlines()[-1]
+    api = requests.post(f"{a.url}/api/stories/{slug}/entries", json={"body": "Deal reached"},
+                        headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 201
+    reader.wait_for(lambda r: len(r.events) == 7)
+    assert [e["rev"] for e in reader.events] == list(range(2, 9))  # every change, in order
     assert "gates 0 and 1" in reader.entries[ids[0]]["html"] and reader.entries[ids[1]]["deleted"]
     for server in cluster:
         assert {i: e["rev"] for i, e in server_entries(server.url, slug).items()} == {

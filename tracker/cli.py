@@ -34,6 +34,32 @@ def create_user(name, role, password_stdin):
     click.echo(f"Created {user.role} account '{user.username}'.")
 
 
+token_cli = AppGroup("token", help="Manage bearer tokens for the JSON API.")
+
+
+@token_cli.command("create")
+@click.argument("name")
+def create_token(name):
+    """Create a token; it is printed once, alone on the last line."""
+    upgrade_database()
+    try:
+        _, token = services.create_token(name)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"API token '{name}' created. Store it now: it cannot be shown again.")
+    click.echo(token)
+
+
+@token_cli.command("revoke")
+@click.argument("name")
+def revoke_token(name):
+    """Revoke the active token with this name."""
+    upgrade_database()
+    if not services.revoke_token(name):
+        raise click.ClickException(f"No active token named '{name}'.")
+    click.echo(f"Token '{name}' revoked.")
+
+
 @click.command("init-db")
 @with_appcontext
 def init_db():
@@ -60,5 +86,5 @@ def seed_demo():
 
 def register(app: Flask) -> None:
     """Attach the commands to the app's CLI."""
-    for command in (user_cli, init_db, seed_demo):
+    for command in (user_cli, token_cli, init_db, seed_demo):
         app.cli.add_command(command)

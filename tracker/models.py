@@ -186,3 +186,15 @@ class EntryVersion(db.Model):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     entry: Mapped[Entry] = relationship(back_populates="versions")
+
+
+class ApiToken(db.Model):
+    """A bearer token for newsroom tools; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -26,9 +26,14 @@ def _migration_lock():
 
 
 def upgrade_database() -> None:
-    """Apply every pending migration; adopt a database made by create_all() before migrations."""
+    """Apply every pending migration; adopt a database that db.create_all() made.
+
+    Such a database has either every table of today's models (stamped as current) or, from
+    before migrations existed, the first release's tables (stamped as the first migration).
+    """
     with _migration_lock():
         inspector = inspect(db.engine)
         if inspector.has_table("stories") and not inspector.has_table("alembic_version"):
-            stamp(revision=INITIAL_REVISION)
+            complete = all(inspector.has_table(name) for name in db.metadata.tables)
+            stamp(revision="head" if complete else INITIAL_REVISION)
         upgrade()

@@ -5,6 +5,7 @@ revision in the same transaction, commits, and only then broadcasts.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
@@ -19,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .events import broadcast
 from .extensions import db
-from .models import STATUSES, Entry, EntryVersion, Story, User, utcnow
+from .models import STATUSES, ApiToken, Entry, EntryVersion, Story, User, utcnow
 from .sanitize import clean_text, render_markdown
 
 MAX_BODY = 20_000
@@ -296,3 +297,44 @@ def set_user_active(user: User, active: bool) -> User:
     user.active = active
     db.session.commit()
     return user
+
+
+# API tokens
+
+TOKEN_PREFIX = "trk_"
+
+
+def _token_digest(token: str) -> str:
+    # A 256-bit random token needs no slow hash: SHA-256 cannot be reversed or guessed.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(name: str) -> tuple[ApiToken, str]:
+    """Make a bearer token; returns the row and the token itself, which is not stored."""
+    name = clean_text(name)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        raise ServiceError("Token name must be 1-64 letters, digits, dots, dashes or underscores.", "name")
+    if db.session.scalar(select(ApiToken.id).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))):
+        raise ServiceError(f"An active token named '{name}' exists; revoke it first.", "name", 409)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(name=name, token_hash=_token_digest(token))
+    db.session.add(row)
+    db.session.commit()
+    return row, token
+
+
+def revoke_token(name: str) -> int:
+    """Revoke the active tokens with this name; returns how many."""
+    rows = db.session.scalars(select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))).all()
+    for row in rows:
+        row.revoked_at = utcnow()
+    db.session.commit()
+    return len(rows)
+
+
+def token_holder(token: str) -> ApiToken | None:
+    """The active token row matching a presented bearer token, if any."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
+        return None
+    return db.session.scalar(select(ApiToken).where(
+        ApiToken.token_hash == _token_digest(token), ApiToken.revoked_at.is_(None)))

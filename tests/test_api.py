@@ -1,0 +1,171 @@
+"""The JSON API: public reads, token-authenticated writes through the service layer."""
+import pytest
+from conftest import login
+from sqlalchemy import func, select
+
+from tracker import services
+from tracker.extensions import db
+from tracker.models import ApiToken, Entry
+from tracker.services import MAX_BODY
+
+
+@pytest.fixture
+def token(app):
+    """A valid bearer token."""
+    with app.app_context():
+        return services.create_token("newsdesk")[1]
+
+
+@pytest.fixture
+def auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def post_entry(client, auth, slug, **json):
+    return client.post(f"/api/stories/{slug}/entries", json={"body": "Update", **json}, headers=auth)
+
+
+def test_token_is_stored_only_as_a_hash(app, token):
+    with app.app_context():
+        row = db.session.scalar(select(ApiToken))
+    assert token.startswith("trk_") and token not in row.token_hash and len(row.token_hash) == 64
+
+
+def test_reads_need_no_token(client, auth, story):
+    post_entry(client, auth, story, headline="First")
+    assert client.get("/api/stories").get_json()["stories"][0]["slug"] == story
+    assert client.get(f"/api/stories/{story}").get_json()["story"]["rev"] == 2
+    data = client.get(f"/api/stories/{story}/entries").get_json()
+    assert data["rev"] == 2 and [e["headline"] for e in data["entries"]] == ["First"]
+
+
+@pytest.mark.parametrize("method, path", [
+    ("post", "/api/stories"), ("patch", "/api/stories/s"), ("post", "/api/stories/s/end"),
+    ("post", "/api/stories/s/entries"), ("patch", "/api/entries/1"), ("delete", "/api/entries/1")])
+@pytest.mark.parametrize("header", [None, "Bearer nope", "Bearer trk_forged", "Basic dXNlcjpwYXNz"])
+def test_writes_without_a_valid_token_are_401(client, method, path, header):
+    response = getattr(client, method)(path, json={}, headers={"Authorization": header} if header else {})
+    assert response.status_code == 401 and "Bearer" in response.headers["WWW-Authenticate"]
+    assert "API token" in response.get_json()["error"]
+
+
+def test_a_logged_in_browser_session_grants_nothing(editor_client, story):
+    assert editor_client.post(f"/api/stories/{story}/entries", json={"body": "x"}).status_code == 401
+
+
+def test_revoked_token_is_refused(app, client, auth, story):
+    with app.app_context():
+        assert services.revoke_token("newsdesk") == 1
+    assert post_entry(client, auth, story).status_code == 401
+
+
+def test_create_story(client, auth):
+    response = client.post("/api/stories", json={"title": "Harbour fire", "summary": "Smoke"}, headers=auth)
+    assert response.status_code == 201 and response.headers["Location"] == "/api/stories/harbour-fire"
+    assert response.get_json()["story"]["slug"] == "harbour-fire"
+
+
+def test_append_entry_broadcasts_like_the_form(app, client, auth, story, socket_client):
+    reader = socket_client()
+    reader.emit("join", {"story": story, "since": 0}, callback=True)
+    response = post_entry(client, auth, story, body="Crews **arrive**", headline="Crews", key=True)
+    assert response.status_code == 201
+    entry = response.get_json()["entry"]
+    assert entry["html"] == "<p>Crews <strong>arrive</strong></p>\n" and entry["key"] is True
+    assert response.headers["Location"] == f"/stories/{story}/entries/{entry['id']}"
+    [event] = [e["args"][0] for e in reader.get_received() if e["name"] == "entry"]
+    assert event == entry
+
+
+def test_idempotency_key_publishes_once(app, client, auth, story):
+    headers = {**auth, "Idempotency-Key": "import-42"}
+    first = client.post(f"/api/stories/{story}/entries", json={"body": "Once"}, headers=headers)
+    again = client.post(f"/api/stories/{story}/entries", json={"body": "Once"}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.get_json()["entry"]["id"] == again.get_json()["entry"]["id"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Entry.id))) == 1
+
+
+def test_patch_and_delete_entry(client, auth, story):
+    entry_id = post_entry(client, auth, story, body="Draft").get_json()["entry"]["id"]
+    patched = client.patch(f"/api/entries/{entry_id}", json={"body": "Final", "pinned": True}, headers=auth)
+    state = patched.get_json()["entry"]
+    assert patched.status_code == 200 and state["html"] == "<p>Final</p>\n" and state["pinned"] and state["edited_at"]
+    deleted = client.delete(f"/api/entries/{entry_id}", headers=auth)
+    assert deleted.status_code == 200 and deleted.get_json()["entry"]["deleted"] is True
+    again = client.patch(f"/api/entries/{entry_id}", json={"body": "Back"}, headers=auth)
+    assert again.status_code == 410
+
+
+def test_end_reopen_and_patch_story(client, auth, story):
+    assert client.post(f"/api/stories/{story}/end", headers=auth).get_json()["story"]["status"] == "ended"
+    refused = post_entry(client, auth, story)
+    assert refused.status_code == 409 and "Reopen it" in refused.get_json()["error"]
+    assert client.post(f"/api/stories/{story}/reopen", headers=auth).get_json()["story"]["status"] == "live"
+    patched = client.patch(f"/api/stories/{story}", json={"title": "New title", "status": "ended"}, headers=auth)
+    assert patched.get_json()["story"]["title"] == "New title" and patched.get_json()["story"]["status"] == "ended"
+
+
+def test_change_feed_by_revision_and_pages_by_cursor(client, auth, story):
+    ids = [post_entry(client, auth, story, body=f"Update {n}").get_json()["entry"]["id"] for n in range(5)]
+    client.delete(f"/api/entries/{ids[0]}", headers=auth)
+    feed = client.get(f"/api/stories/{story}/entries?after_rev=3&limit=2").get_json()
+    assert [e["rev"] for e in feed["entries"]] == [4, 5] and feed["next_after_rev"] == 5
+    rest = client.get(f"/api/stories/{story}/entries?after_rev=5").get_json()
+    assert [(e["id"], e["deleted"]) for e in rest["entries"]] == [(ids[4], False), (ids[0], True)]
+    assert rest["next_after_rev"] is None
+    page = client.get(f"/api/stories/{story}/entries?limit=2").get_json()
+    assert [e["id"] for e in page["entries"]] == [ids[4], ids[3]] and page["next_before"] == ids[3]
+    older = client.get(f"/api/stories/{story}/entries?limit=2&before={ids[3]}").get_json()
+    assert [e["id"] for e in older["entries"]] == [ids[2], ids[1]] and older["next_before"] is None
+
+
+@pytest.mark.parametrize("query", ["limit=0x10", "limit=101", "after_rev=-1", "before=abc", "limit=²"])
+def test_bad_paging_arguments_are_400(client, story, query):
+    response = client.get(f"/api/stories/{story}/entries?{query}")
+    assert response.status_code == 400 and response.get_json()["ok"] is False
+
+
+@pytest.mark.parametrize("kwargs, status, message", [
+    ({"data": "not json", "content_type": "text/plain"}, 400, "Send a JSON object"),
+    ({"json": ["a", "list"]}, 400, "Send a JSON object"),
+    ({"json": {"body": ""}}, 422, "Write the update"),
+    ({"json": {"body": 5}}, 422, "'body' must be a string"),
+    ({"json": {"body": "x", "key": "yes"}}, 422, "'key' must be true or false"),
+    ({"json": {"body": "x", "author": "me"}}, 422, "Unknown field(s): author"),
+    ({"json": {"body": "x" * (MAX_BODY + 1)}}, 413, "too long"),
+    ({"json": {"body": "x" * 300_000}}, 413, "too much to send"),
+])
+def test_bad_entry_input_gets_a_json_error(client, auth, story, kwargs, status, message):
+    response = client.post(f"/api/stories/{story}/entries", headers=auth, **kwargs)
+    assert response.status_code == status
+    assert message in response.get_json()["error"]
+
+
+def test_conflicts_and_missing_things(client, auth, story):
+    duplicate = client.post("/api/stories", json={"title": "Again", "slug": story}, headers=auth)
+    assert duplicate.status_code == 409 and duplicate.get_json()["field"] == "slug"
+    assert client.get("/api/stories/nope").status_code == 404
+    assert client.patch("/api/entries/999", json={"body": "x"}, headers=auth).status_code == 404
+    assert client.put(f"/api/stories/{story}", headers=auth).status_code == 405
+
+
+def test_token_cli_prints_the_token_alone_on_the_last_line(app, client, story):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["token", "create", "wire-desk"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    assert token.startswith("trk_") and " " not in token
+    headers = {"Authorization": f"Bearer {token}"}
+    wire = client.post(f"/api/stories/{story}/entries", json={"body": "From the wire"}, headers=headers)
+    assert wire.status_code == 201
+    assert runner.invoke(args=["token", "create", "wire-desk"]).exit_code == 1
+    assert "revoked" in runner.invoke(args=["token", "revoke", "wire-desk"]).output
+    assert client.post(f"/api/stories/{story}/entries", json={"body": "x"}, headers=headers).status_code == 401
+    assert runner.invoke(args=["token", "revoke", "wire-desk"]).exit_code == 1
+
+
+def test_editor_login_still_needs_csrf_for_forms(client, editor, story):
+    assert login(client, editor).status_code == 302
+    assert client.post(f"/editor/stories/{story}", data={"body": "x"}).status_code == 400

@@ -1,0 +1,167 @@
+"""The JSON API for newsroom tools: public reads, writes with `Authorization: Bearer <token>`.
+
+Writes go through the same service layer as the editor's forms, so they take revisions and
+broadcast the same events. Cookies are never consulted here: a logged-in browser session
+grants nothing, so the API cannot be driven cross-site.
+"""
+from functools import wraps
+
+from flask import Blueprint, abort, g, jsonify, request, url_for
+from sqlalchemy import select
+
+from . import queries, services
+from .extensions import csrf, db
+from .models import Entry, isoformat
+from .services import ServiceError
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+csrf.exempt(bp)
+
+MAX_LIMIT = 100
+# Field problems are 422 here (the request was well-formed JSON); the forms answer 400.
+_STATUS = {400: 422}
+
+
+@bp.errorhandler(ServiceError)
+def service_error(exc: ServiceError):
+    """A refused change: JSON with the message, the field and a fitting status."""
+    status = _STATUS.get(exc.status, exc.status)
+    return jsonify(ok=False, error=exc.message, field=exc.field), status
+
+
+def token_required(view):
+    """Allow only requests with a valid bearer token."""
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        g.token = services.token_holder(token.strip()) if scheme.lower() == "bearer" else None
+        if g.token is None:
+            response = jsonify(ok=False, error="Send a valid API token: 'Authorization: Bearer <token>'.")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="tracker"'
+            return response, 401
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def _payload(*allowed: str) -> dict:
+    """The request's JSON object, with only known fields and their types checked."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        abort(400, description="Send a JSON object with Content-Type: application/json.")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise ServiceError(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}.")
+    for name, value in data.items():
+        expected = bool if name in ("key", "pinned") else str
+        if not isinstance(value, expected):
+            raise ServiceError(f"'{name}' must be {'true or false' if expected is bool else 'a string'}.", name)
+    return data
+
+
+def _int_arg(name: str, default: int | None, high: int) -> int | None:
+    value = request.args.get(name, "")
+    if not value:
+        return default
+    if not value.isascii() or not value.isdigit() or int(value) > high:
+        abort(400, description=f"'{name}' must be a whole number from 0 to {high}.")
+    return int(value)
+
+
+# Reads (public)
+
+@bp.get("/stories")
+def stories():
+    """Every story, live ones first, with its latest update time and entry count."""
+    return jsonify(stories=[{**story.to_dict(), "latest_at": isoformat(latest), "entries": count}
+                            for story, latest, count in queries.stories_overview()])
+
+
+@bp.get("/stories/<slug>")
+def story(slug):
+    """One story's state."""
+    return jsonify(story=queries.story_or_404(slug).to_dict())
+
+
+@bp.get("/stories/<slug>/entries")
+def entries(slug):
+    """Entries by cursor: `after_rev` gives every change since a revision, oldest first
+    (deleted ones included); otherwise visible entries newest first, `before` an entry id."""
+    story = queries.story_or_404(slug)
+    limit = _int_arg("limit", 20, MAX_LIMIT) or 20
+    after_rev = _int_arg("after_rev", None, 2**63 - 1)
+    if after_rev is not None:
+        rows = list(db.session.scalars(select(Entry).where(Entry.story_id == story.id, Entry.rev > after_rev)
+                                       .order_by(Entry.rev).limit(limit + 1)))
+        page, cursor = rows[:limit], (rows[limit - 1].rev if len(rows) > limit else None)
+        return jsonify(rev=story.rev, entries=[e.to_dict() for e in page], next_after_rev=cursor)
+    page, cursor = queries.entry_page(story, before=queries.cursor_arg(), limit=limit, include_pinned=True)
+    return jsonify(rev=story.rev, entries=[e.to_dict() for e in page], next_before=cursor)
+
+
+# Writes (bearer token)
+
+@bp.post("/stories")
+@token_required
+def create_story():
+    """Create a story."""
+    data = _payload("title", "slug", "summary", "image_url", "status")
+    story = services.create_story(data.get("title", ""), data.get("summary", ""), data.get("slug", ""),
+                                  data.get("image_url", ""), data.get("status", "live"))
+    return jsonify(story=story.to_dict()), 201, {"Location": url_for("api.story", slug=story.slug)}
+
+
+@bp.patch("/stories/<slug>")
+@token_required
+def update_story(slug):
+    """Change a story's title, summary, lead image or status."""
+    story = queries.story_or_404(slug)
+    data = _payload("title", "summary", "image_url", "status")
+    if {"title", "summary", "image_url"} & set(data):
+        services.update_story(story, data.get("title", story.title), data.get("summary", story.summary),
+                              data.get("image_url", story.image_url))
+    if "status" in data:
+        services.set_status(story, data["status"])
+    return jsonify(story=story.to_dict())
+
+
+@bp.post("/stories/<slug>/<any(end, reopen):action>")
+@token_required
+def story_status(slug, action):
+    """End or reopen a story."""
+    story = services.set_status(queries.story_or_404(slug), "ended" if action == "end" else "live")
+    return jsonify(story=story.to_dict())
+
+
+@bp.post("/stories/<slug>/entries")
+@token_required
+def append_entry(slug):
+    """Publish an entry; a repeated `Idempotency-Key` header returns the first one (200)."""
+    story = queries.story_or_404(slug)
+    data = _payload("body", "headline", "key", "pinned")
+    entry, created = services.append_entry(
+        story, data.get("body", ""), data.get("headline", ""), key=data.get("key", False),
+        pinned=data.get("pinned", False), idempotency_key=request.headers.get("Idempotency-Key"))
+    location = url_for("reader.entry", slug=slug, entry_id=entry.id)
+    return jsonify(entry=entry.to_dict()), 201 if created else 200, {"Location": location}
+
+
+@bp.patch("/entries/<id:entry_id>")
+@token_required
+def update_entry(entry_id):
+    """Correct an entry's text, pin or unpin it, mark or unmark it as a key event."""
+    entry = queries.entry_or_404(entry_id)
+    data = _payload("body", "headline", "key", "pinned")
+    if "body" in data or "headline" in data:
+        services.edit_entry(entry, data.get("body", entry.body), data.get("headline", entry.headline))
+    if "pinned" in data:
+        services.set_pinned(entry, data["pinned"])
+    if "key" in data:
+        services.set_key(entry, data["key"])
+    return jsonify(entry=entry.to_dict())
+
+
+@bp.delete("/entries/<id:entry_id>")
+@token_required
+def delete_entry(entry_id):
+    """Soft-delete an entry."""
+    return jsonify(entry=services.delete_entry(queries.entry_or_404(entry_id)).to_dict())
