@@ -58,8 +58,9 @@ def create_app(config: dict | None = None) -> Flask:
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], channel=app.config["SOCKETIO_CHANNEL"],
                       message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"])
 
-    from . import api, auth, cli, editor, events, health, reader  # noqa: F401  (events registers handlers)
+    from . import api, auth, cli, editor, events, feeds, health, reader  # noqa: F401  (events registers handlers)
     app.register_blueprint(api.bp)
+    app.register_blueprint(feeds.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(reader.bp)
     app.register_blueprint(auth.bp)

@@ -142,9 +142,14 @@ class Entry(db.Model):
         back_populates="entry", order_by="EntryVersion.id.desc()", lazy="select")
 
     @property
+    def plain_text(self) -> str:
+        """The entry's text without markup."""
+        return Markup(self.html).striptags()
+
+    @property
     def excerpt(self) -> str:
-        """The entry's text without markup, cut to about 80 characters (for lists and announcements)."""
-        text = Markup(self.html).striptags()
+        """The plain text cut to about 80 characters (for lists and announcements)."""
+        text = self.plain_text
         return text if len(text) <= 80 else text[:79].rstrip() + "…"
 
     def to_dict(self) -> dict:

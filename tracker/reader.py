@@ -2,6 +2,7 @@
 from flask import Blueprint, abort, jsonify, render_template, request
 
 from . import queries
+from .feeds import live_blog_posting
 
 bp = Blueprint("reader", __name__)
 
@@ -18,9 +19,11 @@ def story(slug):
     story = queries.story_or_404(slug)
     rev = story.rev  # read before the entries, so the page can only be behind its rev, never ahead
     entries, next_cursor = queries.entry_page(story, before=queries.cursor_arg())
+    pinned = queries.pinned_entry(story)
     return render_template("story.html", story=story, rev=rev, entries=entries, next_cursor=next_cursor,
-                           pinned=queries.pinned_entry(story), key_events=queries.key_events(story),
-                           older=request.args.get("before") is not None)
+                           pinned=pinned, key_events=queries.key_events(story),
+                           older=request.args.get("before") is not None,
+                           structured_data=live_blog_posting(story, ([pinned] if pinned else []) + entries))
 
 
 @bp.get("/stories/<slug>/entries")

@@ -1,0 +1,96 @@
+"""Ways for feed readers and search engines in: Atom feeds and schema.org LiveBlogPosting data."""
+from feedgen.feed import FeedGenerator
+from flask import Blueprint, Response, url_for
+
+from . import queries
+from .models import Entry, Story, isoformat
+
+bp = Blueprint("feeds", __name__)
+
+FEED_SIZE = 50
+
+
+def _atom(feed: FeedGenerator) -> Response:
+    return Response(feed.atom_str(pretty=True), mimetype="application/atom+xml")
+
+
+def _feed(feed_id: str, title: str, subtitle: str, link: str, self_link: str) -> FeedGenerator:
+    feed = FeedGenerator()
+    feed.id(feed_id)
+    feed.title(title)
+    feed.subtitle(subtitle or title)
+    feed.link(href=link, rel="alternate")
+    feed.link(href=self_link, rel="self")
+    feed.language("en")
+    return feed
+
+
+@bp.get("/stories/<slug>/feed.atom")
+def story_feed(slug):
+    """The story's newest updates as an Atom feed."""
+    story = queries.story_or_404(slug)
+    page_url = url_for("reader.story", slug=slug, _external=True)
+    feed = _feed(page_url, story.title, story.summary, page_url, url_for("feeds.story_feed", slug=slug, _external=True))
+    entries, _ = queries.entry_page(story, limit=FEED_SIZE, include_pinned=True)
+    feed.updated(story.updated_at)
+    for entry in reversed(entries):  # feedgen puts the last added first
+        item = feed.add_entry()
+        link = url_for("reader.entry", slug=slug, entry_id=entry.id, _external=True)
+        item.id(link)
+        item.title(entry.headline or entry.excerpt)
+        item.link(href=link)
+        item.published(entry.created_at)
+        item.updated(entry.updated_at)
+        item.content(entry.html, type="html")
+        if entry.author:
+            item.author(name=entry.author.username)
+    return _atom(feed)
+
+
+@bp.get("/feed.atom")
+def all_feed():
+    """Every story as an Atom feed, the most recently updated first."""
+    home = url_for("reader.index", _external=True)
+    feed = _feed(home, "Tracker: live stories", "", home, url_for("feeds.all_feed", _external=True))
+    stories = sorted((story for story, _, _ in queries.stories_overview()), key=lambda s: s.updated_at)[-FEED_SIZE:]
+    feed.updated(stories[-1].updated_at if stories else None)
+    for story in stories:
+        item = feed.add_entry()
+        link = url_for("reader.story", slug=story.slug, _external=True)
+        item.id(link)
+        item.title(("LIVE: " if story.is_live else "") + story.title)
+        item.link(href=link)
+        item.published(story.created_at)
+        item.updated(story.updated_at)
+        item.summary(story.summary or story.title)
+    return _atom(feed)
+
+
+def live_blog_posting(story: Story, entries: list[Entry]) -> dict:
+    """schema.org LiveBlogPosting for a story page (embedded as JSON-LD)."""
+    url = url_for("reader.story", slug=story.slug, _external=True)
+    data = {
+        "@context": "https://schema.org",
+        "@type": "LiveBlogPosting",
+        "@id": url,
+        "url": url,
+        "headline": story.title,
+        "description": story.summary or story.title,
+        "datePublished": isoformat(story.created_at),
+        "dateModified": isoformat(story.updated_at),
+        "coverageStartTime": isoformat(story.created_at),
+        "liveBlogUpdate": [{
+            "@type": "BlogPosting",
+            "@id": url_for("reader.entry", slug=story.slug, entry_id=entry.id, _external=True),
+            "url": url_for("reader.entry", slug=story.slug, entry_id=entry.id, _external=True),
+            "headline": entry.headline or entry.excerpt,
+            "datePublished": isoformat(entry.created_at),
+            "dateModified": isoformat(entry.updated_at),
+            "articleBody": entry.plain_text,
+        } for entry in entries],
+    }
+    if story.ended_at:
+        data["coverageEndTime"] = isoformat(story.ended_at)
+    if story.image_url:
+        data["image"] = story.image_url
+    return data
