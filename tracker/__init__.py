@@ -18,6 +18,7 @@ from .extensions import csrf, db, login_manager, migrate, socketio
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
+EMBED_CSP = CSP.replace("frame-ancestors 'none'", "frame-ancestors *")
 
 
 class IdConverter(IntegerConverter):
@@ -56,10 +57,12 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], channel=app.config["SOCKETIO_CHANNEL"],
-                      message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"])
+                      message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+                      cors_allowed_origins=app.config["SOCKETIO_CORS_ORIGINS"])
 
-    from . import api, auth, cli, editor, events, feeds, health, reader  # noqa: F401  (events registers handlers)
+    from . import api, auth, cli, editor, embed, events, feeds, health, reader  # noqa: F401  (events: handlers)
     app.register_blueprint(api.bp)
+    app.register_blueprint(embed.bp)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(reader.bp)
@@ -109,8 +112,12 @@ def _register_web(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response):
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        # Only embed pages may be framed, by any site; everything else by none.
+        if request.blueprint == "embed":
+            response.headers.setdefault("Content-Security-Policy", EMBED_CSP)
+        else:
+            response.headers.setdefault("Content-Security-Policy", CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
         return response

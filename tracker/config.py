@@ -7,6 +7,14 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value.strip() else default
 
 
+def _origins(value: str) -> str | list[str] | None:
+    """None (same origin only), "*" (any), or a list of origins, from a comma-separated value."""
+    origins = [origin.strip() for origin in value.split(",") if origin.strip()]
+    if not origins:
+        return None  # engine.io treats an empty list as "no checks at all"
+    return "*" if origins == ["*"] else origins
+
+
 class Config:
     """Settings for one Tracker process."""
 
@@ -15,6 +23,9 @@ class Config:
     SOCKETIO_MESSAGE_QUEUE = os.environ.get("SOCKETIO_MESSAGE_QUEUE") or None
     # Redis pub/sub ignores the database number: installations sharing a Redis need their own channel.
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "tracker")
+    # Other sites' origins whose pages may open Socket.IO connections here ("*" for any);
+    # unset: same origin only. Embeds need nothing here: the iframe is on this origin.
+    SOCKETIO_CORS_ORIGINS = _origins(os.environ.get("SOCKETIO_CORS_ORIGINS", ""))
     # Reverse proxies in front (nginx: 1) whose X-Forwarded-For and X-Forwarded-Proto are trusted.
     TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
     # app.py switches this to eventlet for the real server; the CLI and unit tests run threaded.

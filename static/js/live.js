@@ -7,6 +7,9 @@
 
   var slug = root.dataset.story;
   var editor = root.dataset.editor === "1";
+  var embed = root.dataset.embed === "1";          // a widget framed by another site
+  var limit = parseInt(root.dataset.limit, 10) || 0;  // widgets show at most this many entries
+  var single = root.dataset.single ? +root.dataset.single : null;  // a one-entry widget
   var atHead = root.dataset.head === "1";
   var nextCursor = root.dataset.next || null;
   var feed = root.querySelector("[data-entries]");
@@ -76,7 +79,7 @@
     var created = el.querySelector(".entry__time time");
     created.setAttribute("datetime", e.created_at);
     el.querySelector(".entry__ago").dataset.ago = e.created_at;
-    el.querySelector(".entry__time").setAttribute("href", "#entry-" + e.id);
+    el.querySelector(".entry__time").setAttribute("href", embed ? e.url : "#entry-" + e.id);
     el.querySelector(".entry__permalink").href = e.url;
     var updated = el.querySelector(".entry__updated");
     updated.hidden = !e.edited_at;
@@ -171,10 +174,19 @@
   // Reader attention: new entries never push the page while the reader is scrolled down.
 
   function scrolledDown() {
-    return !editor && feed.getBoundingClientRect().top < 0;
+    return !editor && !embed && feed.getBoundingClientRect().top < 0;
+  }
+
+  function trim() {
+    var items = feed.querySelectorAll(":scope > article.entry");
+    for (var i = limit; limit && i < items.length; i++) {
+      items[i].remove();
+      nextCursor = nextCursor || "more";  // older entries now exist beyond the widget's list
+    }
   }
 
   function updateCounters() {
+    if (embed) return;
     if (newButton) {
       newButton.hidden = pending.size === 0;
       newButton.querySelector("[data-new-count]").textContent = pending.size;
@@ -209,6 +221,7 @@
       var wasPinned = el && el.dataset.pinned === "1";
       el = fill(el || template.cloneNode(true), e);
       if (!el.parentNode || wasPinned !== e.pinned) place(el, e);
+      trim();
     }
     updateKeyEvents(e);
     refreshEmpty();
@@ -217,6 +230,7 @@
   function apply(e) {
     noteRev(e.rev);
     touched(e.updated_at);
+    if (single !== null && e.id !== single) return null;
     var have = known.get(e.id);
     if (have !== undefined && have >= e.rev) return null;
     known.set(e.id, e.rev);

@@ -1,0 +1,81 @@
+"""Embeds for other sites: the live widget pages and oEmbed discovery.
+
+Embed pages are the only ones any site may frame (see create_app's security headers). They
+use no session, so they set no cookie.
+"""
+import re
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, jsonify, render_template, request, url_for
+from markupsafe import escape
+
+from . import queries
+
+bp = Blueprint("embed", __name__)
+
+THEMES = ("light", "dark")
+DEFAULT_LIMIT, MAX_LIMIT = 10, 50
+OEMBED_WIDTH, OEMBED_HEIGHT = 600, 800
+_EMBEDDABLE = re.compile(r"^/stories/(?P<slug>[^/]+)(?:/entries/(?P<entry>\d{1,18}))?/?$")
+
+
+def _number(name: str, default: int, low: int, high: int) -> int:
+    value = request.args.get(name, "")
+    if not value:
+        return default
+    if not value.isascii() or not value.isdigit() or not low <= int(value) <= high:
+        abort(400, description=f"'{name}' must be a whole number from {low} to {high}.")
+    return int(value)
+
+
+def _options() -> tuple[str, int, bool]:
+    theme = request.args.get("theme", "light")
+    if theme not in THEMES:
+        abort(400, description="'theme' must be light or dark.")
+    return theme, _number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), request.args.get("key_events") == "1"
+
+
+@bp.get("/embed/<slug>")
+def story(slug):
+    """A compact live view of a story: the newest entries, optionally its key events."""
+    story = queries.story_or_404(slug)
+    theme, limit, with_key_events = _options()
+    rev = story.rev
+    entries, next_cursor = queries.entry_page(story, limit=limit, include_pinned=True)
+    return render_template("embed.html", story=story, rev=rev, entries=entries, next_cursor=next_cursor,
+                           theme=theme, limit=limit,
+                           key_events=queries.key_events(story) if with_key_events else None)
+
+
+@bp.get("/embed/<slug>/entries/<id:entry_id>")
+def entry(slug, entry_id):
+    """One entry as a widget; it follows corrections and shows when the entry was removed."""
+    story = queries.story_or_404(slug)
+    entry = queries.entry_or_404(entry_id, story)
+    theme, _, _ = _options()
+    return render_template("embed.html", story=story, rev=story.rev, entries=[] if entry.deleted else [entry],
+                           next_cursor=None, theme=theme, limit=1, key_events=None, single=entry)
+
+
+@bp.get("/oembed")
+def oembed():
+    """oEmbed 1.0 for story and entry permalinks: a `rich` response holding an iframe."""
+    if request.args.get("format", "json") != "json":
+        abort(501, description="Only format=json is supported.")
+    match = _EMBEDDABLE.match(urlsplit(request.args.get("url", "")).path)
+    if not match:
+        abort(404, description="'url' must be the address of a story or an update on this site.")
+    story = queries.story_or_404(match["slug"])
+    width = min(_number("maxwidth", OEMBED_WIDTH, 100, 10_000), OEMBED_WIDTH)
+    height = min(_number("maxheight", OEMBED_HEIGHT, 100, 10_000), OEMBED_HEIGHT)
+    if match["entry"]:
+        entry = queries.entry_or_404(int(match["entry"]), story)
+        src = url_for("embed.entry", slug=story.slug, entry_id=entry.id, _external=True)
+        title = entry.headline or entry.excerpt
+    else:
+        src, title = url_for("embed.story", slug=story.slug, _external=True), story.title
+    html = (f'<iframe src="{src}" width="{width}" height="{height}" title="{escape(title)}" loading="lazy" '
+            f'style="border:0;max-width:100%"></iframe>')
+    return jsonify(version="1.0", type="rich", provider_name="Tracker",
+                   provider_url=url_for("reader.index", _external=True), title=title,
+                   html=html, width=width, height=height, cache_age=300)
