@@ -169,3 +169,31 @@ def test_token_cli_prints_the_token_alone_on_the_last_line(app, client, story):
 def test_editor_login_still_needs_csrf_for_forms(client, editor, story):
     assert login(client, editor).status_code == 302
     assert client.post(f"/editor/stories/{story}", data={"body": "x"}).status_code == 400
+
+
+def test_method_not_allowed_says_what_is(client, story):
+    response = client.put(f"/api/stories/{story}")
+    assert response.status_code == 405 and set(response.headers["Allow"].replace(" ", "").split(",")) >= {
+        "GET", "PATCH"}
+
+
+@pytest.mark.parametrize("kwargs, status", [
+    ({"json": {"title": "Ok", "image_url": "http://["}}, 422),
+    ({"json": {"title": "Ok", "image_url": "http://a\uff03b"}}, 422),
+    ({"data": "[" * 100_000 + "]" * 100_000, "content_type": "application/json"}, 400),
+    ({"data": '{"title": "\\ud800"}', "content_type": "application/json"}, 422),
+])
+def test_hostile_story_input_is_a_clear_error(client, auth, kwargs, status):
+    response = client.post("/api/stories", headers=auth, **kwargs)
+    assert response.status_code == status and response.get_json()["ok"] is False
+
+
+@pytest.mark.parametrize("query", ["limit=" + "9" * 5000, "after_rev=" + "1" * 5000])
+def test_absurdly_long_numbers_are_400(client, story, query):
+    assert client.get(f"/api/stories/{story}/entries?{query}").status_code == 400
+
+
+def test_a_refused_story_patch_changes_nothing(client, auth, story):
+    response = client.patch(f"/api/stories/{story}", json={"title": "Changed", "status": "bogus"}, headers=auth)
+    assert response.status_code == 422
+    assert client.get(f"/api/stories/{story}").get_json()["story"]["title"] == "Flood warning on the river"

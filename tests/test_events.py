@@ -128,3 +128,9 @@ def test_client_too_far_behind_gets_a_reset_page(app, socket_client, story):
     assert [e["id"] for e in ack["entries"]] == ids[5:]
     small = join(socket_client(), {"story": story, "since": 23})
     assert "reset" not in small and [e["id"] for e in small["entries"]] == ids[-3:]
+
+
+@pytest.mark.parametrize("slug", ["\ud800", "UPPER", "a/b", "-x"])
+def test_join_with_an_impossible_slug_is_an_error_ack(socket_client, slug):
+    ack = join(socket_client(), {"story": slug, "since": 0})
+    assert ack == {"ok": False, "error": "'story' must be a story slug."}

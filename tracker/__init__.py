@@ -3,7 +3,7 @@ import os
 import secrets
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, make_response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
@@ -131,7 +131,10 @@ def _register_web(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error):
-        return _error(error.code, MESSAGES.get(error.code, error.description))
+        response, status = _error(error.code, MESSAGES.get(error.code, error.description))
+        # Keep what werkzeug says besides the body, such as Allow on a 405.
+        response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() != "content-type")
+        return response, status
 
 
 MESSAGES = {
@@ -144,4 +147,4 @@ def _error(status: int, message: str):
     """An error as JSON for scripts and fetch, or as a page for people."""
     if request.accept_mimetypes.best == "application/json" or request.path.startswith("/api/"):
         return jsonify(ok=False, error=message), status
-    return render_template("error.html", status=status, message=message), status
+    return make_response(render_template("error.html", status=status, message=message)), status

@@ -4,20 +4,22 @@ Writes go through the same service layer as the editor's forms, so they take rev
 broadcast the same events. Cookies are never consulted here: a logged-in browser session
 grants nothing, so the API cannot be driven cross-site.
 """
+import re
 from functools import wraps
 
 from flask import Blueprint, abort, g, jsonify, request, url_for
 from sqlalchemy import select
 
-from . import queries, services
+from . import openapi, queries, services
 from .extensions import csrf, db
-from .models import Entry, isoformat
+from .models import STATUSES, Entry, isoformat
 from .services import ServiceError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
 
 MAX_LIMIT = 100
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Field problems are 422 here (the request was well-formed JSON); the forms answer 400.
 _STATUS = {400: 422}
 
@@ -45,7 +47,10 @@ def token_required(view):
 
 def _payload(*allowed: str) -> dict:
     """The request's JSON object, with only known fields and their types checked."""
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        data = None
     if not isinstance(data, dict):
         abort(400, description="Send a JSON object with Content-Type: application/json.")
     unknown = sorted(set(data) - set(allowed))
@@ -55,19 +60,18 @@ def _payload(*allowed: str) -> dict:
         expected = bool if name in ("key", "pinned") else str
         if not isinstance(value, expected):
             raise ServiceError(f"'{name}' must be {'true or false' if expected is bool else 'a string'}.", name)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise ServiceError(f"'{name}' is not valid Unicode text (it has a lone surrogate).", name)
     return data
 
 
-def _int_arg(name: str, default: int | None, high: int) -> int | None:
-    value = request.args.get(name, "")
-    if not value:
-        return default
-    if not value.isascii() or not value.isdigit() or int(value) > high:
-        abort(400, description=f"'{name}' must be a whole number from 0 to {high}.")
-    return int(value)
-
-
 # Reads (public)
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """This API's OpenAPI 3.1 description."""
+    return jsonify(openapi.spec())
+
 
 @bp.get("/stories")
 def stories():
@@ -87,8 +91,8 @@ def entries(slug):
     """Entries by cursor: `after_rev` gives every change since a revision, oldest first
     (deleted ones included); otherwise visible entries newest first, `before` an entry id."""
     story = queries.story_or_404(slug)
-    limit = _int_arg("limit", 20, MAX_LIMIT) or 20
-    after_rev = _int_arg("after_rev", None, 2**63 - 1)
+    limit = queries.int_arg("limit", 20, 0, MAX_LIMIT) or 20
+    after_rev = queries.int_arg("after_rev", None, 0, 2**63 - 1)
     if after_rev is not None:
         rows = list(db.session.scalars(select(Entry).where(Entry.story_id == story.id, Entry.rev > after_rev)
                                        .order_by(Entry.rev).limit(limit + 1)))
@@ -116,6 +120,8 @@ def update_story(slug):
     """Change a story's title, summary, lead image or status."""
     story = queries.story_or_404(slug)
     data = _payload("title", "summary", "image_url", "status")
+    if data.get("status", story.status) not in STATUSES:  # refuse before changing anything
+        raise ServiceError("Status must be 'live' or 'ended'.", "status")
     if {"title", "summary", "image_url"} & set(data):
         services.update_story(story, data.get("title", story.title), data.get("summary", story.summary),
                               data.get("image_url", story.image_url))

@@ -1,18 +1,21 @@
-"""Command-line tools: `flask --app app init-db | seed-demo | user create NAME`."""
+"""Command-line tools: `flask --app app init-db | seed-demo | user create NAME | import PATH... | export SLUG`."""
+import logging
 import secrets
 import sys
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import func, select
 
-from . import services
+from . import importer, services
 from .extensions import db
 from .models import Story, User
 from .schema import upgrade_database
 from .services import ServiceError
 
+log = logging.getLogger(__name__)
 user_cli = AppGroup("user", help="Manage newsroom accounts.")
 
 
@@ -84,7 +87,64 @@ def seed_demo():
     click.echo(f"Demo editor account: username 'editor', password '{password}' (shown only once)")
 
 
+@click.command("import")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("--story", "story_slug", metavar="SLUG", help="Import each file as an entry of this story.")
+@click.option("--timezone", "zone_name", metavar="ZONE", envvar="IMPORT_TIMEZONE",
+              help="Zone of dates written without one, e.g. Europe/Berlin [default: IMPORT_TIMEZONE, else UTC].")
+@with_appcontext
+def import_markdown(paths, story_slug, zone_name):
+    """Import Markdown files with YAML front matter (Jekyll, Hugo) as stories, or as entries with --story.
+
+    A directory stands for its *.md and *.markdown files. Importing a file again updates what it made.
+    Prints one line per file; the exit code is 1 when any file was skipped.
+    """
+    upgrade_database()
+    zone_name = zone_name or current_app.config.get("IMPORT_TIMEZONE") or "UTC"
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(f"unknown time zone '{zone_name}'", param_hint="'--timezone'") from None
+    if story_slug is not None and db.session.scalar(select(Story.id).where(Story.slug == story_slug)) is None:
+        raise click.ClickException(f"No story '{story_slug}'.")
+    skipped = 0
+    for path in importer.markdown_files(paths):
+        try:
+            result = importer.import_file(path, story_slug, zone)
+        except importer.ImportSkipped as exc:
+            skipped += 1
+            result = f"skipped: {exc.reason}"
+        except Exception as exc:  # one odd file must not stop the others
+            db.session.rollback()
+            log.exception("import of %s failed", path)
+            skipped += 1
+            result = f"skipped: unexpected error ({type(exc).__name__}: {exc})"
+        click.echo(f"{path}: {result}")
+    if skipped:
+        sys.exit(1)
+
+
+@click.command("export")
+@click.argument("slug")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write to this file instead of standard output.")
+@with_appcontext
+def export_markdown(slug, output):
+    """Write a story as Markdown with YAML front matter, one section per entry; `import` reads it back."""
+    upgrade_database()
+    story = db.session.scalar(select(Story).where(Story.slug == slug))
+    if story is None:
+        raise click.ClickException(f"No story '{slug}'.")
+    text = importer.export_story(story)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    with open(output, "w", encoding="utf-8", newline="\n") as file:
+        file.write(text)
+    click.echo(f"Story '{slug}' written to {output}.", err=True)
+
+
 def register(app: Flask) -> None:
     """Attach the commands to the app's CLI."""
-    for command in (user_cli, token_cli, init_db, seed_demo):
+    for command in (user_cli, token_cli, init_db, seed_demo, import_markdown, export_markdown):
         app.cli.add_command(command)

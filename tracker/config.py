@@ -48,6 +48,9 @@ class Config:
     MAX_CONTENT_LENGTH = 256 * 1024
     WTF_CSRF_TIME_LIMIT = None
 
+    # The zone in which `flask import` reads dates written without one.
+    IMPORT_TIMEZONE = os.environ.get("IMPORT_TIMEZONE") or "UTC"
+
     PAGE_SIZE = 20
     # A client further behind than this many changes gets a fresh page instead of a replay.
     CATCHUP_LIMIT = _env_int("CATCHUP_LIMIT", 500)

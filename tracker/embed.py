@@ -19,20 +19,11 @@ OEMBED_WIDTH, OEMBED_HEIGHT = 600, 800
 _EMBEDDABLE = re.compile(r"^/stories/(?P<slug>[^/]+)(?:/entries/(?P<entry>\d{1,18}))?/?$")
 
 
-def _number(name: str, default: int, low: int, high: int) -> int:
-    value = request.args.get(name, "")
-    if not value:
-        return default
-    if not value.isascii() or not value.isdigit() or not low <= int(value) <= high:
-        abort(400, description=f"'{name}' must be a whole number from {low} to {high}.")
-    return int(value)
-
-
 def _options() -> tuple[str, int, bool]:
     theme = request.args.get("theme", "light")
     if theme not in THEMES:
         abort(400, description="'theme' must be light or dark.")
-    return theme, _number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), request.args.get("key_events") == "1"
+    return theme, queries.int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), request.args.get("key_events") == "1"
 
 
 @bp.get("/embed/<slug>")
@@ -66,8 +57,8 @@ def oembed():
     if not match:
         abort(404, description="'url' must be the address of a story or an update on this site.")
     story = queries.story_or_404(match["slug"])
-    width = min(_number("maxwidth", OEMBED_WIDTH, 100, 10_000), OEMBED_WIDTH)
-    height = min(_number("maxheight", OEMBED_HEIGHT, 100, 10_000), OEMBED_HEIGHT)
+    width = min(queries.int_arg("maxwidth", OEMBED_WIDTH, 100, 10_000), OEMBED_WIDTH)
+    height = min(queries.int_arg("maxheight", OEMBED_HEIGHT, 100, 10_000), OEMBED_HEIGHT)
     if match["entry"]:
         entry = queries.entry_or_404(int(match["entry"]), story)
         src = url_for("embed.entry", slug=story.slug, entry_id=entry.id, _external=True)

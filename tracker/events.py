@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from . import queries
 from .extensions import db, socketio
-from .models import Entry, Story
+from .models import MAX_SLUG, SLUG_RE, Entry, Story
 
 log = logging.getLogger(__name__)
 MAX_REV = 2**63 - 1
@@ -33,7 +33,7 @@ def _parse_join(data) -> tuple[str, int]:
     if not isinstance(data, dict):
         raise ValueError("join expects an object like {\"story\": \"slug\", \"since\": 0}.")
     slug, since = data.get("story"), data.get("since", 0)
-    if not isinstance(slug, str) or not slug or len(slug) > 80:
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug) or len(slug) > MAX_SLUG:
         raise ValueError("'story' must be a story slug.")
     if since is None:
         since = 0

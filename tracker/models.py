@@ -1,17 +1,21 @@
 """Database models: users, stories and their entries, with the per-story revision log."""
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
 from markupsafe import Markup
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql import text
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 
 ROLES = ("admin", "editor")
+MAX_SLUG = 80
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 STATUSES = ("live", "ended")
 
 
@@ -83,6 +87,8 @@ class Story(db.Model):
     title: Mapped[str] = mapped_column(String(200))
     summary: Mapped[str] = mapped_column(Text, default="")
     image_url: Mapped[str] = mapped_column(String(500), default="")
+    # Comma-separated, in the order given (see services.normalize_tags).
+    tags: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
     status: Mapped[str] = mapped_column(String(8), default="live")
     # Every change to the story or its entries takes the next value, in the same transaction.
     rev: Mapped[int] = mapped_column(Integer, default=0)
@@ -94,6 +100,11 @@ class Story(db.Model):
     def is_live(self) -> bool:
         return self.status == "live"
 
+    @property
+    def tag_list(self) -> list[str]:
+        """The tags as a list of strings."""
+        return [tag.strip() for tag in (self.tags or "").split(",") if tag.strip()]
+
     def to_dict(self) -> dict:
         """The story's public state, as sent in JSON and socket payloads."""
         return {
@@ -101,6 +112,7 @@ class Story(db.Model):
             "title": self.title,
             "summary": self.summary,
             "image_url": self.image_url,
+            "tags": self.tag_list,
             "status": self.status,
             "rev": self.rev,
             "created_at": isoformat(self.created_at),
@@ -127,6 +139,8 @@ class Entry(db.Model):
     body: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    # A writer without an account here (e.g. the author of an imported post).
+    byline: Mapped[str] = mapped_column(String(100), default="", server_default=text("''"))
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     key: Mapped[bool] = mapped_column(Boolean, default=False)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -160,7 +174,7 @@ class Entry(db.Model):
             "story": self.story.slug,
             "headline": self.headline,
             "html": self.html,
-            "author": self.author.username if self.author else None,
+            "author": self.author.username if self.author else (self.byline or None),
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "edited_at": isoformat(self.edited_at),

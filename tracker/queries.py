@@ -28,6 +28,17 @@ def entry_or_404(entry_id: int, story: Story | None = None) -> Entry:
     return entry
 
 
+def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    """A whole-number query argument within [low, high], or a clear 400."""
+    value = request.args.get(name, "")
+    if not value:
+        return default
+    # At most 19 digits, so int() never meets Python's limit for huge digit strings.
+    if not re.fullmatch(r"[0-9]{1,19}", value) or not low <= int(value) <= high:
+        abort(400, description=f"'{name}' must be a whole number from {low} to {high}.")
+    return int(value)
+
+
 def cursor_arg() -> int | None:
     """The `before` query argument: the id of the last update already shown, or None."""
     value = request.args.get("before", "")

@@ -21,7 +21,7 @@ LINK_REL = "noopener nofollow ugc"
 
 # Raw HTML in Markdown is shown as text, never passed through.
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _link_attrs(attrs: dict, new: bool = False) -> dict:

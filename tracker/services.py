@@ -20,17 +20,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .events import broadcast
 from .extensions import db
-from .models import STATUSES, ApiToken, Entry, EntryVersion, Story, User, utcnow
+from .models import MAX_SLUG, SLUG_RE, STATUSES, ApiToken, Entry, EntryVersion, Story, User, utcnow
 from .sanitize import clean_text, render_markdown
 
 MAX_BODY = 20_000
 MAX_HEADLINE = 200
 MAX_TITLE = 200
 MAX_SUMMARY = 1_000
-MAX_SLUG = 80
 MAX_IMAGE_URL = 500
+MAX_TAGS = 1_000
+MAX_BYLINE = 100
 log = logging.getLogger(__name__)
-SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 class ServiceError(ValueError):
@@ -63,7 +63,11 @@ def slugify(text: str) -> str:
 
 def _image_url(value: str) -> str:
     value = _limit(clean_text(value), "image_url", "Image URL", MAX_IMAGE_URL)
-    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # e.g. "http://[" or a fullwidth character in the host
+        parts = None
+    if value and (parts is None or parts.scheme not in ("http", "https") or not parts.netloc):
         raise ServiceError("Image URL must be an http:// or https:// address.", "image_url")
     return value
 
@@ -114,10 +118,24 @@ def _touch(changed: list, item: Story | Entry, story: Story) -> None:
     changed.append(item)
 
 
+def normalize_tags(value: str | list | tuple | None) -> str:
+    """Tags as stored: from a list or a comma-separated string, trimmed, without repeats, comma-joined."""
+    if value is None:
+        return ""
+    items = value if isinstance(value, list | tuple) else [value]
+    tags: list[str] = []
+    for item in items:
+        for tag in str(item if item is not None else "").split(","):
+            tag = " ".join(clean_text(tag).split())
+            if tag and tag.casefold() not in (seen.casefold() for seen in tags):
+                tags.append(tag)
+    return _limit(",".join(tags), "tags", "Tags", MAX_TAGS)
+
+
 # Stories
 
 def create_story(title: str, summary: str = "", slug: str = "", image_url: str = "",
-                 status: str = "live") -> Story:
+                 status: str = "live", tags: str | list = "", created_at: datetime | None = None) -> Story:
     """Create a story; the slug is derived from the title when left empty."""
     title = _require(clean_text(title), "title", "Title", MAX_TITLE)
     # A title with no Latin letters or digits still gets an address.
@@ -128,9 +146,11 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
         raise ServiceError(f"The slug '{slug}' is already taken.", "slug", 409)
     if status not in STATUSES:
         raise ServiceError("Status must be 'live' or 'ended'.", "status")
-    story = Story(title=title, slug=slug, status=status, rev=1,
+    now = utcnow()
+    story = Story(title=title, slug=slug, status=status, rev=1, tags=normalize_tags(tags),
                   summary=_limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY),
-                  image_url=_image_url(image_url), ended_at=utcnow() if status == "ended" else None)
+                  image_url=_image_url(image_url), ended_at=now if status == "ended" else None,
+                  created_at=created_at or now, updated_at=now)
     db.session.add(story)
     try:
         db.session.commit()
@@ -140,13 +160,15 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
     return story
 
 
-def update_story(story: Story, title: str, summary: str = "", image_url: str = "") -> Story:
-    """Change a story's title, summary or lead image."""
+def update_story(story: Story, title: str, summary: str = "", image_url: str = "",
+                 tags: str | list | None = None) -> Story:
+    """Change a story's title, summary, lead image or (unless None) tags."""
     title = _require(clean_text(title), "title", "Title", MAX_TITLE)
     summary = _limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY)
     image_url = _image_url(image_url)
+    tags = story.tags if tags is None else normalize_tags(tags)
     with _changes(story) as changed:
-        story.title, story.summary, story.image_url = title, summary, image_url
+        story.title, story.summary, story.image_url, story.tags = title, summary, image_url, tags
         _touch(changed, story, story)
     return story
 
@@ -174,6 +196,10 @@ def _entry_text(body: str, headline: str) -> tuple[str, str]:
     return body, _limit(clean_text(headline), "headline", "Headline", MAX_HEADLINE)
 
 
+def _byline(value: str | None) -> str:
+    return _limit(" ".join(clean_text(value).split()), "byline", "Byline", MAX_BYLINE)
+
+
 def _unpin_others(changed: list, story: Story, keep: Entry | None) -> None:
     """Only one entry is pinned at a time; pinning another unpins it (a change of its own)."""
     for other in db.session.scalars(select(Entry).where(Entry.story_id == story.id, Entry.pinned)):
@@ -184,8 +210,11 @@ def _unpin_others(changed: list, story: Story, keep: Entry | None) -> None:
 
 def append_entry(story: Story, body: str, headline: str = "", author: User | None = None,
                  key: bool = False, pinned: bool = False, idempotency_key: str | None = None,
-                 created_at: datetime | None = None) -> tuple[Entry, bool]:
-    """Publish a new entry; a repeated idempotency key returns the first entry instead."""
+                 created_at: datetime | None = None, byline: str = "") -> tuple[Entry, bool]:
+    """Publish a new entry; a repeated idempotency key returns the first entry instead.
+
+    `byline` names a writer without an account here; readers see it when there is no `author`.
+    """
     idempotency_key = clean_text(idempotency_key)[:64] or None
     if idempotency_key:
         existing = _by_idempotency_key(story, idempotency_key)
@@ -194,9 +223,10 @@ def append_entry(story: Story, body: str, headline: str = "", author: User | Non
     if not story.is_live:
         raise ServiceError("This story has ended. Reopen it to post new updates.", "body", 409)
     body, headline = _entry_text(body, headline)
+    byline = _byline(byline)
     now = utcnow()
     entry = Entry(story=story, body=body, html=render_markdown(body), headline=headline,
-                  author=author, key=key, pinned=pinned, idempotency_key=idempotency_key,
+                  author=author, byline=byline, key=key, pinned=pinned, idempotency_key=idempotency_key,
                   created_at=created_at or now, updated_at=now)
     try:
         with _changes(story) as changed:
@@ -218,16 +248,17 @@ def _by_idempotency_key(story: Story, key: str) -> Entry | None:
         select(Entry).where(Entry.story_id == story.id, Entry.idempotency_key == key))
 
 
-def edit_entry(entry: Entry, body: str, headline: str = "") -> Entry:
-    """Correct an entry's text, keeping the previous text as a version."""
+def edit_entry(entry: Entry, body: str, headline: str = "", byline: str | None = None) -> Entry:
+    """Correct an entry's text (and, unless None, its byline), keeping the previous text as a version."""
     _alive(entry)
     body, headline = _entry_text(body, headline)
-    if (body, headline) == (entry.body, entry.headline):
+    byline = entry.byline if byline is None else _byline(byline)
+    if (body, headline, byline) == (entry.body, entry.headline, entry.byline):
         return entry
     with _changes(entry.story) as changed:
         db.session.add(EntryVersion(entry=entry, headline=entry.headline, body=entry.body,
                                     html=entry.html, published_at=entry.edited_at or entry.created_at))
-        entry.body, entry.headline, entry.html = body, headline, render_markdown(body)
+        entry.body, entry.headline, entry.html, entry.byline = body, headline, render_markdown(body), byline
         _touch(changed, entry, entry.story)
         entry.edited_at = entry.updated_at
     return entry

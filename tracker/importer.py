@@ -1,0 +1,345 @@
+"""Markdown import and export: posts with front matter, as Jekyll and Hugo keep them.
+
+Import (`import_file`): YAML front matter between `---` lines (read with yaml's safe loader), or Hugo's TOML
+between `+++` lines, then the Markdown body. Every change goes through `tracker.services`.
+
+- A story file: `title` (required), `slug` (else the file name without a Jekyll `YYYY-MM-DD-` prefix),
+  `date`, `excerpt`/`summary`/`description`, `image` (http:// or https:// only), `categories` and `tags`
+  (lists or comma-separated strings; both become the story's tags), `author`/`authors` (the entry's byline),
+  `status` (live or ended). The body becomes the story's first entry, or, in the export format below,
+  one entry per section. The slug identifies the story: importing again updates it.
+- An entry file (`story_slug` given): one entry; `title` is its headline, `date` its time, and the file
+  name its identity (`import:<file stem>`), so importing again corrects it.
+
+Dates: a YAML/TOML date is midnight in `zone`; a date and time without a zone is read in `zone`; one with
+a zone or offset is taken as is. Strings may be ISO 8601 (`2024-03-05`, `2024-03-05 14:30`,
+`2024-03-05T14:30:00+02:00`, `...Z`), Jekyll's `2024-03-05 14:30:00 +0200`, `5 March 2024` (`5 Mar 2024`,
+`March 5, 2024`, each optionally followed by `14:30`) or RFC 2822 (`Tue, 05 Mar 2024 14:30:00 +0000`).
+Anything else is a bad date. No date means now.
+
+Export (`export_story`): front matter (title, slug, date, summary, image, tags, status), then each visible
+entry, oldest first, as a section headed `## <time> · <headline>` (the time ISO 8601 in UTC with Z, to the
+microsecond when it has one; ` · <headline>` only when there is a headline), a blank line and the Markdown
+body. A body line that itself starts with `## <date>T` gets a backslash in front, removed again on import.
+Pins, key-event marks, authors and deleted entries are not exported.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, tzinfo
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import yaml
+from frontmatter.default_handlers import BaseHandler, YAMLHandler
+from sqlalchemy import select
+
+from . import services
+from .extensions import db
+from .models import STATUSES, Entry, Story, utcnow
+from .sanitize import clean_text
+
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+_JEKYLL_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
+_TIMESTAMP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})"
+_SECTION = re.compile(rf"^## ({_TIMESTAMP})(?: · (.*))?[ \t]*$", re.MULTILINE)
+_ESCAPE_ON_EXPORT = re.compile(r"^(\\*## \d{4}-\d{2}-\d{2}T)", re.MULTILINE)
+_UNESCAPE_ON_IMPORT = re.compile(r"^\\(\\*## \d{4}-\d{2}-\d{2}T)", re.MULTILINE)
+_TEXT_FORMATS = ("%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y")
+_TIME_FORMATS = ("", " %H:%M", " %H:%M:%S")
+
+
+class ImportSkipped(Exception):
+    """The file was not imported (or not completely); `reason` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _TOMLHandler(BaseHandler):
+    """Hugo's `+++` TOML front matter, read with the standard library (python-frontmatter wants `toml`)."""
+
+    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
+    START_DELIMITER = END_DELIMITER = "+++"
+
+    def load(self, fm: str, **kwargs) -> dict:
+        return tomllib.loads(fm)
+
+
+_HANDLERS = (YAMLHandler(), _TOMLHandler())  # YAMLHandler loads with yaml's SafeLoader
+
+
+@dataclass
+class _Text:
+    """One entry to be: its identity, time, headline and Markdown body."""
+
+    key: str
+    created_at: datetime
+    headline: str
+    body: str
+
+
+# Reading files
+
+def markdown_files(paths) -> list[Path]:
+    """The files to import: each path given, with a directory standing for its *.md and *.markdown files."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MARKDOWN_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+def read_post(path: Path) -> tuple[dict, str]:
+    """Front matter (a dict, empty when there is none) and the body of a Markdown file."""
+    try:
+        text = path.read_text(encoding="utf-8-sig").strip()
+    except FileNotFoundError:
+        raise ImportSkipped("no such file") from None
+    except UnicodeDecodeError:
+        raise ImportSkipped("not UTF-8 text") from None
+    except OSError as exc:
+        raise ImportSkipped(exc.strerror or "cannot be read") from None
+    handler = next((h for h in _HANDLERS if h.detect(text)), None)
+    if handler is None:
+        return {}, text
+    try:
+        front, body = handler.split(text)
+    except ValueError:
+        raise ImportSkipped("front matter is not closed") from None
+    try:
+        meta = handler.load(front)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark  # counted from 0 on the line of the opening `---`
+        where = f" (line {mark.line + 1} of the file)" if mark else ""
+        raise ImportSkipped(f"malformed front matter: {exc.problem or exc.context}{where}") from None
+    except (yaml.YAMLError, ValueError) as exc:  # TOMLDecodeError, and impossible dates such as 2024-02-30
+        raise ImportSkipped(f"malformed front matter: {' '.join(str(exc).split())}") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise ImportSkipped("front matter is not a list of `name: value` fields")
+    return meta, body.strip()
+
+
+def parse_date(value, zone: tzinfo = UTC) -> datetime:
+    """An aware UTC datetime from a front matter date (see the module's notes); None or "" is now."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return utcnow()
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime.combine(value, time())
+    elif isinstance(value, str):
+        moment = _date_from_text(value.strip())
+    else:
+        moment = None
+    if moment is None:
+        raise ImportSkipped(f"bad date: {value!r}")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ImportSkipped(f"bad date: {value!r}") from None
+
+
+def _date_from_text(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for day in _TEXT_FORMATS:
+        for clock in _TIME_FORMATS:
+            try:
+                return datetime.strptime(text, day + clock)
+            except ValueError:
+                continue
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+# Front matter fields
+
+def _text(meta: dict, *names: str) -> str:
+    """The first of these fields that is present, as text ("" when absent or null)."""
+    for name in names:
+        value = meta.get(name)
+        if value is None:
+            continue
+        if isinstance(value, list | dict):
+            raise ImportSkipped(f"`{name}` must be text, not a {'list' if isinstance(value, list) else 'table'}")
+        return str(value).strip()
+    return ""
+
+
+def _tags(meta: dict) -> list[str]:
+    tags: list = []
+    for name in ("categories", "tags"):
+        value = meta.get(name)
+        if isinstance(value, dict):
+            raise ImportSkipped(f"`{name}` must be a list or comma-separated text")
+        if value is not None:
+            tags.extend(value if isinstance(value, list) else [value])
+    return [str(tag) for tag in tags if tag is not None]
+
+
+def _byline(meta: dict) -> str:
+    value = meta.get("author", meta.get("authors"))
+    if isinstance(value, dict):
+        value = value.get("name", "")
+    if isinstance(value, list):
+        value = ", ".join(str(item.get("name", "") if isinstance(item, dict) else item) for item in value if item)
+    return "" if value is None else str(value).strip()
+
+
+def _image(meta: dict) -> str:
+    image = _text(meta, "image")
+    if image and not re.match(r"^https?://[^/\s]", image, re.IGNORECASE):
+        raise ImportSkipped(f"image must be an http:// or https:// address, not {image!r}")
+    return image
+
+
+def _key(*parts: str) -> str:
+    """An idempotency key `import:...`, hashed when too long for the column."""
+    key = clean_text("import:" + ":".join(parts))
+    return key if len(key) <= 64 else "import:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def _sections(body: str, slug: str) -> list[_Text] | None:
+    """The entries of a body in the export format, or None when the body is not in that format."""
+    matches = list(_SECTION.finditer(body))
+    if not matches or matches[0].start() != 0:
+        return None
+    texts: list[_Text] = []
+    seen: dict[str, int] = {}
+    for match, following in zip(matches, [*matches[1:], None], strict=True):
+        created_at = parse_date(match.group(1))
+        stamp = isoformat_exact(created_at)
+        seen[stamp] = seen.get(stamp, 0) + 1
+        text = body[match.end():following.start() if following else len(body)]
+        texts.append(_Text(key=_key(slug, stamp if seen[stamp] == 1 else f"{stamp}#{seen[stamp]}"),
+                           created_at=created_at, headline=(match.group(2) or "").strip(),
+                           body=_UNESCAPE_ON_IMPORT.sub(r"\1", text).strip()))
+    return texts
+
+
+# Import
+
+def import_file(path, story_slug: str | None = None, zone: tzinfo | str = UTC) -> str:
+    """Import one Markdown file; returns "created", "updated" or "unchanged", or raises ImportSkipped.
+
+    Without `story_slug` the file is a story; with it, an entry of that story.
+    """
+    path = Path(path)
+    zone = ZoneInfo(zone) if isinstance(zone, str) else zone
+    meta, body = read_post(path)
+    try:
+        if story_slug is not None:
+            return _import_entry(path, meta, body, story_slug, zone)
+        return _import_story(path, meta, body, zone)
+    except services.ServiceError as exc:
+        raise ImportSkipped(exc.message) from None
+
+
+def _import_story(path: Path, meta: dict, body: str, zone: tzinfo) -> str:
+    title = _text(meta, "title")
+    if not clean_text(title):
+        raise ImportSkipped("no title in the front matter")
+    # Always some slug, the same on every import of the file: it is the story's identity.
+    slug = (clean_text(_text(meta, "slug")).lower() or services.slugify(_JEKYLL_DATE_PREFIX.sub("", path.stem))
+            or services.slugify(title) or f"story-{hashlib.sha256(path.name.encode()).hexdigest()[:6]}")
+    summary, image_url, tags = _text(meta, "excerpt", "summary", "description"), _image(meta), _tags(meta)
+    created_at, byline = parse_date(meta.get("date"), zone), _byline(meta)
+    status = _text(meta, "status").lower()
+    if status and status not in STATUSES:
+        raise ImportSkipped(f"status must be 'live' or 'ended', not {status!r}")
+    story = db.session.scalar(select(Story).where(Story.slug == slug))
+    if story is None:
+        story = services.create_story(title, summary, slug, image_url, tags=tags, created_at=created_at)
+        slug, changed, result = story.slug, True, CREATED
+    else:
+        changed, result = False, UPDATED
+        if (clean_text(title), clean_text(summary), clean_text(image_url), services.normalize_tags(tags)) != (
+                story.title, story.summary, story.image_url, story.tags):
+            services.update_story(story, title, summary, image_url, tags=tags)
+            changed = True
+        if status == "live" and not story.is_live:
+            services.set_status(story, "live")
+            changed = True
+    texts = _sections(body, slug)
+    if texts is None:
+        texts = [_Text(_key(slug), created_at, "", body)] if body else []
+    for text in texts:
+        changed |= _put_entry(story, text, byline)
+    if status == "ended" and story.is_live:
+        services.set_status(story, "ended")
+        changed = True
+    return result if changed else UNCHANGED
+
+
+def _import_entry(path: Path, meta: dict, body: str, story_slug: str, zone: tzinfo) -> str:
+    story = db.session.scalar(select(Story).where(Story.slug == story_slug))
+    if story is None:
+        raise ImportSkipped(f"no story '{story_slug}'")
+    if not clean_text(body):
+        raise ImportSkipped("no text below the front matter")
+    text = _Text(_key(path.stem), parse_date(meta.get("date"), zone), _text(meta, "title"), body)
+    existing = _entry(story, text.key)
+    changed = _put_entry(story, text, _byline(meta))
+    return CREATED if existing is None else UPDATED if changed else UNCHANGED
+
+
+def _entry(story: Story, key: str) -> Entry | None:
+    return db.session.scalar(select(Entry).where(Entry.story_id == story.id, Entry.idempotency_key == key))
+
+
+def _put_entry(story: Story, text: _Text, byline: str) -> bool:
+    """Add the entry, or correct the one imported before; tell whether anything changed.
+
+    An imported entry that an editor deleted stays deleted; its time is not changed.
+    """
+    entry = _entry(story, text.key)
+    if entry is None:
+        services.append_entry(story, text.body, text.headline, idempotency_key=text.key,
+                              created_at=text.created_at, byline=byline)
+        return True
+    if entry.deleted:
+        return False
+    rev = entry.rev
+    services.edit_entry(entry, text.body, text.headline, byline=byline)
+    return entry.rev != rev
+
+
+# Export
+
+def isoformat_exact(value: datetime) -> str:
+    """ISO 8601 in UTC with Z: seconds, or microseconds when there are any."""
+    value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
+
+
+def export_story(story: Story) -> str:
+    """The story as Markdown with YAML front matter and one section per visible entry (see the module's notes)."""
+    meta = {"title": story.title, "slug": story.slug, "date": isoformat_exact(story.created_at),
+            "summary": story.summary, "image": story.image_url, "tags": story.tag_list, "status": story.status}
+    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=10_000).strip()
+    entries = db.session.scalars(select(Entry).where(Entry.story_id == story.id, Entry.deleted.is_(False))
+                                 .order_by(Entry.created_at, Entry.id)).all()
+    sections = []
+    for entry in entries:
+        headline = " ".join(entry.headline.split())
+        heading = f"## {isoformat_exact(entry.created_at)}" + (f" · {headline}" if headline else "")
+        body = _ESCAPE_ON_EXPORT.sub(r"\\\1", entry.body)
+        sections.append(f"{heading}\n\n{body}\n")
+    return f"---\n{front}\n---\n" + "".join(f"\n{section}" for section in sections)

@@ -1,0 +1,303 @@
+"""The OpenAPI 3.1 description of the JSON API in api.py, served at /api/openapi.json.
+
+It states what the code does, limits included: the length limits are the service layer's
+(counted after trimming), and every status listed is one the view or the service can return.
+"""
+from __future__ import annotations
+
+from . import services
+from .models import STATUSES
+
+JSON = "application/json"
+TIMESTAMP = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601 with milliseconds and a Z."}
+NULLABLE_TIMESTAMP = {**TIMESTAMP, "type": ["string", "null"]}
+# A character that survives trimming and the removal of control and bidi characters (sanitize.clean_text):
+# text made only of other characters counts as empty.
+VISIBLE = r"[^\s\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]"
+SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+SLUG_OR_EMPTY = r"^(?:[a-z0-9]+(?:-[a-z0-9]+)*)?$"
+# http(s) with a plain ASCII host part; anything else is refused (422).
+IMAGE_URL = r"^(?:[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=:@-]+(?:[/?#][\x21-\x7e]*)?)?$"
+MAX_ID = 10**18 - 1  # ids in paths and cursors have at most 18 digits
+
+
+def _ref(kind: str, name: str) -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _error_response(description: str) -> dict:
+    return {"description": description, "content": {JSON: {"schema": _ref("schemas", "Error")}}}
+
+
+def _ok(description: str, schema: dict, headers: dict | None = None) -> dict:
+    response = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _wrap(name: str, schema: dict) -> dict:
+    return {"type": "object", "required": [name], "properties": {name: schema}, "additionalProperties": False}
+
+
+def _body(schema_name: str) -> dict:
+    return {"required": True, "content": {JSON: {"schema": _ref("schemas", schema_name)}}}
+
+
+def _errors(*statuses: int) -> dict:
+    return {str(status): _ref("responses", ERROR_RESPONSES[status][0]) for status in statuses}
+
+
+ERROR_RESPONSES = {
+    400: ("BadRequest", "The request is malformed: not a JSON object, or a bad paging argument."),
+    401: ("Unauthorized", "No valid bearer token was sent."),
+    404: ("NotFound", "There is no such story or entry."),
+    409: ("Conflict", "The slug is taken (creating a story), or the story has ended (posting an entry)."),
+    410: ("Gone", "The entry was deleted; it can no longer be changed."),
+    413: ("TooLarge", "A field is over its limit, or the request body is over 256 KiB."),
+    422: ("Unprocessable", "A field is unknown, of the wrong type or has a value the service refuses."),
+    503: ("Busy", "The database refused the change; nothing was saved, try again."),
+}
+
+WRITE = [{"bearerAuth": []}]
+SLUG_PARAM = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+ENTRY_ID_PARAM = {"name": "entry_id", "in": "path", "required": True,
+                  "description": "An entry id: 1 to 18 digits; longer is a 404.",
+                  "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}
+
+
+def _story_properties() -> dict:
+    return {
+        "slug": {"type": "string", "pattern": SLUG, "maxLength": services.MAX_SLUG},
+        "title": {"type": "string", "minLength": 1, "maxLength": services.MAX_TITLE},
+        "summary": {"type": "string", "maxLength": services.MAX_SUMMARY},
+        "image_url": {"type": "string", "maxLength": services.MAX_IMAGE_URL},
+        "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "rev": {"type": "integer", "minimum": 1, "description": "The story's latest revision."},
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+        "ended_at": NULLABLE_TIMESTAMP,
+        "url": {"type": "string", "pattern": "^/stories/", "description": "The story's public page."},
+    }
+
+
+def _schemas() -> dict:
+    story = _story_properties()
+    overview = {**story, "latest_at": {**TIMESTAMP, "description": "The latest visible entry's time, else the "
+                                                                    "story's creation time."},
+                "entries": {"type": "integer", "minimum": 0, "description": "Visible entries."}}
+    headline = {"type": "string", "maxLength": services.MAX_HEADLINE}
+    body = {"type": "string", "pattern": VISIBLE, "maxLength": services.MAX_BODY,
+            "description": "Markdown; trimmed; it must contain visible text. Over the limit is a 413."}
+    title = {"type": "string", "pattern": VISIBLE, "maxLength": services.MAX_TITLE,
+             "description": "Trimmed; it must contain visible text. Over the limit is a 413."}
+    summary = {"type": "string", "maxLength": services.MAX_SUMMARY, "description": "Over the limit is a 413."}
+    image_url = {"type": "string", "maxLength": services.MAX_IMAGE_URL, "pattern": IMAGE_URL,
+                 "description": "An http:// or https:// address, or empty for none. Over the limit is a 413."}
+    status = {"type": "string", "enum": list(STATUSES)}
+    flag = {"type": "boolean"}
+    return {
+        "Story": {"type": "object", "required": list(story), "properties": story, "additionalProperties": False},
+        "StoryOverview": {"type": "object", "required": list(overview), "properties": overview,
+                          "additionalProperties": False},
+        "Entry": {
+            "type": "object",
+            "description": "A deleted entry keeps only what readers need to drop it: empty text, no author, "
+                           "pinned and key false.",
+            "required": ["id", "rev", "story", "headline", "html", "author", "created_at", "updated_at",
+                         "edited_at", "pinned", "key", "deleted", "excerpt", "url"],
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "rev": {"type": "integer", "minimum": 1, "description": "The story revision of the last change."},
+                "story": {"type": "string", "description": "The story's slug."},
+                "headline": {"type": "string"},
+                "html": {"type": "string", "description": "The body rendered from Markdown and sanitized."},
+                "author": {"type": ["string", "null"],
+                           "description": "The editor's username or an imported post's byline; null through the API."},
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+                "edited_at": {**NULLABLE_TIMESTAMP, "description": "When the text was last corrected."},
+                "pinned": flag,
+                "key": flag,
+                "deleted": flag,
+                "excerpt": {"type": "string"},
+                "url": {"type": "string", "pattern": "^/stories/[^/]+/entries/[0-9]+$"},
+            },
+            "additionalProperties": False,
+        },
+        "Error": {
+            "type": "object",
+            "required": ["ok", "error"],
+            "properties": {
+                "ok": {"const": False},
+                "error": {"type": "string", "description": "A message a person can act on."},
+                "field": {"type": ["string", "null"], "description": "The field at fault (refused changes only)."},
+            },
+            "additionalProperties": False,
+        },
+        "StoryCreate": {
+            "type": "object",
+            "required": ["title"],
+            "properties": {
+                "title": title,
+                "slug": {"type": "string", "maxLength": services.MAX_SLUG, "pattern": SLUG_OR_EMPTY,
+                         "description": "Empty or absent: derived from the title. Trimmed and lowercased; "
+                                        "over the limit or malformed is a 422."},
+                "summary": summary,
+                "image_url": image_url,
+                "status": {**status, "default": "live"},
+            },
+            "additionalProperties": False,
+        },
+        "StoryUpdate": {
+            "type": "object",
+            "description": "Only the fields sent change.",
+            "properties": {"title": title, "summary": summary, "image_url": image_url, "status": status},
+            "additionalProperties": False,
+        },
+        "EntryCreate": {
+            "type": "object",
+            "required": ["body"],
+            "properties": {"body": body, "headline": headline, "key": {**flag, "default": False},
+                           "pinned": {**flag, "default": False,
+                                      "description": "Pinning an entry unpins the story's other one."}},
+            "additionalProperties": False,
+        },
+        "EntryUpdate": {
+            "type": "object",
+            "description": "Only the fields sent change; a changed body or headline is a correction.",
+            "properties": {"body": body, "headline": headline, "key": flag, "pinned": flag},
+            "additionalProperties": False,
+        },
+    }
+
+
+def spec() -> dict:
+    """The OpenAPI document of the JSON API."""
+    from . import api  # imported here: api imports this module
+
+    story_ok = _ok("The story.", _wrap("story", _ref("schemas", "Story")))
+    entry_schema = _wrap("entry", _ref("schemas", "Entry"))
+    entry_ok = _ok("The entry.", entry_schema)
+    entry_location = {"Location": {"required": True, "description": "The entry's public page.",
+                                   "schema": {"type": "string", "pattern": "^/stories/[^/]+/entries/[0-9]+$"}}}
+    page = {"rev": {"type": "integer", "minimum": 0}, "entries": {"type": "array", "items": _ref("schemas", "Entry")}}
+    cursor = {"type": ["integer", "null"]}
+    entries_ok = _ok("A page of entries; the cursor is null on the last page.", {"oneOf": [
+        {"type": "object", "title": "Newest first", "required": ["rev", "entries", "next_before"],
+         "properties": {**page, "next_before": {**cursor, "description": "Pass as `before` for the next page."}},
+         "additionalProperties": False},
+        {"type": "object", "title": "Changes since a revision", "required": ["rev", "entries", "next_after_rev"],
+         "properties": {**page, "next_after_rev": {**cursor, "description": "Pass as `after_rev` for more."}},
+         "additionalProperties": False},
+    ]})
+    story_action = {
+        "security": WRITE, "parameters": [SLUG_PARAM],
+        "responses": {"200": story_ok, **_errors(401, 404, 503)},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tracker API",
+            "version": "1",
+            "description": (api.__doc__ or "").strip() + "\n\nErrors are JSON: `{\"ok\": false, \"error\": \"...\"}`; "
+                           "a method a path does not have is a 405 with the same body.",
+        },
+        "paths": {
+            "/api/openapi.json": {"get": {
+                "operationId": "openapi", "summary": "This document.",
+                "responses": {"200": _ok("The OpenAPI document.", {"type": "object", "required": ["openapi"]})},
+            }},
+            "/api/stories": {
+                "get": {
+                    "operationId": "listStories", "summary": api.stories.__doc__,
+                    "responses": {"200": _ok("Every story.", _wrap("stories", {
+                        "type": "array", "items": _ref("schemas", "StoryOverview")}))},
+                },
+                "post": {
+                    "operationId": "createStory", "summary": api.create_story.__doc__, "security": WRITE,
+                    "requestBody": _body("StoryCreate"),
+                    "responses": {
+                        "201": _ok("The new story.", _wrap("story", _ref("schemas", "Story")), {"Location": {
+                            "required": True, "description": "The story in this API.",
+                            "schema": {"type": "string", "pattern": "^/api/stories/[a-z0-9-]+$"}}}),
+                        **_errors(400, 401, 409, 413, 422),
+                    },
+                },
+            },
+            "/api/stories/{slug}": {
+                "parameters": [SLUG_PARAM],
+                "get": {
+                    "operationId": "getStory", "summary": api.story.__doc__,
+                    "responses": {"200": story_ok, **_errors(404)},
+                },
+                "patch": {
+                    "operationId": "updateStory", "summary": api.update_story.__doc__, "security": WRITE,
+                    "requestBody": _body("StoryUpdate"),
+                    "responses": {"200": story_ok, **_errors(400, 401, 404, 413, 422, 503)},
+                },
+            },
+            "/api/stories/{slug}/end": {"post": {
+                "operationId": "endStory", "summary": "End a story (no change if it has ended).", **story_action}},
+            "/api/stories/{slug}/reopen": {"post": {
+                "operationId": "reopenStory", "summary": "Reopen a story (no change if it is live).", **story_action}},
+            "/api/stories/{slug}/entries": {
+                "parameters": [SLUG_PARAM],
+                "get": {
+                    "operationId": "listEntries", "summary": "Entries by cursor.",
+                    "description": " ".join(api.entries.__doc__.split()),
+                    "parameters": [
+                        {"name": "limit", "in": "query", "allowEmptyValue": True,
+                         "description": "Page size; 0 or empty means 20.",
+                         "schema": {"type": "integer", "minimum": 0, "maximum": api.MAX_LIMIT, "default": 20}},
+                        {"name": "after_rev", "in": "query", "allowEmptyValue": True,
+                         "description": "Every change after this story revision, oldest first, deleted entries "
+                                        "included; `before` is then ignored.",
+                         "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
+                        {"name": "before", "in": "query", "allowEmptyValue": True,
+                         "description": "The id of the last entry already shown (`next_before`); an id not in this "
+                                        "story is a 400.",
+                         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}},
+                    ],
+                    "responses": {"200": entries_ok, **_errors(400, 404)},
+                },
+                "post": {
+                    "operationId": "appendEntry", "summary": "Publish an entry.",
+                    "description": "A repeated `Idempotency-Key` returns the entry it first made, with a 200, "
+                                   "even if the story has ended since.",
+                    "security": WRITE,
+                    "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
+                                    "description": "Trimmed; its first 64 characters count; empty means none.",
+                                    "schema": {"type": "string"}}],
+                    "requestBody": _body("EntryCreate"),
+                    "responses": {
+                        "201": _ok("The new entry.", entry_schema, entry_location),
+                        "200": _ok("The entry this Idempotency-Key made before.", entry_schema, entry_location),
+                        **_errors(400, 401, 404, 409, 413, 422, 503),
+                    },
+                },
+            },
+            "/api/entries/{entry_id}": {
+                "parameters": [ENTRY_ID_PARAM],
+                "patch": {
+                    "operationId": "updateEntry", "summary": api.update_entry.__doc__, "security": WRITE,
+                    "requestBody": _body("EntryUpdate"),
+                    "responses": {"200": entry_ok, **_errors(400, 401, 404, 410, 413, 422, 503)},
+                },
+                "delete": {
+                    "operationId": "deleteEntry", "summary": "Soft-delete an entry (no change if it is deleted).",
+                    "security": WRITE,
+                    "responses": {"200": entry_ok, **_errors(401, 404, 503)},
+                },
+            },
+        },
+        "components": {
+            "schemas": _schemas(),
+            "responses": {name: _error_response(description) for name, description in ERROR_RESPONSES.values()}
+            | {"Unauthorized": {**_error_response(ERROR_RESPONSES[401][1]), "headers": {"WWW-Authenticate": {
+                "required": True, "schema": {"type": "string", "pattern": "^Bearer "}}}}},
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "description": "A token from `flask token create NAME`."}},
+        },
+    }
