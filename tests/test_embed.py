@@ -62,7 +62,9 @@ def test_single_entry_embed(app, client, story):
 
 def test_oembed_for_story_and_entry(app, client, story):
     [entry_id] = add(app, story, 1)
-    data = client.get(f"/oembed?url=http://localhost/stories/{story}&format=json").get_json()
+    response = client.get(f"/oembed?url=http://localhost/stories/{story}&format=json")
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    data = response.get_json()
     assert data["version"] == "1.0" and data["type"] == "rich" and data["provider_name"] == "Tracker"
     assert (data["width"], data["height"]) == (600, 800)
     assert f'<iframe src="http://localhost/embed/{story}"' in data["html"]
@@ -94,7 +96,40 @@ def test_pages_announce_oembed(app, client, story):
         assert 'type="application/json+oembed"' in html and "/oembed?url=http" in html
 
 
-def test_embed_on_another_origin_updates_live_and_fits_its_content(browser, live_server, tmp_path):
+@pytest.fixture
+def host_site(tmp_path):
+    """Serves files written to tmp_path on another localhost port: a news site that embeds us."""
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    host = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{host.server_address[1]}"
+    host.shutdown()
+
+
+def test_oembed_from_a_browser_on_another_site_shows_a_live_widget(browser, live_server, tmp_path, host_site):
+    editor = Editor(live_server.url)
+    slug = editor.create_story("Rail strike")
+    editor.post(slug, "Trains halted.", "First")
+    (tmp_path / "oembed.html").write_text(
+        '<!doctype html><title>CMS</title><div id="slot"></div><script>'
+        f'fetch("{live_server.url}/oembed?url=" + encodeURIComponent("{live_server.url}/stories/{slug}") + '
+        '"&maxwidth=500&format=json").then(r => r.json()).then(d => {'
+        'document.getElementById("slot").innerHTML = d.html; document.title = d.type + " " + d.width; });'
+        '</script>')
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{host_site}/oembed.html")
+        expect(page).to_have_title("rich 500", timeout=10_000)
+        frame = page.frame_locator("#slot iframe")
+        expect(frame.locator('[data-connection="live"]')).to_be_visible(timeout=10_000)
+        editor.post(slug, "Talks called for Friday.", "Second")
+        expect(frame.locator(".entry__headline", has_text="Second")).to_be_visible(timeout=10_000)
+    finally:
+        context.close()
+
+
+def test_embed_on_another_origin_updates_live_and_fits_its_content(browser, live_server, tmp_path, host_site):
     """A host page on one localhost port embeds a story from the server on another."""
     editor = Editor(live_server.url)
     slug = editor.create_story("Bridge collapse")
@@ -102,13 +137,10 @@ def test_embed_on_another_origin_updates_live_and_fits_its_content(browser, live
     (tmp_path / "index.html").write_text(
         f'<!doctype html><title>Host</title><h1>Our news site</h1>'
         f'<script src="{live_server.url}/static/embed.js" data-story="{slug}" data-theme="dark" async></script>')
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    host = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    threading.Thread(target=host.serve_forever, daemon=True).start()
     context = browser.new_context()
     try:
         page = context.new_page()
-        page.goto(f"http://127.0.0.1:{host.server_address[1]}/index.html")
+        page.goto(f"{host_site}/index.html")
         frame = page.frame_locator("iframe")
         expect(frame.locator('[data-connection="live"]')).to_be_visible(timeout=10_000)
         iframe = page.locator("iframe")
@@ -122,4 +154,3 @@ def test_embed_on_another_origin_updates_live_and_fits_its_content(browser, live
         assert frame.locator(".entry__time").first.get_attribute("href").endswith(f"/stories/{slug}/entries/2")
     finally:
         context.close()
-        host.shutdown()

@@ -67,6 +67,9 @@ def oembed():
         src, title = url_for("embed.story", slug=story.slug, _external=True), story.title
     html = (f'<iframe src="{src}" width="{width}" height="{height}" title="{escape(title)}" loading="lazy" '
             f'style="border:0;max-width:100%"></iframe>')
-    return jsonify(version="1.0", type="rich", provider_name="Tracker",
-                   provider_url=url_for("reader.index", _external=True), title=title,
-                   html=html, width=width, height=height, cache_age=300)
+    response = jsonify(version="1.0", type="rich", provider_name="Tracker",
+                       provider_url=url_for("reader.index", _external=True), title=title,
+                       html=html, width=width, height=height, cache_age=300)
+    # Public data: let consumers that fetch it from the browser read it too.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
