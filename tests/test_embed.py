@@ -5,7 +5,8 @@ import threading
 from functools import partial
 
 import pytest
-from conftest import free_port
+import socketio
+from conftest import LiveServer, free_port
 from playwright.sync_api import expect
 from test_e2e import Editor
 
@@ -154,3 +155,28 @@ def test_embed_on_another_origin_updates_live_and_fits_its_content(browser, live
         assert frame.locator(".entry__time").first.get_attribute("href").endswith(f"/stories/{slug}/entries/2")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("allowed, origin, accepted", [
+    (None, "http://news.example", False),
+    ("http://news.example", "http://news.example", True),
+    ("http://news.example", "http://other.example", False),
+    ("*", "http://anyone.example", True),
+])
+def test_socketio_cors_origins(database_url, allowed, origin, accepted):
+    """Pages on other origins may connect only when SOCKETIO_CORS_ORIGINS lets them.
+
+    (Long-polling here: the websocket client library adds an Origin header of its own.)"""
+    server = LiveServer(database_url, **({"SOCKETIO_CORS_ORIGINS": allowed} if allowed else {}))
+    server.start()
+    client = socketio.Client(reconnection=False)
+    try:
+        if accepted:
+            client.connect(server.url, headers={"Origin": origin}, transports=["polling"], wait_timeout=10)
+            assert client.connected
+        else:
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                client.connect(server.url, headers={"Origin": origin}, transports=["polling"], wait_timeout=10)
+    finally:
+        client.disconnect()
+        server.stop()
