@@ -61,13 +61,8 @@ def create_app(config: dict | None = None) -> Flask:
                       cors_allowed_origins=app.config["SOCKETIO_CORS_ORIGINS"])
 
     from . import api, auth, cli, editor, embed, events, feeds, health, reader  # noqa: F401  (events: handlers)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(embed.bp)
-    app.register_blueprint(feeds.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(reader.bp)
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(editor.bp)
+    for module in (api, auth, editor, embed, feeds, health, reader):
+        app.register_blueprint(module.bp)
     cli.register(app)
     _register_web(app)
     return app
