@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app app
 SOCKETIO_JS := static/vendor/socket.io.min.js
 
-.PHONY: run test setup deps js db clean
+.PHONY: run test bench setup deps js db clean
 
 run: setup db
 	$(PY) app.py
@@ -13,7 +13,7 @@ run: setup db
 # server answers, except in CI, where PostgreSQL and Redis must be there).
 TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
 
-test: setup $(VENV)/.dev-installed
+test: setup $(VENV)/.dev-installed bench/node_modules/.package-lock.json
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 	@if $(PY) tests/reachable.py "$(TEST_POSTGRES_URL)"; then \
@@ -43,9 +43,18 @@ $(SOCKETIO_JS): package.json package-lock.json
 	mkdir -p static/vendor
 	cp node_modules/socket.io-client/dist/socket.io.min.js node_modules/socket.io-client/dist/socket.io.min.js.map static/vendor/
 
+# The fan-out benchmark: Tracker against a minimal Node socket.io server, same load client.
+BENCH_ARGS ?= --readers 1000,5000,10000 --entries 20 --json bench/results/latest.json
+
+bench: setup bench/node_modules/.package-lock.json
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench/node_modules/.package-lock.json: bench/package.json bench/package-lock.json
+	cd bench && npm ci --no-audit --no-fund --loglevel=error
+
 db: deps
 	$(FLASK) init-db
 	$(FLASK) seed-demo
 
 clean:
-	rm -rf $(VENV) node_modules static/vendor
+	rm -rf $(VENV) node_modules bench/node_modules static/vendor
