@@ -119,9 +119,10 @@ def csrf_from(html: str) -> str:
     return match.group(1) or match.group(2)
 
 
-def login(client, username, password=PASSWORD):
-    page = client.get("/login").get_data(as_text=True)
-    return client.post("/login", data={"username": username, "password": password, "csrf_token": csrf_from(page)})
+def login(client, username, password=PASSWORD, **request_options):
+    page = client.get("/login", **request_options).get_data(as_text=True)
+    return client.post("/login", data={"username": username, "password": password, "csrf_token": csrf_from(page)},
+                       **request_options)
 
 
 @pytest.fixture

@@ -68,3 +68,21 @@ def test_cross_site_logout_only_shows_a_button(editor_client):
     response = editor_client.get("/logout", headers={"Sec-Fetch-Site": "cross-site"})
     assert response.status_code == 200 and "Log out</button>" in response.get_data(as_text=True)
     assert editor_client.get("/editor/").status_code == 200
+
+
+def test_failed_logins_are_throttled_per_address(app, client, editor):
+    app.config["LOGIN_RATE_LIMIT"] = "3 per minute"
+    for _ in range(3):
+        assert login(client, editor, "wrong password").status_code == 401
+    blocked = login(client, editor)  # even the right password waits now
+    assert blocked.status_code == 429 and "Too many attempts" in blocked.get_data(as_text=True)
+    assert "Retry-After" in blocked.headers
+    other = login(app.test_client(), editor, environ_base={"REMOTE_ADDR": "198.51.100.9"})
+    assert other.status_code == 302
+
+
+def test_successful_logins_do_not_count_toward_the_limit(app, editor):
+    app.config["LOGIN_RATE_LIMIT"] = "2 per minute"
+    for _ in range(4):
+        client = app.test_client()
+        assert login(client, editor).status_code == 302

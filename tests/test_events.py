@@ -134,3 +134,25 @@ def test_client_too_far_behind_gets_a_reset_page(app, socket_client, story):
 def test_join_with_an_impossible_slug_is_an_error_ack(socket_client, slug):
     ack = join(socket_client(), {"story": slug, "since": 0})
     assert ack == {"ok": False, "error": "'story' must be a story slug."}
+
+
+def test_a_connection_may_follow_a_limited_number_of_stories(app, socket_client):
+    app.config["MAX_ROOMS_PER_SOCKET"] = 2
+    with app.test_request_context():
+        slugs = [services.create_story(f"Story {n}").slug for n in range(3)]
+    sio = socket_client()
+    assert join(sio, {"story": slugs[0]})["ok"] and join(sio, {"story": slugs[1]})["ok"]
+    assert join(sio, {"story": slugs[0], "since": 1})["ok"]  # rejoining a followed story is fine
+    refused = join(sio, {"story": slugs[2]})
+    assert refused["ok"] is False and "at most 2 stories" in refused["error"]
+    sio.emit("leave", {"story": slugs[0]}, callback=True)
+    assert join(sio, {"story": slugs[2]})["ok"]
+
+
+def test_a_connection_sending_too_many_events_gets_error_acks(app, socket_client, story):
+    app.config["SOCKET_EVENTS_PER_MINUTE"] = 5
+    sio = socket_client()
+    acks = [join(sio, {"story": story}) for _ in range(7)]
+    assert [ack["ok"] for ack in acks] == [True] * 5 + [False] * 2
+    assert acks[-1]["error"].startswith("Too many requests") and sio.is_connected()
+    assert join(socket_client(), {"story": story})["ok"]  # other connections are not affected

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from .config import Config
-from .extensions import csrf, db, login_manager, migrate, socketio
+from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -56,6 +56,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(root / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
+    limiter.init_app(app)
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], channel=app.config["SOCKETIO_CHANNEL"],
                       message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
                       cors_allowed_origins=app.config["SOCKETIO_CORS_ORIGINS"])
@@ -133,6 +134,7 @@ def _register_web(app: Flask) -> None:
 
 
 MESSAGES = {
+    429: "Too many attempts from your address. Wait a minute, then try again.",
     413: "That is too much to send at once. An update may have at most 20,000 characters.",
     500: "Something went wrong on our side. Please try again in a moment.",
 }

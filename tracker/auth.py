@@ -2,12 +2,12 @@
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from .extensions import db, login_manager
+from .extensions import db, limiter, login_manager
 from .forms import ActionForm, LoginForm
 from .models import User
 
@@ -44,6 +44,8 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"],
+               deduct_when=lambda response: response.status_code == 401)  # only failed attempts count
 def login():
     """Log an editor in."""
     form = LoginForm()

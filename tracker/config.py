@@ -51,6 +51,15 @@ class Config:
     # The zone in which `flask import` reads dates written without one.
     IMPORT_TIMEZONE = os.environ.get("IMPORT_TIMEZONE") or "UTC"
 
+    # Failed logins allowed per client address; the count lives in memory, or in Redis when
+    # RATELIMIT_STORAGE_URI (e.g. redis://127.0.0.1:6379/1) is set, shared by all processes.
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    # Socket limits: stories one connection may follow at once, and events it may send per minute.
+    MAX_ROOMS_PER_SOCKET = _env_int("MAX_ROOMS_PER_SOCKET", 10)
+    SOCKET_EVENTS_PER_MINUTE = _env_int("SOCKET_EVENTS_PER_MINUTE", 60)
+
     PAGE_SIZE = 20
     # A client further behind than this many changes gets a fresh page instead of a replay.
     CATCHUP_LIMIT = _env_int("CATCHUP_LIMIT", 500)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from flask import Flask, current_app
-from flask_socketio import join_room, leave_room
+from flask import Flask, current_app, request
+from flask_socketio import join_room, leave_room, rooms
 from sqlalchemy import select
 
 from . import queries
@@ -42,13 +43,38 @@ def _parse_join(data) -> tuple[str, int]:
     return slug, since
 
 
+# Events each connection sent in the current minute: {sid: (minute, count)}.
+_recent: dict[str, tuple[int, int]] = {}
+
+
+def _over_rate() -> bool:
+    """Count this event; tell whether the connection sent more than allowed this minute."""
+    minute = int(time.monotonic() // 60)
+    seen, count = _recent.get(request.sid, (minute, 0))
+    count = count + 1 if seen == minute else 1
+    _recent[request.sid] = (minute, count)
+    return count > current_app.config["SOCKET_EVENTS_PER_MINUTE"]
+
+
+@socketio.on("disconnect")
+def on_disconnect(reason=None):
+    """Forget the connection's event count."""
+    _recent.pop(request.sid, None)
+
+
 @socketio.on("join")
 def on_join(data=None):
     """Join a story's room, then return every entry state changed after `since`."""
+    if _over_rate():
+        return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
     try:
         slug, since = _parse_join(data)
     except ValueError as exc:
         return {"ok": False, "error": str(exc)}
+    joined = [name for name in rooms() if name.startswith(ROOM_PREFIX)]
+    most = current_app.config["MAX_ROOMS_PER_SOCKET"]
+    if room(slug) not in joined and len(joined) >= most:
+        return {"ok": False, "error": f"A connection may follow at most {most} stories; leave one first."}
     # Join before the first read: anything committed later arrives as an event (at worst twice).
     join_room(room(slug))
     story = db.session.scalar(select(Story).where(Story.slug == slug))
@@ -69,6 +95,8 @@ def on_join(data=None):
 @socketio.on("leave")
 def on_leave(data=None):
     """Stop receiving a story's events."""
+    if _over_rate():
+        return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
     slug = data.get("story") if isinstance(data, dict) else None
     if not isinstance(slug, str):
         return {"ok": False, "error": "'story' must be a story slug."}

@@ -1,4 +1,6 @@
 """Extensions created without an app and bound in create_app."""
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_socketio import SocketIO
@@ -16,3 +18,4 @@ socketio = SocketIO()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 migrate = Migrate()
+limiter = Limiter(key_func=get_remote_address)
