@@ -115,8 +115,8 @@ def rev_beacon(app: Flask) -> None:
         socketio.sleep(interval)
         try:
             with app.app_context():
-                rooms = socketio.server.manager.rooms.get("/", {})
-                slugs = [name[len(ROOM_PREFIX):] for name in list(rooms) if name and name.startswith(ROOM_PREFIX)]
+                open_rooms = list(socketio.server.manager.rooms.get("/", {}))
+                slugs = [name[len(ROOM_PREFIX):] for name in open_rooms if name and name.startswith(ROOM_PREFIX)]
                 if slugs:
                     revs = db.session.execute(select(Story.slug, Story.rev).where(Story.slug.in_(slugs))).all()
                     db.session.remove()

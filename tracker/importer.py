@@ -41,6 +41,7 @@ from sqlalchemy import select
 from . import services
 from .extensions import db
 from .models import STATUSES, Entry, Story, utcnow
+from .queries import entry_by_idempotency_key
 from .sanitize import clean_text
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -295,13 +296,9 @@ def _import_entry(path: Path, meta: dict, body: str, story_slug: str, zone: tzin
     if not clean_text(body):
         raise ImportSkipped("no text below the front matter")
     text = _Text(_key(path.stem), parse_date(meta.get("date"), zone), _text(meta, "title"), body)
-    existing = _entry(story, text.key)
+    existing = entry_by_idempotency_key(story, text.key)
     changed = _put_entry(story, text, _byline(meta))
     return CREATED if existing is None else UPDATED if changed else UNCHANGED
-
-
-def _entry(story: Story, key: str) -> Entry | None:
-    return db.session.scalar(select(Entry).where(Entry.story_id == story.id, Entry.idempotency_key == key))
 
 
 def _put_entry(story: Story, text: _Text, byline: str) -> bool:
@@ -309,7 +306,7 @@ def _put_entry(story: Story, text: _Text, byline: str) -> bool:
 
     An imported entry that an editor deleted stays deleted; its time is not changed.
     """
-    entry = _entry(story, text.key)
+    entry = entry_by_idempotency_key(story, text.key)
     if entry is None:
         services.append_entry(story, text.body, text.headline, idempotency_key=text.key,
                               created_at=text.created_at, byline=byline)

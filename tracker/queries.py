@@ -65,6 +65,11 @@ def entry_page(story: Story, before: int | None = None, limit: int = 20,
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
 
 
+def entry_by_idempotency_key(story: Story, key: str) -> Entry | None:
+    """The story's entry that was published with this idempotency key, if any."""
+    return db.session.scalar(select(Entry).where(Entry.story_id == story.id, Entry.idempotency_key == key))
+
+
 def pinned_entry(story: Story) -> Entry | None:
     """The story's pinned entry, if any."""
     return db.session.scalar(select(Entry).where(

@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .events import broadcast
 from .extensions import db
 from .models import MAX_SLUG, SLUG_RE, STATUSES, ApiToken, Entry, EntryVersion, Story, User, utcnow
+from .queries import entry_by_idempotency_key
 from .sanitize import clean_text, render_markdown
 
 MAX_BODY = 20_000
@@ -140,7 +141,7 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
     title = _require(clean_text(title), "title", "Title", MAX_TITLE)
     # A title with no Latin letters or digits still gets an address.
     slug = clean_text(slug).lower() or slugify(title) or f"story-{secrets.token_hex(3)}"
-    if not slug or not SLUG_RE.match(slug) or len(slug) > MAX_SLUG:
+    if not SLUG_RE.match(slug) or len(slug) > MAX_SLUG:
         raise ServiceError("Slug may contain only lowercase letters, digits and single hyphens.", "slug")
     if db.session.scalar(select(Story.id).where(Story.slug == slug)) is not None:
         raise ServiceError(f"The slug '{slug}' is already taken.", "slug", 409)
@@ -217,7 +218,7 @@ def append_entry(story: Story, body: str, headline: str = "", author: User | Non
     """
     idempotency_key = clean_text(idempotency_key)[:64] or None
     if idempotency_key:
-        existing = _by_idempotency_key(story, idempotency_key)
+        existing = entry_by_idempotency_key(story, idempotency_key)
         if existing is not None:
             return existing, False
     if not story.is_live:
@@ -236,16 +237,11 @@ def append_entry(story: Story, body: str, headline: str = "", author: User | Non
                 _unpin_others(changed, story, entry)
     except IntegrityError:
         # A concurrent double submit won the race for the same idempotency key.
-        existing = _by_idempotency_key(story, idempotency_key) if idempotency_key else None
+        existing = entry_by_idempotency_key(story, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
         return existing, False
     return entry, True
-
-
-def _by_idempotency_key(story: Story, key: str) -> Entry | None:
-    return db.session.scalar(
-        select(Entry).where(Entry.story_id == story.id, Entry.idempotency_key == key))
 
 
 def edit_entry(entry: Entry, body: str, headline: str = "", byline: str | None = None) -> Entry:
