@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
+from . import fanout
 from .config import Config
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
@@ -57,9 +58,13 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)
-    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], channel=app.config["SOCKETIO_CHANNEL"],
-                      message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
-                      cors_allowed_origins=app.config["SOCKETIO_CORS_ORIGINS"])
+    queue, channel = app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["SOCKETIO_CHANNEL"]
+    manager = fanout.client_manager(queue, channel)
+    socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], channel=channel, message_queue=queue,
+                      cors_allowed_origins=app.config["SOCKETIO_CORS_ORIGINS"],
+                      ping_interval=app.config["SOCKETIO_PING_INTERVAL"],
+                      ping_timeout=app.config["SOCKETIO_PING_TIMEOUT"],
+                      **({"client_manager": manager} if manager else {}))
 
     from . import api, auth, cli, editor, embed, events, feeds, health, reader  # noqa: F401  (events: handlers)
     for module in (api, auth, editor, embed, feeds, health, reader):
@@ -70,11 +75,14 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _engine_options(config) -> dict:
-    """Pool and timeout settings; PostgreSQL gets a bounded pool and a statement timeout."""
-    options = {"pool_pre_ping": True}
-    if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+    """Pool and timeout settings; PostgreSQL gets a bounded pool, a statement timeout and pings."""
+    options = {}
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # sqlite3's timeout is SQLite's busy timeout: how long a write waits out another's lock.
+        options["connect_args"] = {"timeout": config["DB_BUSY_TIMEOUT_MS"] / 1000}
+    elif config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         options.update(
-            pool_size=config["DB_POOL_SIZE"], max_overflow=config["DB_MAX_OVERFLOW"],
+            pool_pre_ping=True, pool_size=config["DB_POOL_SIZE"], max_overflow=config["DB_MAX_OVERFLOW"],
             pool_timeout=config["DB_POOL_TIMEOUT"],
             connect_args={"connect_timeout": config["DB_CONNECT_TIMEOUT"],
                           "options": f"-c statement_timeout={config['DB_STATEMENT_TIMEOUT_MS']}"})
@@ -93,11 +101,10 @@ def _instance_secret(instance: Path) -> str:
 
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, connection_record):
-    """WAL lets readers work while an editor writes; the busy timeout waits out short locks."""
+    """WAL lets readers work while an editor writes (the busy timeout is set in _engine_options)."""
     if type(dbapi_connection).__module__.startswith("sqlite3"):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -28,6 +28,10 @@ class Config:
     SOCKETIO_CORS_ORIGINS = _origins(os.environ.get("SOCKETIO_CORS_ORIGINS", ""))
     # Reverse proxies in front (nginx: 1) whose X-Forwarded-For and X-Forwarded-Proto are trusted.
     TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
+    # Engine.IO heartbeat: the server pings every interval and drops a reader silent for the
+    # timeout after it (socket.io's defaults; proxies in front must allow idle websockets longer).
+    SOCKETIO_PING_INTERVAL = _env_int("SOCKETIO_PING_INTERVAL", 25)
+    SOCKETIO_PING_TIMEOUT = _env_int("SOCKETIO_PING_TIMEOUT", 20)
     # app.py switches this to eventlet for the real server; the CLI and unit tests run threaded.
     ASYNC_MODE = "threading"
     HOST = os.environ.get("HOST", "127.0.0.1")
@@ -39,6 +43,8 @@ class Config:
     DB_POOL_TIMEOUT = _env_int("DB_POOL_TIMEOUT", 10)
     DB_CONNECT_TIMEOUT = _env_int("DB_CONNECT_TIMEOUT", 5)
     DB_STATEMENT_TIMEOUT_MS = _env_int("DB_STATEMENT_TIMEOUT_MS", 15000)
+    # SQLite: how long a change waits for another writer's lock before it is refused (503).
+    DB_BUSY_TIMEOUT_MS = _env_int("DB_BUSY_TIMEOUT_MS", 5000)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     # Always mark the session cookie Secure, even over plain HTTP (e.g. behind a TLS proxy).

@@ -5,16 +5,19 @@ import logging
 import time
 
 from flask import Flask, current_app, request
-from flask_socketio import join_room, leave_room, rooms
-from sqlalchemy import select
+from flask_socketio import join_room, leave_room
+from sqlalchemy import bindparam, select
 
 from . import queries
 from .extensions import db, socketio
-from .models import MAX_SLUG, SLUG_RE, Entry, Story
+from .models import MAX_SLUG, SLUG_RE, Entry, Story, story_state
 
 log = logging.getLogger(__name__)
 MAX_REV = 2**63 - 1
 ROOM_PREFIX = "story:"
+# Every reader joins, so the join's lookup is built once and reads a plain row: building the
+# statement, and loading an ORM object from the row, each cost more than running the query.
+STORY_BY_SLUG = select(*Story.__table__.c).where(Story.slug == bindparam("slug"))
 
 
 def room(story: Story | str) -> str:
@@ -45,6 +48,9 @@ def _parse_join(data) -> tuple[str, int]:
 
 # Events each connection sent in the current minute: {sid: (minute, count)}.
 _recent: dict[str, tuple[int, int]] = {}
+# Stories each connection follows; kept here because asking the manager for a connection's
+# rooms scans every room, one per connection, which made a storm of joins quadratic.
+_following: dict[str, set[str]] = {}
 
 
 def _over_rate() -> bool:
@@ -58,8 +64,9 @@ def _over_rate() -> bool:
 
 @socketio.on("disconnect")
 def on_disconnect(reason=None):
-    """Forget the connection's event count."""
+    """Forget the connection's event count and stories."""
     _recent.pop(request.sid, None)
+    _following.pop(request.sid, None)
 
 
 @socketio.on("join")
@@ -71,20 +78,29 @@ def on_join(data=None):
         slug, since = _parse_join(data)
     except ValueError as exc:
         return {"ok": False, "error": str(exc)}
-    joined = [name for name in rooms() if name.startswith(ROOM_PREFIX)]
+    if not socketio.server.manager.is_connected(request.sid, request.namespace):
+        return {"ok": False, "error": "This connection is closed."}  # and _following stays clean
+    following = _following.setdefault(request.sid, set())
     most = current_app.config["MAX_ROOMS_PER_SOCKET"]
-    if room(slug) not in joined and len(joined) >= most:
+    new = slug not in following
+    if new and len(following) >= most:
         return {"ok": False, "error": f"A connection may follow at most {most} stories; leave one first."}
+    # Counted before the read, which may let other events of this connection run meanwhile.
+    following.add(slug)
     # Join before the first read: anything committed later arrives as an event (at worst twice).
     join_room(room(slug))
-    story = db.session.scalar(select(Story).where(Story.slug == slug))
+    story = db.session.execute(STORY_BY_SLUG, {"slug": slug}).first()
     if story is None:
         leave_room(room(slug))
+        if new:
+            following.discard(slug)
         return {"ok": False, "error": f"There is no story '{slug}'."}
-    changed = select(Entry).where(Entry.story_id == story.id, Entry.rev > since)
     limit = current_app.config["CATCHUP_LIMIT"]
-    entries = list(db.session.scalars(changed.order_by(Entry.rev).limit(limit + 1)))
-    ack = {"ok": True, "rev": story.rev, "story": story.to_dict()}
+    entries = []
+    if since < story.rev:  # an up-to-date reader (the usual reconnect) needs no entry query
+        changed = select(Entry).where(Entry.story_id == story.id, Entry.rev > since)
+        entries = list(db.session.scalars(changed.order_by(Entry.rev).limit(limit + 1)))
+    ack = {"ok": True, "rev": story.rev, "story": story_state(story)}
     if len(entries) > limit:
         # Too far behind to replay: send the current first page and tell the client to start over.
         page, _ = queries.entry_page(story, include_pinned=True)
@@ -101,6 +117,7 @@ def on_leave(data=None):
     if not isinstance(slug, str):
         return {"ok": False, "error": "'story' must be a story slug."}
     leave_room(room(slug))
+    _following.get(request.sid, set()).discard(slug)
     return {"ok": True}
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from flask_login import UserMixin
 from markupsafe import Markup
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql import text
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -103,23 +104,33 @@ class Story(db.Model):
     @property
     def tag_list(self) -> list[str]:
         """The tags as a list of strings."""
-        return [tag.strip() for tag in (self.tags or "").split(",") if tag.strip()]
+        return split_tags(self.tags)
 
     def to_dict(self) -> dict:
         """The story's public state, as sent in JSON and socket payloads."""
-        return {
-            "slug": self.slug,
-            "title": self.title,
-            "summary": self.summary,
-            "image_url": self.image_url,
-            "tags": self.tag_list,
-            "status": self.status,
-            "rev": self.rev,
-            "created_at": isoformat(self.created_at),
-            "updated_at": isoformat(self.updated_at),
-            "ended_at": isoformat(self.ended_at),
-            "url": f"/stories/{self.slug}",
-        }
+        return story_state(self)
+
+
+def split_tags(tags: str | None) -> list[str]:
+    """Comma-separated tags as a list of strings."""
+    return [tag.strip() for tag in (tags or "").split(",") if tag.strip()]
+
+
+def story_state(story: Story | Row) -> dict:
+    """Story.to_dict, also for a row of the stories table read without the ORM (see events.on_join)."""
+    return {
+        "slug": story.slug,
+        "title": story.title,
+        "summary": story.summary,
+        "image_url": story.image_url,
+        "tags": split_tags(story.tags),
+        "status": story.status,
+        "rev": story.rev,
+        "created_at": isoformat(story.created_at),
+        "updated_at": isoformat(story.updated_at),
+        "ended_at": isoformat(story.ended_at),
+        "url": f"/stories/{story.slug}",
+    }
 
 
 class Entry(db.Model):

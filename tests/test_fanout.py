@@ -1,0 +1,106 @@
+"""The broadcast fast path: one frame built per broadcast, written directly when a connection is idle.
+
+The direct writer itself (app.py, eventlet) has unit tests in test_app.py."""
+import json
+import socket
+import struct
+import threading
+
+import pytest
+import requests
+import socketio
+import websocket
+
+from tracker.fanout import websocket_frame
+
+# 60 entries of ~120 KB as JSON (each "é" is sent as "\u00e9"): more than the 4 MB of socket
+# buffers the kernel gives a stalled reader on this machine, so the server meets a full socket.
+COUNT = 60
+
+
+def parse_frame(data: bytes) -> tuple[int, str, bytes]:
+    """(opcode, text, rest) of the first server frame in `data`."""
+    first, second = data[0], data[1]
+    size, offset = second & 0x7F, 2
+    if size == 126:
+        size, offset = struct.unpack("!H", data[2:4])[0], 4
+    elif size == 127:
+        size, offset = struct.unpack("!Q", data[2:10])[0], 10
+    assert first & 0x80 and not second & 0x80  # final frame, not masked
+    return first & 0x0F, data[offset:offset + size].decode(), data[offset + size:]
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_websocket_frame_encodes_every_length_form(size):
+    text = "é" * (size // 2) + "x" * (size % 2)
+    opcode, decoded, rest = parse_frame(websocket_frame(text))
+    assert (opcode, decoded, rest) == (1, text, b"")
+
+
+# Against the real server (python app.py, eventlet, the fast path installed)
+
+def api(live_server):
+    token = live_server.flask("token", "create", "fanout-test").strip().splitlines()[-1]
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {token}"
+    slug = http.post(f"{live_server.url}/api/stories", json={"title": "Fan-out"}).json()["story"]["slug"]
+    return http, slug
+
+
+class RawReader:
+    """An Engine.IO/Socket.IO reader on a raw websocket that can stop reading, with a tiny receive buffer."""
+
+    def __init__(self, port: int, slug: str):
+        self.ws = websocket.create_connection(
+            f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", timeout=10,
+            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        assert self.ws.recv().startswith("0")
+        self.ws.send("40")
+        assert self.ws.recv().startswith("40")
+        self.ws.send("420" + json.dumps(["join", {"story": slug, "since": 0}]))
+        assert json.loads(self.ws.recv()[3:])[0]["ok"]
+
+    def entries(self, count: int) -> list[dict]:
+        """Read until `count` entry events arrived, answering pings as a client must."""
+        found = []
+        while len(found) < count:
+            message = self.ws.recv()
+            if message == "2":
+                self.ws.send("3")
+            elif message.startswith('42["entry"'):
+                found.append(json.loads(message[2:])[1])
+        return found
+
+
+def test_reader_that_stops_reading_delays_only_itself_and_gets_every_frame_intact(live_server):
+    http, slug = api(live_server)
+    stalled = RawReader(live_server.port, slug)
+    received, done = [], threading.Event()
+    prompt = socketio.Client(reconnection=False)
+
+    @prompt.on("entry")
+    def on_entry(entry):
+        received.append(entry["headline"])
+        if len(received) == COUNT:
+            done.set()
+
+    prompt.connect(live_server.url, transports=["websocket"], wait_timeout=10)
+    assert prompt.call("join", {"story": slug, "since": 0}, timeout=10)["ok"]
+    headlines = [f"update {n}" for n in range(COUNT)]
+    for n, headline in enumerate(headlines):
+        body = f"Entry {n}: " + "é" * 19_900
+        assert http.post(f"{live_server.url}/api/stories/{slug}/entries",
+                         json={"headline": headline, "body": body}).status_code == 201
+    # The stalled client pings at the websocket level (as some clients and proxies do): the
+    # server's pongs must wait for the frame being written, never land inside it.
+    for _ in range(3):
+        stalled.ws.ping("still there?")
+    # Every entry reached the prompt reader while the stalled one had not read a byte.
+    assert done.wait(30), f"prompt reader got {len(received)} of {COUNT}"
+    assert received == headlines
+    stalled_entries = stalled.entries(COUNT)
+    assert [entry["headline"] for entry in stalled_entries] == headlines
+    assert all(f"Entry {n}:" in entry["html"] for n, entry in enumerate(stalled_entries))
+    prompt.disconnect()
+    stalled.ws.close()
+
