@@ -46,7 +46,7 @@ $(SOCKETIO_JS): package.json package-lock.json
 # The fan-out benchmark: Tracker against a minimal Node socket.io server, same load client.
 BENCH_ARGS ?= --readers 1000,5000,10000 --entries 20 --json bench/results/latest.json
 
-bench: setup bench/node_modules/.package-lock.json
+bench: setup $(VENV)/.dev-installed bench/node_modules/.package-lock.json
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench/node_modules/.package-lock.json: bench/package.json bench/package-lock.json

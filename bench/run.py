@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -76,6 +77,23 @@ def post_json(url, body, token=None, timeout=60):
         return resp.status, json.loads(resp.read() or b"null")
 
 
+def profile_phase(pid, path, phase):
+    """Start py-spy on the server; the output goes to <path stem>-<phase><suffix>."""
+    path = Path(path)
+    out = path.with_name(f"{path.stem}-{phase}{path.suffix}")
+    fmt = {".json": "speedscope", ".svg": "flamegraph"}.get(path.suffix, "raw")
+    spy = subprocess.Popen([str(PY.parent / "py-spy"), "record", "-p", str(pid), "-r", "200", "-f", fmt,
+                            "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)  # py-spy attaches asynchronously; the phase must not start before it samples
+    return spy
+
+
+def stop_profile(spy):
+    if spy and spy.poll() is None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+
+
 def stop(proc):
     if proc and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -96,17 +114,19 @@ class Tracker:
                         SECRET_KEY="bench-secret-" + os.urandom(8).hex(), FLASK_DEBUG="0")
         self.env.pop("SOCKETIO_MESSAGE_QUEUE", None)
         self.log = open(Path(self.tmp) / "server.log", "w")
-        self.proc = subprocess.Popen([str(PY), "app.py", "--port", str(self.port)], cwd=ROOT, env=self.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile)
         self.base = f"http://127.0.0.1:{self.port}"
-        wait_http(self.base + "/api/stories", self.proc)
+        self.spawn()
         out = subprocess.run([str(FLASK), "--app", "app", "token", "create", "bench"], cwd=ROOT, env=self.env,
                              capture_output=True, text=True, check=True).stdout
         self.token = out.strip().splitlines()[-1]
-        status, story = post_json(self.base + "/api/stories", {"title": "Bench story", "slug": "bench"}, self.token)
-        self.slug = story.get("slug", "bench") if isinstance(story, dict) else "bench"
-        if isinstance(story, dict) and isinstance(story.get("story"), dict):
-            self.slug = story["story"].get("slug", self.slug)
+        _, created = post_json(self.base + "/api/stories", {"title": "Bench story", "slug": "bench"}, self.token)
+        self.slug, self.rev = created["story"]["slug"], created["story"]["rev"]
+
+    def spawn(self):
+        """The production start command on the same port and database."""
+        self.proc = subprocess.Popen([str(PY), "app.py", "--port", str(self.port)], cwd=ROOT, env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile)
+        wait_http(self.base + "/api/stories", self.proc)
 
     def publish(self, seq):
         return post_json(f"{self.base}/api/stories/{self.slug}/entries",
@@ -124,12 +144,15 @@ class Reference:
 
     def start(self):
         self.port = free_port()
-        self.slug = "bench"
+        self.slug, self.rev = "bench", 0
         self.tmp = tempfile.mkdtemp(prefix="reference-bench-")
         self.log = open(Path(self.tmp) / "server.log", "w")
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.spawn()
+
+    def spawn(self):
         self.proc = subprocess.Popen(["node", str(BENCH / "reference" / "server.js"), "--port", str(self.port)],
                                      cwd=BENCH, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile)
-        self.base = f"http://127.0.0.1:{self.port}"
         wait_http(self.base + "/health", self.proc)
 
     def publish(self, seq):
@@ -147,17 +170,40 @@ class Reference:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def run_one(server_cls, readers, entries, rate, concurrency):
+def reconnect_storm(server, client, seq, readers):
+    """Restart the server under N joined readers; time until each has rejoined and has entry `seq`.
+
+    `seq` is published as soon as the new process answers, so readers that rejoin later get it
+    through the join's catch-up and earlier ones get it live.
+    """
+    client.stdin.write("storm " + json.dumps({"seq": seq, "timeout": 60 + readers / 100}) + "\n")
+    client.stdin.flush()
+    started = time.time()
+    stop(server.proc)
+    server.spawn()
+    up = time.time() - started
+    server.publish(seq)
+    for line in client.stdout:
+        if line.startswith("STORM "):
+            return {**json.loads(line[6:]), "server_up_s": round(up, 3)}
+    raise RuntimeError("load client exited without STORM")
+
+
+def run_one(server_cls, readers, entries, rate, concurrency, profile=None, storm=True):
     server = server_cls()
     client = None
+    spy = None
     try:
         server.start()
         pid = server.proc.pid
         time.sleep(1.0)
         idle = rss_kb(pid)
         url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+        if profile and server.name == "tracker":
+            spy = profile_phase(pid, profile, "connect")
         client = subprocess.Popen(["node", str(BENCH / "loadclient.js"), "--url", url, "--readers", str(readers),
-                                   "--story", server.slug, "--concurrency", str(concurrency),
+                                   "--story", server.slug, "--since", str(server.rev),
+                                   "--concurrency", str(concurrency),
                                    "--connect-timeout", str(60 + readers / 50)],
                                   cwd=BENCH, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   preexec_fn=raise_nofile)
@@ -173,6 +219,9 @@ def run_one(server_cls, readers, entries, rate, concurrency):
         time.sleep(1.0)
         loaded = rss_kb(pid)
         cpu0 = cpu_s(pid)
+        if spy:
+            stop_profile(spy)
+            spy = profile_phase(pid, profile, "publish")
         publish_times, publish_http_ms, publish_errors = {}, [], []
         start = time.time() + 0.2
         for seq in range(1, entries + 1):
@@ -195,11 +244,19 @@ def run_one(server_cls, readers, entries, rate, concurrency):
                 result = json.loads(line[7:])
                 break
         cpu_publish = cpu_s(pid) - cpu0
-        client.wait(10)
+        stop_profile(spy)
+        spy = None
         if result is None:
             raise RuntimeError("load client exited without RESULT")
-        alive = server.proc.poll() is None
+        alive, peak_kb = server.proc.poll() is None, rss_kb(pid)["VmHWM"]
         per_entry = result.pop("per_entry", None)
+        if storm:
+            restart = reconnect_storm(server, client, entries + 1, readers)
+        else:
+            restart = None
+            client.stdin.write("quit\n")
+            client.stdin.flush()
+        client.wait(10)
         publish_http_ms.sort()
         return {
             "server": server.name, "readers": readers, "entries": entries, "rate": rate,
@@ -212,13 +269,14 @@ def run_one(server_cls, readers, entries, rate, concurrency):
             "latency_ms": result["latency_ms"],
             "publish_http_ms": {"p50": publish_http_ms[len(publish_http_ms) // 2], "max": publish_http_ms[-1]},
             "publish_errors": publish_errors,
-            "rss_idle_kb": idle["VmRSS"], "rss_loaded_kb": loaded["VmRSS"], "rss_peak_kb": rss_kb(pid)["VmHWM"],
+            "rss_idle_kb": idle["VmRSS"], "rss_loaded_kb": loaded["VmRSS"], "rss_peak_kb": peak_kb,
             "rss_per_conn_kb": round((loaded["VmRSS"] - idle["VmRSS"]) / max(1, ready["joined"]), 2),
             "server_cpu_publish_s": round(cpu_publish, 3),
             "cpu_us_per_delivery": round(cpu_publish * 1e6 / max(1, result["received"]), 2),
-            "server_alive": alive, "per_entry": per_entry,
+            "server_alive": alive, "per_entry": per_entry, "storm": restart,
         }
     finally:
+        stop_profile(spy)
         if client is not None and client.poll() is None:
             client.kill()
             client.wait()
@@ -240,11 +298,20 @@ ROWS = [
     ("RSS/conn (KB)", lambda r: f"{r['rss_per_conn_kb']:.1f}"),
     ("CPU connect phase (s)", lambda r: f"{r['server_cpu_connect_s']:.2f}"),
     ("CPU/delivery (us)", lambda r: f"{r['cpu_us_per_delivery']:.1f}"),
+    ("restart: server up (s)", lambda r: restart_s(r, "server_up_s", 1000)),
+    ("restart: all caught up (s)", lambda r: restart_s(r, "caught_up_all_ms")),
+    ("restart: caught up", lambda r: f"{r['storm']['caught_up']}/{r['joined']}" if r["storm"] else "-"),
 ]
+
+
+def restart_s(r, key, scale=1):
+    """A restart figure in seconds (`scale` 1000 for one already in seconds), "-" without a restart."""
+    value = get(r, ("storm", key))
+    return "-" if value is None else f"{value * scale / 1000:.2f}"
 RATIO = {"connect+join all (s)": "connect_all_s", "latency p50 (ms)": ("latency_ms", "p50"),
          "latency p99 (ms)": ("latency_ms", "p99"), "latency max (ms)": ("latency_ms", "max"),
          "RSS/conn (KB)": "rss_per_conn_kb", "CPU/delivery (us)": "cpu_us_per_delivery",
-         "CPU connect phase (s)": "server_cpu_connect_s"}
+         "CPU connect phase (s)": "server_cpu_connect_s", "restart: all caught up (s)": ("storm", "caught_up_all_ms")}
 
 
 def fmt(v):
@@ -252,7 +319,7 @@ def fmt(v):
 
 
 def get(r, key):
-    return r[key[0]][key[1]] if isinstance(key, tuple) else r[key]
+    return (r[key[0]] or {}).get(key[1]) if isinstance(key, tuple) else r[key]
 
 
 def print_table(n, ours, ref):
@@ -272,6 +339,77 @@ def print_table(n, ours, ref):
                   f"client={r['client_errors_end']} alive={r['server_alive']}")
 
 
+def get_timed(url):
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        body = resp.read()
+    return (time.perf_counter() - started) * 1000, len(body)
+
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def server_side(entries, writers, repeats=20):
+    """Write throughput, page render with `entries` entries, and the catch-up join of a reader 500 behind."""
+    import websocket  # websocket-client: a dev requirement, installed by `make bench`
+
+    server = Tracker()
+    try:
+        server.start()
+        errors = []
+
+        def write(worker):
+            for seq in range(worker, entries, writers):
+                try:
+                    server.publish(seq)
+                except Exception as exc:  # noqa: BLE001 - counted and reported
+                    errors.append(repr(exc))
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        write_s = time.perf_counter() - started
+        page = [get_timed(f"{server.base}/stories/{server.slug}") for _ in range(repeats)]
+        api = [get_timed(f"{server.base}/api/stories/{server.slug}/entries") for _ in range(repeats)]
+        rev = json.loads(urllib.request.urlopen(f"{server.base}/api/stories/{server.slug}").read())["story"]["rev"]
+        joins, sizes = [], []
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket", timeout=30)
+        ws.recv()
+        ws.send("40")
+        ws.recv()
+        for n in range(repeats):
+            started = time.perf_counter()
+            ws.send(f'42{n}["join",{{"story":"{server.slug}","since":{rev - 500}}}]')
+            while not (message := ws.recv()).startswith(f"43{n}"):
+                pass
+            joins.append((time.perf_counter() - started) * 1000)
+            sizes.append(len(message.encode()))
+            assert len(json.loads(message[2 + len(str(n)):])[0]["entries"]) == 500
+        ws.close()
+        return {"entries": entries, "writers": writers, "write_errors": len(errors),
+                "writes_per_s": round((entries - len(errors)) / write_s, 1),
+                "page_ms": round(median([t for t, _ in page]), 1), "page_kb": round(page[0][1] / 1024, 1),
+                "api_page_ms": round(median([t for t, _ in api]), 1),
+                "catchup_500_ms": round(median(joins), 1), "catchup_500_kb": round(median(sizes) / 1024, 1)}
+    finally:
+        server.stop()
+
+
+def print_server_side(r):
+    print(f"\n== Server side (Tracker alone, SQLite): {r['entries']} entries ==")
+    print(f"{'write path (API, ' + str(r['writers']) + ' writers)':40}{r['writes_per_s']:>10} entries/s"
+          f"  ({r['write_errors']} errors)")
+    print(f"{'story page render, ' + str(r['entries']) + ' entries':40}{r['page_ms']:>10} ms  ({r['page_kb']} KB)")
+    print(f"{'JSON entries page':40}{r['api_page_ms']:>10} ms")
+    print(f"{'catch-up join, 500 revisions behind':40}{r['catchup_500_ms']:>10} ms  ({r['catchup_500_kb']} KB ack)")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--readers", default="1000,5000,10000")
@@ -280,25 +418,36 @@ def main():
     p.add_argument("--concurrency", type=int, default=200, help="connections in flight while connecting")
     p.add_argument("--smoke", action="store_true", help="50 readers, 5 entries, no reference")
     p.add_argument("--no-reference", action="store_true")
+    p.add_argument("--no-storm", action="store_true", help="skip the restart (reconnect storm) phase")
     p.add_argument("--json", help="write all results here")
+    p.add_argument("--profile", help="record py-spy profiles of Tracker's connect and publish phases")
+    p.add_argument("--server-entries", type=int, default=5000,
+                   help="entries for the write, render and catch-up measurements (0: skip them)")
+    p.add_argument("--writers", type=int, default=4, help="concurrent API writers for the write path")
     a = p.parse_args()
     if a.smoke:
-        a.readers, a.entries, a.no_reference = "50", 5, True
+        a.readers, a.entries, a.no_reference, a.server_entries = "50", 5, True, 600
     if not (BENCH / "node_modules" / "ws").exists():
         sys.exit("run `npm ci` in bench/ first")
     raise_nofile()
     started = time.time()
     results, ok = [], True
     for n in [int(x) for x in a.readers.split(",") if x.strip()]:
-        ours = run_one(Tracker, n, a.entries, a.rate, a.concurrency)
-        ref = None if a.no_reference else run_one(Reference, n, a.entries, a.rate, a.concurrency)
+        ours = run_one(Tracker, n, a.entries, a.rate, a.concurrency, a.profile, not a.no_storm)
+        ref = None if a.no_reference else run_one(Reference, n, a.entries, a.rate, a.concurrency, storm=not a.no_storm)
         print_table(n, ours, ref)
         results += [r for r in (ours, ref) if r]
-        ok = ok and all(r["lost"] == 0 and r["connect_failed"] == 0 for r in (ours, ref) if r)
-    verdict = "OK: no lost deliveries" if ok else "FAILED: losses or connect failures"
+        ok = ok and all(r["lost"] == 0 and r["connect_failed"] == 0
+                        and (r["storm"] is None or r["storm"]["caught_up"] == r["joined"]) for r in (ours, ref) if r)
+    side = server_side(a.server_entries, a.writers) if a.server_entries else None
+    if side:
+        print_server_side(side)
+        ok = ok and side["write_errors"] == 0
+    verdict = ("OK: no lost deliveries, every reader caught up" if ok
+               else "FAILED: losses, connect failures or readers not caught up")
     print(f"\ntotal {time.time() - started:.1f} s; {verdict}")
     if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=2))
+        Path(a.json).write_text(json.dumps({"fanout": results, "server_side": side}, indent=2))
     sys.exit(0 if ok else 1)
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Reference fan-out server: plain Node socket.io with Tracker's event shape, no database.
 //   node reference/server.js --port 5100 [--host 127.0.0.1]
-// join {story, since} -> room "story:<slug>", ack {ok, rev: 0, story: {slug}, entries: []}
-// POST /publish with a JSON entry body (must have "story") -> emit "entry" to the room, 200.
+// join {story, since} -> room "story:<slug>", ack {ok, rev, story: {slug}, entries: [published after since]}
+// POST /publish with a JSON entry body (must have "story" and "rev") -> kept in memory (the
+// catch-up of later joins), emitted as "entry" to the room, 200.
 'use strict';
 const http = require('http');
 const { Server } = require('socket.io');
@@ -12,6 +13,8 @@ for (let i = 2; i < process.argv.length; i += 2) {
   if (process.argv[i] === '--port') port = parseInt(process.argv[i + 1], 10);
   else if (process.argv[i] === '--host') host = process.argv[i + 1];
 }
+
+const published = {};  // story -> entries in publish order
 
 const server = http.createServer((req, res) => {
   if (req.method === 'POST' && req.url === '/publish') {
@@ -25,6 +28,7 @@ const server = http.createServer((req, res) => {
         res.end('{"ok":false,"error":"JSON body with \\"story\\" expected"}');
         return;
       }
+      (published[body.story] = published[body.story] || []).push(body);
       io.to('story:' + body.story).emit('entry', body);
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end('{"ok":true}');
@@ -48,7 +52,10 @@ io.on('connection', (socket) => {
       return;
     }
     socket.join('story:' + data.story);
-    ack({ ok: true, rev: 0, story: { slug: data.story }, entries: [] });
+    const all = published[data.story] || [];
+    const since = Number.isInteger(data.since) ? data.since : 0;
+    ack({ ok: true, rev: all.length ? all[all.length - 1].rev : 0, story: { slug: data.story },
+          entries: all.filter((e) => e.rev > since).slice(-500) });
   });
   socket.on('leave', (data) => { if (data && typeof data.story === 'string') socket.leave('story:' + data.story); });
 });
