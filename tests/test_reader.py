@@ -37,6 +37,13 @@ def test_story_page_renders_newest_20_with_times_and_permalinks(app, client, sto
     assert 'data-rev="26"' in html
 
 
+def test_byline_of_an_entry_without_account_shows_on_story_and_permalink_pages(app, client, story):
+    [entry_id] = add(app, story, byline="Our correspondent in Kyiv")
+    for path in (f"/stories/{story}", f"/stories/{story}/entries/{entry_id}"):
+        html = client.get(path).get_data(as_text=True)
+        assert '<span class="entry__author">By Our correspondent in Kyiv</span>' in html
+
+
 def test_pinned_entry_is_on_top_and_key_events_are_listed(app, client, story):
     [pinned] = add(app, story, pinned=True)
     [key] = add(app, story, key=True)

@@ -97,6 +97,18 @@ def test_invalid_entries_are_refused_with_a_field(live, body, headline, field, s
     assert error.value.message
 
 
+@pytest.mark.parametrize("control", ["\x00", "\x01", "\x1b", "\x7f", "\ud800"])
+def test_control_characters_are_dropped_from_bodies_and_the_rest_is_kept(live, control):
+    entry, _ = services.append_entry(live, f"Polls{control} close\tat 8\r\nCount{control} starts")
+    db.session.expire_all()  # read back what the database stored
+    assert db.session.get(Entry, entry.id).body == "Polls close\tat 8\nCount starts"
+
+
+def test_every_kind_of_line_break_in_a_body_becomes_a_newline(live):
+    entry, _ = services.append_entry(live, "Windows\r\nold Mac\rUnix\nend")
+    assert entry.body == "Windows\nold Mac\nUnix\nend"
+
+
 def test_body_at_the_limit_is_accepted(live):
     entry, _ = services.append_entry(live, "x" * MAX_BODY)
     assert len(entry.body) == MAX_BODY

@@ -13,6 +13,7 @@ from . import queries, services
 from .auth import admin_required
 from .extensions import db
 from .forms import ActionForm, EditEntryForm, EntryForm, StoryForm, UserForm
+from .health import DATABASE_DOWN, OUTAGES, without_database
 from .models import User
 from .services import ServiceError
 
@@ -64,6 +65,22 @@ def _done(message: str, entry=None, target: str | None = None):
         return jsonify(ok=True, message=message, entry=entry.to_dict() if entry else None)
     flash(message)
     return redirect(target or request.referrer or url_for("editor.dashboard"))
+
+
+def database_unavailable(error: Exception):
+    """The database failed under an editor request: 503. The append and correction forms come
+    back filled in (same idempotency key), so nothing typed is lost and resending publishes once."""
+    without_database(error)
+    if wants_json():
+        return jsonify(ok=False, error=DATABASE_DOWN), 503
+    forms = {"editor.story": EntryForm, "editor.edit_entry": EditEntryForm}
+    if request.method == "POST" and request.endpoint in forms:
+        return render_template("editor/unsaved.html", form=forms[request.endpoint](), message=DATABASE_DOWN), 503
+    return render_template("error.html", status=503, message=DATABASE_DOWN), 503
+
+
+for _outage in OUTAGES:
+    bp.register_error_handler(_outage, database_unavailable)
 
 
 @bp.get("/")

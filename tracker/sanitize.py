@@ -21,6 +21,7 @@ LINK_REL = "noopener nofollow ugc"
 
 # Raw HTML in Markdown is shown as text, never passed through.
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
@@ -50,6 +51,12 @@ _cleaner = bleach.Cleaner(
 def clean_text(value: str | None) -> str:
     """Trim a plain-text field and drop control and bidi-override characters."""
     return _CONTROL.sub("", value or "").strip()
+
+
+def clean_body(value: str | None) -> str:
+    """Normalise newlines and drop what no text should hold (NUL and other C0 controls but tab and
+    newline, DEL, lone surrogates): PostgreSQL refuses NUL, and none of them is meant to be there."""
+    return _BODY_CONTROL.sub("", (value or "").replace("\r\n", "\n").replace("\r", "\n")).strip()
 
 
 def sanitize(html: str) -> str:

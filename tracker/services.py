@@ -9,6 +9,7 @@ import hashlib
 import logging
 import re
 import secrets
+import threading
 import unicodedata
 from contextlib import contextmanager
 from datetime import datetime
@@ -22,7 +23,7 @@ from .events import broadcast
 from .extensions import db
 from .models import MAX_SLUG, SLUG_RE, STATUSES, ApiToken, Entry, EntryVersion, Story, User, utcnow
 from .queries import entry_by_idempotency_key
-from .sanitize import clean_text, render_markdown
+from .sanitize import clean_body, clean_text, render_markdown
 
 MAX_BODY = 20_000
 MAX_HEADLINE = 200
@@ -83,32 +84,77 @@ def _next_rev(story: Story) -> int:
     return rev
 
 
+class _BroadcastTurns:
+    """Changes to one story leave this process as events in revision order.
+
+    A change takes its revisions under the story's lock but commits and broadcasts after
+    releasing it; under eventlet (which makes psycopg2 cooperative) the next change can commit
+    and broadcast while the previous one is still reading what it sends. So each change waits
+    until the changes with lower revisions taken in this process have broadcast (or failed).
+    """
+
+    def __init__(self, patience: float = 5.0):
+        self.patience = patience  # after this long, send anyway: readers order by rev regardless
+        self.pending: dict[int, set[int]] = {}  # story id -> lowest revision of each unsent change
+        self.changed = threading.Condition()
+
+    def take(self, story_id: int, rev: int) -> None:
+        with self.changed:
+            self.pending.setdefault(story_id, set()).add(rev)
+
+    def wait(self, story_id: int, rev: int) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: min(self.pending[story_id]) >= rev, timeout=self.patience)
+
+    def done(self, story_id: int, rev: int) -> None:
+        with self.changed:
+            self.pending[story_id].discard(rev)
+            if not self.pending[story_id]:
+                del self.pending[story_id]
+            self.changed.notify_all()
+
+
+_turns = _BroadcastTurns()
+
+
 @contextmanager
 def _changes(story: Story):
     """Lock the story, collect changed rows, commit them, then broadcast their states.
 
     Every change locks its story's row first, before touching any entry row, so concurrent
-    changes to one story queue up in the same order and can never deadlock.
+    changes to one story queue up in the same order and can never deadlock. The lock is
+    taken before any revision, so revisions are taken in commit order, and `_turns` keeps the
+    broadcasts in that order too.
     """
     changed: list[Story | Entry] = []
+    story_id, turn = story.id, None
     try:
-        db.session.execute(select(Story.id).where(Story.id == story.id).with_for_update())
-        yield changed
-        db.session.commit()
-    except OperationalError as exc:
-        db.session.rollback()
-        log.error("database refused a change: %s", exc)
-        raise ServiceError("The database is busy right now. Nothing was saved; please try again.",
-                           None, 503) from None
-    except Exception:
-        db.session.rollback()
-        raise
-    for item in changed:
         try:
-            broadcast(item)
+            db.session.execute(select(Story.id).where(Story.id == story_id).with_for_update())
+            yield changed
+            if changed:
+                turn = min(item.rev for item in changed)
+                _turns.take(story_id, turn)
+            db.session.commit()
+        except OperationalError as exc:
+            db.session.rollback()
+            log.error("database refused a change: %s", exc)
+            raise ServiceError("The database is busy right now. Nothing was saved; please try again.",
+                               None, 503) from None
         except Exception:
-            # The change is saved; readers pick it up through the revision join on reconnect.
-            log.exception("broadcast of %s rev %s failed", type(item).__name__, item.rev)
+            db.session.rollback()
+            raise
+        if turn is not None:
+            _turns.wait(story_id, turn)
+        for item in changed:
+            try:
+                broadcast(item)
+            except Exception:
+                # The change is saved; readers pick it up through the revision join on reconnect.
+                log.exception("broadcast of %s rev %s failed", type(item).__name__, item.rev)
+    finally:
+        if turn is not None:
+            _turns.done(story_id, turn)
 
 
 def _touch(changed: list, item: Story | Entry, story: Story) -> None:
@@ -190,7 +236,7 @@ def set_status(story: Story, status: str) -> Story:
 # Entries
 
 def _entry_text(body: str, headline: str) -> tuple[str, str]:
-    body = (body or "").replace("\r\n", "\n").strip()
+    body = clean_body(body)
     if not clean_text(body):
         raise ServiceError("Write the update before publishing it.", "body")
     body = _limit(body, "body", "The update", MAX_BODY)
