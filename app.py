@@ -30,8 +30,9 @@ app = create_app({"ASYNC_MODE": "eventlet"} if SERVING else None)
 def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
     """A function broadcasts (tracker.fanout) use to write a frame to this connection directly.
 
-    It writes only when the connection's queue is empty and no one else is writing to it
-    (eventlet's send lock, which every websocket write takes, is free), and it never blocks:
+    It writes only when the connection's queue is empty and no one else is writing to it or
+    waiting to (eventlet's send lock, which every websocket write takes, is free and uncontended),
+    and it never blocks:
     if the kernel takes only part of the frame, it keeps the lock and a new task sends the
     rest, so the writer task, later broadcasts and eventlet's own pong and close frames all
     wait behind the tail. So frames never interleave and a slow reader delays only itself.
@@ -49,7 +50,9 @@ def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
         lock.release()
 
     def direct_send(frame: bytes) -> bool:
-        if lock.locked() or not queue.empty() or not eio_socket.upgraded or eio_socket.closed:
+        # balance, not locked(): a writer woken by a release holds a packet it took off the
+        # queue but has not taken the lock back yet, and its packet must go out first.
+        if lock.balance < 1 or not queue.empty() or not eio_socket.upgraded or eio_socket.closed:
             return False
         try:
             sent = fd.send(frame)

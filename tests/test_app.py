@@ -2,9 +2,11 @@
 import importlib
 import json
 
+import eventlet
 import pytest
 import websocket
 from conftest import PASSWORD, LiveServer
+from eventlet.semaphore import Semaphore
 
 from tracker.config import Config
 
@@ -26,6 +28,10 @@ class FakeLock:
 
     def locked(self):
         return self.held
+
+    @property
+    def balance(self):
+        return 0 if self.held else 1
 
     def acquire(self):
         assert not self.held, "the direct writer would have blocked"
@@ -100,6 +106,27 @@ def test_busy_or_unready_connection_falls_back_to_the_normal_path(serving, state
     send, ws, fd, tasks = direct(serving, **state)
     assert send(b"frame") is False
     assert fd.written == b"" and tasks == [] and ws._sendlock.locked() == state.get("held", False)
+
+
+def test_writer_woken_by_the_lock_goes_before_a_broadcast(serving):
+    """Released with a writer waiting, eventlet's lock reads unlocked until that writer runs."""
+    lock, order = Semaphore(), []
+    fd, eio = FakeFd(10**6), FakeEio()
+    ws = FakeWs(fd, lock)
+    send = serving._direct_writer(eio, ws, spawn=lambda task, *args: None)
+    lock.acquire()  # a tail being written
+
+    def writer():  # engineio's writer, holding a packet it took off the queue
+        with lock:
+            order.append("queued packet")
+
+    waiting = eventlet.spawn(writer)
+    eventlet.sleep(0)  # the writer now waits for the lock
+    lock.release()
+    assert not lock.locked()  # what the direct writer used to look at
+    assert send(b"broadcast") is False and fd.written == b""
+    waiting.wait()
+    assert order == ["queued packet"] and send(b"broadcast") is True and fd.written == b"broadcast"
 
 
 @pytest.mark.parametrize("takes", [None, 0, 3])
