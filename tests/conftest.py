@@ -1,6 +1,7 @@
 """Shared fixtures: app and clients, accounts and login, socket clients, a real server, a browser."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import websocket
 from sqlalchemy import create_engine, make_url, text
 
 from tracker import create_app, services
@@ -224,6 +226,38 @@ def live_server(database_url):
     server.start()
     yield server
     server.stop()
+
+
+class WireReader:
+    """A Socket.IO reader on a raw websocket: it sees events in the order the server wrote them.
+
+    Order checks use it because python-socketio's client runs the handler of each incoming
+    message in a thread of its own, so two events that arrive together can reach handlers swapped.
+    """
+
+    def __init__(self, port: int, slug: str, receive_buffer: int | None = None):
+        options = {"sockopt": [(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)]} if receive_buffer else {}
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
+                                              timeout=10, **options)
+        assert self.ws.recv().startswith("0")
+        self.ws.send("40")
+        assert self.ws.recv().startswith("40")
+        self.ws.send("420" + json.dumps(["join", {"story": slug, "since": 0}]))
+        assert json.loads(self.ws.recv()[3:])[0]["ok"]
+
+    def entries(self, count: int) -> list[dict]:
+        """Read until `count` entry events arrived, answering pings as a client must."""
+        found = []
+        while len(found) < count:
+            message = self.ws.recv()
+            if message == "2":
+                self.ws.send("3")
+            elif message.startswith('42["entry"'):
+                found.append(json.loads(message[2:])[1])
+        return found
+
+    def close(self) -> None:
+        self.ws.close()
 
 
 # A real browser

@@ -1,15 +1,12 @@
 """The broadcast fast path: one frame built per broadcast, written directly when a connection is idle.
 
 The direct writer itself (app.py, eventlet) has unit tests in test_app.py."""
-import json
-import socket
 import struct
 import threading
 
 import pytest
 import requests
-import socketio
-import websocket
+from conftest import WireReader
 
 from tracker.fanout import websocket_frame
 
@@ -47,45 +44,12 @@ def api(live_server):
     return http, slug
 
 
-class RawReader:
-    """An Engine.IO/Socket.IO reader on a raw websocket that can stop reading, with a tiny receive buffer."""
-
-    def __init__(self, port: int, slug: str):
-        self.ws = websocket.create_connection(
-            f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", timeout=10,
-            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
-        assert self.ws.recv().startswith("0")
-        self.ws.send("40")
-        assert self.ws.recv().startswith("40")
-        self.ws.send("420" + json.dumps(["join", {"story": slug, "since": 0}]))
-        assert json.loads(self.ws.recv()[3:])[0]["ok"]
-
-    def entries(self, count: int) -> list[dict]:
-        """Read until `count` entry events arrived, answering pings as a client must."""
-        found = []
-        while len(found) < count:
-            message = self.ws.recv()
-            if message == "2":
-                self.ws.send("3")
-            elif message.startswith('42["entry"'):
-                found.append(json.loads(message[2:])[1])
-        return found
-
-
 def test_reader_that_stops_reading_delays_only_itself_and_gets_every_frame_intact(live_server):
     http, slug = api(live_server)
-    stalled = RawReader(live_server.port, slug)
-    received, done = [], threading.Event()
-    prompt = socketio.Client(reconnection=False)
-
-    @prompt.on("entry")
-    def on_entry(entry):
-        received.append(entry["headline"])
-        if len(received) == COUNT:
-            done.set()
-
-    prompt.connect(live_server.url, transports=["websocket"], wait_timeout=10)
-    assert prompt.call("join", {"story": slug, "since": 0}, timeout=10)["ok"]
+    stalled = WireReader(live_server.port, slug, receive_buffer=4096)
+    prompt, received = WireReader(live_server.port, slug), []
+    reading = threading.Thread(target=lambda: received.extend(prompt.entries(COUNT)), daemon=True)
+    reading.start()
     headlines = [f"update {n}" for n in range(COUNT)]
     for n, headline in enumerate(headlines):
         body = f"Entry {n}: " + "é" * 19_900
@@ -96,11 +60,11 @@ def test_reader_that_stops_reading_delays_only_itself_and_gets_every_frame_intac
     for _ in range(3):
         stalled.ws.ping("still there?")
     # Every entry reached the prompt reader while the stalled one had not read a byte.
-    assert done.wait(30), f"prompt reader got {len(received)} of {COUNT}"
-    assert received == headlines
+    reading.join(30)
+    assert [entry["headline"] for entry in received] == headlines
     stalled_entries = stalled.entries(COUNT)
     assert [entry["headline"] for entry in stalled_entries] == headlines
     assert all(f"Entry {n}:" in entry["html"] for n, entry in enumerate(stalled_entries))
-    prompt.disconnect()
-    stalled.ws.close()
+    prompt.close()
+    stalled.close()
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 import requests
-from conftest import PASSWORD, LiveServer
+from conftest import PASSWORD, LiveServer, WireReader
 from playwright.sync_api import expect
 from sqlalchemy import select
 from test_e2e import Editor, Reader, server_entries
@@ -85,7 +85,7 @@ def test_reader_on_one_process_gets_every_change_made_on_another(cluster):
     a, b = cluster
     on_b, on_a = Editor(b.url), Editor(a.url)
     slug = on_b.create_story("Port strike")
-    reader = Reader(a.url, slug)
+    reader, wire = Reader(a.url, slug), WireReader(a.port, slug)
     reader.connect()
     for n in range(3):
         on_b.post(slug, f"Day {n}: pickets at gate {n}")
@@ -97,8 +97,9 @@ def test_reader_on_one_process_gets_every_change_made_on_another(cluster):
     api = requests.post(f"{a.url}/api/stories/{slug}/entries", json={"body": "Deal reached"},
                         headers={"Authorization": f"Bearer {token}"})
     assert api.status_code == 201
+    assert [e["rev"] for e in wire.entries(7)] == list(range(2, 9))  # every change, once, in order
+    wire.close()
     reader.wait_for(lambda r: len(r.events) == 7)
-    assert [e["rev"] for e in reader.events] == list(range(2, 9))  # every change, in order
     assert "gates 0 and 1" in reader.entries[ids[0]]["html"] and reader.entries[ids[1]]["deleted"]
     for server in cluster:
         assert {i: e["rev"] for i, e in server_entries(server.url, slug).items()} == {
