@@ -1,9 +1,11 @@
 """Login, logout, redirects and session cookie flags."""
 import pytest
 from conftest import PASSWORD, csrf_from, login
+from sqlalchemy import select
 
 from tracker import create_app, services
 from tracker.extensions import db
+from tracker.models import User
 
 
 def test_login_sets_a_protected_session_cookie(client, editor):
@@ -86,3 +88,36 @@ def test_successful_logins_do_not_count_toward_the_limit(app, editor):
     for _ in range(4):
         client = app.test_client()
         assert login(client, editor).status_code == 302
+
+
+def test_disabling_an_account_signs_its_sessions_out_for_good(app, editor_client, editor):
+    """Session cookies are signed, not stored: re-enabling must not bring an old one back."""
+    old_session = editor_client.get_cookie("session").value
+    with app.app_context():
+        account = db.session.scalar(select(User).where(User.username == editor))
+        services.set_user_active(account, False)
+        services.set_user_active(account, True)
+    assert editor_client.get("/editor/").status_code == 302  # back to the login page
+    fresh = app.test_client()
+    fresh.set_cookie("session", old_session)
+    assert fresh.get("/editor/").status_code == 302
+    assert login(app.test_client(), editor).status_code == 302  # the account itself works again
+
+
+def test_password_change_from_the_cli_signs_out_everywhere(app, editor_client, editor):
+    other_browser = app.test_client()
+    assert login(other_browser, editor).status_code == 302
+    result = app.test_cli_runner().invoke(args=["user", "password", editor, "--password-stdin"],
+                                          input="a new long passphrase\n")
+    assert result.exit_code == 0 and "signed out" in result.output
+    assert editor_client.get("/editor/").status_code == 302 and other_browser.get("/editor/").status_code == 302
+    assert login(app.test_client(), editor).status_code == 401
+    assert login(app.test_client(), editor, "a new long passphrase").status_code == 302
+
+
+@pytest.mark.parametrize("user_id", ["1", "1-x", "x-0", "", "1-0-0", "99-0"])
+def test_session_ids_of_another_form_or_account_are_nobody(app, editor, user_id):
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = user_id
+    assert client.get("/editor/").status_code == 302

@@ -1,4 +1,6 @@
 """Command-line tools: accounts, database setup and the demo story."""
+import pytest
+from conftest import PASSWORD
 from sqlalchemy import func, select
 
 from tracker.extensions import db
@@ -29,6 +31,17 @@ def test_user_create_refuses_duplicates_and_short_passwords(app):
     assert duplicate.exit_code == 1 and "already taken" in duplicate.output
     short = runner.invoke(args=["user", "create", "lea", "--password-stdin"], input="short\n")
     assert short.exit_code == 1 and "at least 8 characters" in short.output
+
+
+@pytest.mark.parametrize("name, stdin, message", [
+    ("nobody", "a long passphrase\n", "There is no account 'nobody'."),
+    ("alice", "short\n", "Password must be at least 8 characters."),
+])
+def test_user_password_refusals_keep_the_old_password(app, editor, name, stdin, message):
+    result = app.test_cli_runner().invoke(args=["user", "password", name, "--password-stdin"], input=stdin)
+    assert result.exit_code == 1 and message in result.output
+    with app.app_context():
+        assert db.session.scalar(select(User).where(User.username == editor)).check_password(PASSWORD)
 
 
 def test_seed_demo_once_with_a_fresh_password(app):

@@ -19,9 +19,13 @@ login_manager.login_message = "Log in to reach the editor pages."
 
 
 @login_manager.user_loader
-def load_user(user_id: str):
-    """Load the logged-in user from the session."""
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+def load_user(session_id: str):
+    """Load the logged-in user from the session, unless the account signed out everywhere since."""
+    user_id, _, version = session_id.partition("-")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.session_version == int(version) else None
 
 
 def admin_required(view):

@@ -1,4 +1,4 @@
-"""Command-line tools: `flask --app app init-db | seed-demo | user create NAME | import PATH... | export SLUG`."""
+"""Command-line tools: `flask --app app init-db | seed-demo | user create|password | token | import | export`."""
 import logging
 import secrets
 import sys
@@ -26,15 +26,34 @@ user_cli = AppGroup("user", help="Manage newsroom accounts.")
 def create_user(name, role, password_stdin):
     """Create an account; prompts for the password unless --password-stdin is given."""
     upgrade_database()
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
     try:
         user = services.create_user(name, password, role)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Created {user.role} account '{user.username}'.")
+
+
+@user_cli.command("password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def set_password(name, password_stdin):
+    """Set an account's password and sign it out of every browser it is logged in on."""
+    upgrade_database()
+    user = db.session.scalar(select(User).where(User.username == name))
+    if user is None:
+        raise click.ClickException(f"There is no account '{name}'.")
+    try:
+        services.change_password(user, _read_password(password_stdin))
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Password of '{name}' changed; its sessions everywhere are signed out.")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
 token_cli = AppGroup("token", help="Manage bearer tokens for the JSON API.")

@@ -60,10 +60,17 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(16), default="editor")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Part of the id in every session cookie: raising it signs the account out everywhere.
+    # Sessions are signed cookies, which the server cannot otherwise take back.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     def set_password(self, password: str) -> None:
         """Hash and store a password (werkzeug's scrypt)."""
         self.password_hash = generate_password_hash(password)
+
+    def get_id(self) -> str:
+        """The session's user id: "<id>-<session_version>" (see auth.load_user)."""
+        return f"{self.id}-{self.session_version}"
 
     def check_password(self, password: str) -> bool:
         """Tell whether the password matches the stored hash."""

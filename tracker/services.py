@@ -347,13 +347,17 @@ def _alive(entry: Entry) -> None:
 
 # Users
 
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise ServiceError("Password must be at least 8 characters.", "password")
+
+
 def create_user(username: str, password: str, role: str = "editor") -> User:
     """Create an account with a hashed password."""
     username = clean_text(username)
     if not re.fullmatch(r"[A-Za-z0-9_.-]{2,64}", username):
         raise ServiceError("Username must be 2-64 letters, digits, dots, dashes or underscores.", "username")
-    if len(password) < 8:
-        raise ServiceError("Password must be at least 8 characters.", "password")
+    _check_password(password)
     if role not in ("admin", "editor"):
         raise ServiceError("Role must be 'admin' or 'editor'.", "role")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
@@ -366,8 +370,19 @@ def create_user(username: str, password: str, role: str = "editor") -> User:
 
 
 def set_user_active(user: User, active: bool) -> User:
-    """Enable or disable an account."""
+    """Enable or disable an account; disabling signs it out everywhere, for good."""
     user.active = active
+    if not active:
+        user.session_version += 1
+    db.session.commit()
+    return user
+
+
+def change_password(user: User, password: str) -> User:
+    """Give an account a new password and sign it out everywhere."""
+    _check_password(password)
+    user.set_password(password)
+    user.session_version += 1
     db.session.commit()
     return user
 
