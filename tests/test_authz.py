@@ -165,6 +165,8 @@ TABLE = [
     Row("/embed/<slug>/entries/<id:entry_id>", "GET", "/embed/{slug}/entries/{entry}", everyone(200)),
     Row("/oembed", "GET", "/oembed?url=/stories/{slug}", everyone(200)),
     Row("/healthz", "GET", "/healthz", everyone(200)),
+    # Answered by the Socket.IO middleware before Flask; without Engine.IO's parameters: 400.
+    Row("/socket.io/", "GET", "/socket.io/", everyone(400)),
     # Login and logout: open to anyone (the forms still need their CSRF token).
     Row("/login", "GET", "/login", everyone(200)),
     Row("/login", "POST", "/login", everyone(302, "/editor/"), form={"username": "alice", "password": PASSWORD}),

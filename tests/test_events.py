@@ -1,5 +1,6 @@
 """Socket.IO: the join handshake, its errors, and live events after changes."""
 import pytest
+from flask import request
 from test_editor import JSON, form_page, post_entry
 
 from tracker import services
@@ -156,3 +157,13 @@ def test_a_connection_sending_too_many_events_gets_error_acks(app, socket_client
     assert [ack["ok"] for ack in acks] == [True] * 5 + [False] * 2
     assert acks[-1]["error"].startswith("Too many requests") and sio.is_connected()
     assert join(socket_client(), {"story": story})["ok"]  # other connections are not affected
+
+
+@pytest.mark.parametrize("headers", [{}, {"Upgrade": "websocket", "Connection": "Upgrade"}],
+                         ids=["polling", "websocket"])
+def test_event_request_context_matches_a_rule(app, headers):
+    """Handlers run in a request context for the Socket.IO path; a routing error there is a
+    NotFound with its traceback in every connection's context, which only the GC frees."""
+    with app.test_request_context("/socket.io/?EIO=4&transport=websocket", headers=headers):
+        assert request.routing_exception is None
+
