@@ -1,9 +1,12 @@
 """Socket.IO: the join handshake, its errors, and live events after changes."""
 import pytest
 from flask import request
+from sqlalchemy.exc import OperationalError
 from test_editor import JSON, form_page, post_entry
 
 from tracker import services
+from tracker.events import HANDLER_FAILED
+from tracker.extensions import db
 from tracker.queries import entry_or_404, story_or_404
 
 
@@ -167,3 +170,15 @@ def test_event_request_context_matches_a_rule(app, headers):
     with app.test_request_context("/socket.io/?EIO=4&transport=websocket", headers=headers):
         assert request.routing_exception is None
 
+
+def test_join_while_the_database_is_unreachable_gets_an_error_ack(app, socket_client, story, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    sio = socket_client()
+    with app.app_context():
+        monkeypatch.setattr(db.engine, "connect", unreachable)
+    ack = join(sio, {"story": story, "since": 0})
+    assert ack == {"ok": False, "error": HANDLER_FAILED}
+    monkeypatch.undo()
+    assert sio.is_connected() and join(sio, {"story": story, "since": 0})["ok"] is True

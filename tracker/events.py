@@ -18,6 +18,7 @@ ROOM_PREFIX = "story:"
 # Every reader joins, so the join's lookup is built once and reads a plain row: building the
 # statement, and loading an ORM object from the row, each cost more than running the query.
 STORY_BY_SLUG = select(*Story.__table__.c).where(Story.slug == bindparam("slug"))
+HANDLER_FAILED = "The server could not answer just now; try again in a moment."
 
 
 def room(story: Story | str) -> str:
@@ -60,6 +61,14 @@ def _over_rate() -> bool:
     count = count + 1 if seen == minute else 1
     _recent[request.sid] = (minute, count)
     return count > current_app.config["SOCKET_EVENTS_PER_MINUTE"]
+
+
+@socketio.on_error_default
+def on_error(error: Exception):
+    """A handler failed (the database is unreachable, say): log it and answer with an error ack."""
+    log.error("socket event %s failed: %r", request.event["message"], error, exc_info=error)
+    db.session.rollback()
+    return {"ok": False, "error": HANDLER_FAILED}
 
 
 @socketio.on("disconnect")
