@@ -30,6 +30,8 @@ from conftest import PASSWORD, TEST_DATABASE_URL, LiveServer, WireReader, csrf_f
 from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, make_url, text
 
+from tracker.events import HANDLER_FAILED
+
 WAIT = 10             # s: ordinary deliveries arrive well within this
 RECONNECT = 30_000    # ms: the page's backoff after a restart (1, 2, 4, 8 s ± 50 %, at most 15 s)
 DROP_SECONDS = 30     # how long the reader's network stays down
@@ -656,7 +658,9 @@ def check_database_outage(browser, server: LiveServer, *, fail, heal, saved_stat
     editor, api = FormEditor(server.url), Api(server)
     slug = editor.create_story("Dam inspection")
     assert editor.submit(slug, {**editor.compose_form(slug), "body": "Inspectors arrive."}).status_code == 302
-    with socket_readers(server.url, slug, 2) as readers, browser_page(browser) as page:
+    with socket_readers(server.url, slug, 2) as readers, browser_page(browser) as page, \
+            browser_page(browser) as reading:
+        open_reader(reading, server.url, slug)
         browser_login(page, server.url)
         page.goto(f"{server.url}/editor/stories/{slug}")
         expect(page.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT * 1000)
@@ -701,8 +705,15 @@ def check_database_outage(browser, server: LiveServer, *, fail, heal, saved_stat
             no_trace(story_page.text)
         assert all(reader.sio.connected and reader.disconnects == 0 for reader in readers)
         assert all(len(reader.entries) == 1 for reader in readers)
+        # A reader page that reconnects now: its join needs the database.
+        reading.evaluate("window.trackerSocket.disconnect().connect()")
+        if readers_served:
+            expect(reading.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT * 1000)
+        else:  # refused with an error ack, shown, and tried again with backoff
+            expect(reading.locator('[data-connection="offline"]')).to_have_text(HANDLER_FAILED, timeout=WAIT * 1000)
 
         heal()
+        expect(reading.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT * 1000)
         assert requests.get(f"{server.url}/healthz", timeout=WAIT).status_code == 200
         response = editor.submit(slug, {**kept, "headline": "Spillway opened",
                                         "body": "Water is released <slowly> & steadily."})
@@ -717,8 +728,9 @@ def check_database_outage(browser, server: LiveServer, *, fail, heal, saved_stat
         for reader in readers:
             reader.wait_for(lambda r: r.rev == 5)
             assert_reader_matches(reader, rev, entries)
-        wait_for_page_rev(page, rev)
-        assert_page_matches(page, entries)
+        for shown in (page, reading):
+            wait_for_page_rev(shown, rev)
+            assert_page_matches(shown, entries)
 
 
 def test_publishing_while_sqlite_is_locked_fails_cleanly_and_keeps_the_text(browser, database_url,

@@ -293,10 +293,21 @@
   window.trackerSocket = socket;
   setState("connecting");
 
+  // A refused join (the server could not read the story just now) is tried again with the
+  // same backoff as reconnecting: 1 s doubling to 15 s, +-50 %.
+  var joinFailures = 0, joinRetry = null;
+  function retryJoin() {
+    clearTimeout(joinRetry);
+    var delay = Math.min(15000, 1000 * Math.pow(2, joinFailures++)) * (0.5 + Math.random());
+    joinRetry = setTimeout(function () { if (live && socket.connected) join(); }, delay);
+  }
+
   function join() {
     socket.timeout(10000).emit("join", { story: slug, since: rev }, function (err, ack) {
       if (err) { socket.disconnect().connect(); return; }
-      if (!ack.ok) { setState("offline", ack.error); return; }
+      if (!ack.ok) { setState("offline", ack.error); retryJoin(); return; }
+      joinFailures = 0;
+      clearTimeout(joinRetry);
       // Too far behind to replay, or the server's history was reset: start from a fresh page.
       if (ack.reset || ack.rev < rev) { window.location.reload(); return; }
       applyStory(ack.story);
