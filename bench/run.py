@@ -447,6 +447,7 @@ def main():
                else "FAILED: losses, connect failures or readers not caught up")
     print(f"\ntotal {time.time() - started:.1f} s; {verdict}")
     if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)  # bench/results/ is not in git
         Path(a.json).write_text(json.dumps({"fanout": results, "server_side": side}, indent=2))
     sys.exit(0 if ok else 1)
 

@@ -12,7 +12,7 @@ from conftest import ROOT
 def test_benchmark_smoke_run_delivers_everything(tmp_path):
     if not (ROOT / "bench" / "node_modules").exists():
         pytest.fail("bench/node_modules is missing: `make test` installs it (npm ci in bench/)")
-    out = tmp_path / "smoke.json"
+    out = tmp_path / "results" / "smoke.json"  # a folder that is not there yet, as in a fresh clone
     result = subprocess.run([sys.executable, "bench/run.py", "--smoke", "--json", str(out)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
