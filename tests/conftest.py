@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 import websocket
 from sqlalchemy import create_engine, make_url, text
 
@@ -228,6 +229,16 @@ def live_server(database_url):
     server.stop()
 
 
+def http_login(base: str, username: str = "alice") -> requests.Session:
+    """A requests session logged in through a running server's /login form."""
+    http = requests.Session()
+    page = http.get(f"{base}/login", timeout=10).text
+    response = http.post(f"{base}/login", allow_redirects=False, timeout=10, data={
+        "username": username, "password": PASSWORD, "csrf_token": csrf_from(page)})
+    assert response.status_code == 302, response.text
+    return http
+
+
 class WireReader:
     """A Socket.IO reader on a raw websocket: it sees events in the order the server wrote them.
 
@@ -280,6 +291,15 @@ def browser():
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         yield browser
         browser.close()
+
+
+def browser_login(page, server, username: str = "alice") -> None:
+    """Log a Playwright page in through the server's /login form."""
+    page.goto(f"{server.url}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("main form button[type=submit]")
+    page.wait_for_url(f"{server.url}/editor/")
 
 
 class RedisServer(Process):

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import requests
-from conftest import PASSWORD, LiveServer, csrf_from, fresh_database
+from conftest import PASSWORD, LiveServer, browser_login, csrf_from, fresh_database
 from playwright.sync_api import Page, expect
 
 WAIT = 10_000         # ms: ordinary live updates arrive well within this
@@ -107,14 +107,6 @@ def new_context(browser, **options):
         yield context
     finally:
         context.close()
-
-
-def browser_login(page: Page, server, username: str = "alice") -> None:
-    page.goto(f"{server.url}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{server.url}/editor/")
 
 
 def ui_create_story(page: Page, server, title: str, slug: str, summary: str = "") -> str:

@@ -6,7 +6,7 @@ import uuid
 import pytest
 import requests
 import socketio
-from conftest import PASSWORD, csrf_from
+from conftest import csrf_from, http_login
 
 TIMEOUT = 10
 
@@ -15,11 +15,7 @@ class Editor:
     """An editor driving the real HTML forms over HTTP."""
 
     def __init__(self, base: str):
-        self.base, self.http = base, requests.Session()
-        page = self.http.get(f"{base}/login").text
-        response = self.http.post(f"{base}/login", data={"username": "alice", "password": PASSWORD,
-                                                         "csrf_token": csrf_from(page)}, allow_redirects=False)
-        assert response.status_code == 302
+        self.base, self.http = base, http_login(base)
 
     def token(self, path: str) -> str:
         return csrf_from(self.http.get(self.base + path).text)

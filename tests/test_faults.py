@@ -26,9 +26,10 @@ from html import unescape
 import pytest
 import requests
 import socketio
-from conftest import PASSWORD, TEST_DATABASE_URL, LiveServer, WireReader, csrf_from
+from conftest import PASSWORD, TEST_DATABASE_URL, LiveServer, WireReader, browser_login, csrf_from
 from playwright.sync_api import Page, expect
 from sqlalchemy import create_engine, make_url, text
+from test_e2e import Editor
 
 from tracker.events import HANDLER_FAILED
 
@@ -198,22 +199,8 @@ class Api:
         return response.json()["entry"]
 
 
-class FormEditor:
+class FormEditor(Editor):
     """An editor logged in through /login, posting the editor's append form over HTTP."""
-
-    def __init__(self, base: str):
-        self.base, self.http = base, requests.Session()
-        page = self.http.get(f"{base}/login", timeout=WAIT).text
-        response = self.http.post(f"{base}/login", timeout=WAIT, allow_redirects=False, data={
-            "username": "alice", "password": PASSWORD, "csrf_token": csrf_from(page)})
-        assert response.status_code == 302, response.text
-        self.csrf = csrf_from(self.http.get(f"{base}/editor/", timeout=WAIT).text)
-
-    def create_story(self, title: str) -> str:
-        response = self.http.post(f"{self.base}/editor/stories/new", timeout=WAIT, allow_redirects=False, data={
-            "csrf_token": self.csrf, "title": title, "status": "live"})
-        assert response.status_code == 302, response.text
-        return response.headers["Location"].rsplit("/", 1)[1]
 
     def compose_form(self, slug: str) -> dict:
         """The append form's hidden fields as the editor page renders them."""
@@ -368,14 +355,6 @@ def open_reader(page: Page, base: str, slug: str) -> Page:
     page.goto(f"{base}/stories/{slug}")
     expect(page.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT * 1000)
     return page
-
-
-def browser_login(page: Page, base: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#username", "alice")
-    page.fill("#password", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{base}/editor/")
 
 
 DOM_ENTRIES = """() => Array.from(document.querySelectorAll('#story article.entry')).map(el => ({
@@ -661,7 +640,7 @@ def check_database_outage(browser, server: LiveServer, *, fail, heal, saved_stat
     with socket_readers(server.url, slug, 2) as readers, browser_page(browser) as page, \
             browser_page(browser) as reading:
         open_reader(reading, server.url, slug)
-        browser_login(page, server.url)
+        browser_login(page, server)
         page.goto(f"{server.url}/editor/stories/{slug}")
         expect(page.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT * 1000)
         state = saved_state(slug)

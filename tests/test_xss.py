@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import PASSWORD, LiveServer, csrf_from, fresh_database
+from conftest import PASSWORD, LiveServer, browser_login, csrf_from, fresh_database, http_login
 from playwright.sync_api import expect
 
 from tracker import CSP, EMBED_CSP
@@ -219,14 +219,6 @@ def audit(page, where: str) -> dict:
     return result
 
 
-def browser_login(page, server) -> None:
-    page.goto(f"{server.url}/login")
-    page.fill("#username", "alice")
-    page.fill("#password", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{server.url}/editor/")
-
-
 def open_live(page, url: str) -> None:
     page.goto(url)
     expect(page.locator('[data-connection="live"]')).to_have_count(1, timeout=WAIT)
@@ -253,11 +245,7 @@ class Writer:
         self.server, self.tmp = server, tmp
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {server.token}"
-        self.form = requests.Session()
-        login = self.form.get(f"{server.url}/login", timeout=10)
-        answer = self.form.post(f"{server.url}/login", allow_redirects=False, timeout=10, data={
-            "csrf_token": csrf_from(login.text), "username": "alice", "password": PASSWORD})
-        assert answer.status_code == 302, answer.text
+        self.form = http_login(server.url)
         self.csrf = csrf_from(self.form.get(f"{server.url}/editor/stories/new", timeout=10).text)
         self.imports: list[Path] = []
 
