@@ -821,3 +821,45 @@ def test_two_editors_posting_at_the_same_moment_get_distinct_ordered_revisions(l
         wire.close()
         reader.wait_for(lambda r: r.rev == rev)
         assert_reader_matches(reader, rev, entries)
+
+
+def test_racing_posts_that_share_idempotency_keys_are_all_answered_and_broadcast_once(postgres_url):
+    # A post that loses an idempotency-key race rolls back and gives its revision number back;
+    # the next change takes the same number. That must not cost any other post its answer or
+    # its broadcast.
+    server = LiveServer(postgres_url)
+    server.start()
+    try:
+        api = Api(server)
+        slug = api.create_story("Count night")
+        rounds, racers = 8, 6
+        barrier = threading.Barrier(racers)
+        answers: list[tuple[int, dict]] = []
+
+        def racer(number: int) -> None:
+            for n in range(rounds):
+                key = f"round-{n}" if number % 2 else uuid.uuid4().hex  # three racers share each key
+                barrier.wait(timeout=WAIT)
+                response = api.post(slug, f"Racer {number}, round {n}.", key=key)
+                answers.append((response.status_code, response.json() if response.ok else {"text": response.text}))
+
+        wire = WireReader(server.port, slug)
+        threads = [threading.Thread(target=racer, args=(number,)) for number in range(racers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert [a for a in answers if a[0] not in (200, 201)] == []
+        saved = {answer["entry"]["id"]: answer["entry"]["rev"] for _, answer in answers}
+        assert len(saved) == rounds * (racers // 2 + 1)  # one entry per shared key, one per unique post
+        _, entries = server_state(server.url, slug)
+        assert {entry["id"] for entry in entries} == set(saved)
+        # Every saved post reached the joined reader exactly once, in revision order.
+        sent = wire.entries(len(saved))
+        last = api.publish(slug, "After the race.")
+        assert [entry["id"] for entry in wire.entries(1)] == [last["id"]]
+        assert sorted(entry["id"] for entry in sent) == sorted(saved)
+        assert [entry["rev"] for entry in sent] == sorted(saved.values())
+        wire.close()
+    finally:
+        server.stop()

@@ -91,70 +91,115 @@ class _BroadcastTurns:
     releasing it; under eventlet (which makes psycopg2 cooperative) the next change can commit
     and broadcast while the previous one is still reading what it sends. So each change waits
     until the changes with lower revisions taken in this process have broadcast (or failed).
+    A change that rolls back gives its revisions back and the next change takes the same
+    numbers, so two turns may hold one number: each change holds its own entry in a list.
     """
 
     def __init__(self, patience: float = 5.0):
         self.patience = patience  # after this long, send anyway: readers order by rev regardless
-        self.pending: dict[int, set[int]] = {}  # story id -> lowest revision of each unsent change
+        self.pending: dict[int, list[int]] = {}  # story id -> lowest revision of each unsent change
         self.changed = threading.Condition()
 
     def take(self, story_id: int, rev: int) -> None:
         with self.changed:
-            self.pending.setdefault(story_id, set()).add(rev)
+            self.pending.setdefault(story_id, []).append(rev)
 
     def wait(self, story_id: int, rev: int) -> None:
         with self.changed:
-            self.changed.wait_for(lambda: min(self.pending[story_id]) >= rev, timeout=self.patience)
+            self.changed.wait_for(lambda: min(self.pending.get(story_id, [rev])) >= rev, timeout=self.patience)
 
     def done(self, story_id: int, rev: int) -> None:
         with self.changed:
-            self.pending[story_id].discard(rev)
-            if not self.pending[story_id]:
-                del self.pending[story_id]
+            turns = self.pending.get(story_id, [])
+            if rev in turns:
+                turns.remove(rev)
+            if not turns:
+                self.pending.pop(story_id, None)
             self.changed.notify_all()
 
 
 _turns = _BroadcastTurns()
+_UNIT = "tracker.unit"  # key of the open unit of work in db.session.info
+
+
+class _Unit:
+    """One transaction's work: the rows it changed, and the broadcast turn it holds per story."""
+
+    def __init__(self):
+        self.changed: list[Story | Entry] = []
+        self.turns: dict[int, int] = {}  # story id -> lowest revision taken
+        self.revs: list[int] = []  # the changed rows' revisions, read before the commit expires them
+
+    def take_turn(self, story_id: int, rev: int) -> None:
+        if story_id not in self.turns:  # later revisions of the same story are higher
+            self.turns[story_id] = rev
+            _turns.take(story_id, rev)
 
 
 @contextmanager
-def _changes(story: Story):
-    """Lock the story, collect changed rows, commit them, then broadcast their states.
+def atomic():
+    """Make every service call inside one transaction: all or nothing, broadcast after the commit.
 
-    Every change locks its story's row first, before touching any entry row, so concurrent
-    changes to one story queue up in the same order and can never deadlock. The lock is
-    taken before any revision, so revisions are taken in commit order, and `_turns` keeps the
-    broadcasts in that order too.
+    Nested calls join the outer transaction. Once the commit succeeded nothing can fail the
+    caller: the change is saved, so it is answered and broadcast, and a failure is only logged.
     """
-    changed: list[Story | Entry] = []
-    story_id, turn = story.id, None
+    if _UNIT in db.session.info:
+        yield db.session.info[_UNIT]
+        return
+    unit = db.session.info[_UNIT] = _Unit()
     try:
         try:
-            db.session.execute(select(Story.id).where(Story.id == story_id).with_for_update())
-            yield changed
-            if changed:
-                turn = min(item.rev for item in changed)
-                _turns.take(story_id, turn)
+            yield unit
+            unit.revs = [item.rev for item in unit.changed]  # for the log, without a reload
             db.session.commit()
         except OperationalError as exc:
             db.session.rollback()
             log.error("database refused a change: %s", exc)
             raise ServiceError("The database is busy right now. Nothing was saved; please try again.",
                                None, 503) from None
-        except Exception:
+        except BaseException:
             db.session.rollback()
             raise
-        if turn is not None:
-            _turns.wait(story_id, turn)
-        for item in changed:
-            try:
-                broadcast(item)
-            except Exception:
-                # The change is saved; readers pick it up through the revision join on reconnect.
-                log.exception("broadcast of %s rev %s failed", type(item).__name__, item.rev)
+        finally:
+            del db.session.info[_UNIT]
+        _announce(unit)
     finally:
-        if turn is not None:
-            _turns.done(story_id, turn)
+        for story_id, rev in unit.turns.items():
+            _turns.done(story_id, rev)
+
+
+def _announce(unit: _Unit) -> None:
+    """Broadcast a committed unit's changed rows, after the changes with lower revisions; never raises."""
+    try:
+        for story_id, rev in unit.turns.items():
+            _turns.wait(story_id, rev)
+    except Exception:
+        log.exception("waiting for the broadcast turn failed; broadcasting anyway")
+    for item, rev in zip(unit.changed, unit.revs, strict=True):
+        try:
+            broadcast(item)
+        except Exception:
+            # The change is saved; readers pick it up through the revision join on reconnect.
+            log.exception("broadcast of %s rev %s failed", type(item).__name__, rev)
+
+
+@contextmanager
+def _changes(story: Story):
+    """Lock the story and collect the rows a change touches, inside the current unit of work.
+
+    Every change locks its story's row first, before touching any entry row, so concurrent
+    changes to one story queue up in the same order and can never deadlock. The lock is
+    taken before any revision, so revisions are taken in commit order, and `_turns` keeps the
+    broadcasts in that order too.
+    """
+    story_id = story.id
+    with atomic() as unit:
+        db.session.execute(select(Story.id).where(Story.id == story_id).with_for_update())
+        first = len(unit.changed)
+        yield unit.changed
+        touched = unit.changed[first:]
+        if touched:
+            unit.take_turn(story_id, min(item.rev for item in touched))
 
 
 def _touch(changed: list, item: Story | Entry, story: Story) -> None:
@@ -198,11 +243,11 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
                   summary=_limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY),
                   image_url=_image_url(image_url), ended_at=now if status == "ended" else None,
                   created_at=created_at or now, updated_at=now)
-    db.session.add(story)
     try:
-        db.session.commit()
+        with atomic():
+            db.session.add(story)
+            db.session.flush()
     except IntegrityError:
-        db.session.rollback()
         raise ServiceError(f"The slug '{slug}' is already taken.", "slug", 409) from None
     return story
 
