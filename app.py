@@ -3,6 +3,7 @@
 All eventlet-specific code lives here, so the async mode can change in one place.
 """
 import argparse
+import errno
 import gc
 import logging
 import os
@@ -20,7 +21,7 @@ if SERVING:
 
     eventlet.monkey_patch()
 
-from tracker import create_app, socketio  # noqa: E402
+from tracker import create_app, guard, socketio  # noqa: E402
 from tracker.events import rev_beacon  # noqa: E402
 from tracker.schema import upgrade_database  # noqa: E402
 
@@ -82,10 +83,13 @@ def _tune_engineio() -> None:
                 if getattr(eio_socket, "direct_send", None) is not None:
                     return handler(ws)  # a second, concurrent upgrade attempt: leave the first's
                 eio_socket.direct_send = _direct_writer(eio_socket, ws)
+                # The guards' way to end a connection now: its reader and any writer wake up.
+                eio_socket.hangup = lambda: eventlet.greenio.shutdown_safe(ws.socket)
                 try:
                     return handler(ws)
                 finally:
-                    eio_socket.direct_send = None  # and no cycle keeps the closed socket alive
+                    # and no cycle keeps the closed socket alive
+                    eio_socket.direct_send = eio_socket.hangup = None
 
             super().__init__(handle, server)
 
@@ -112,29 +116,95 @@ def _tune_engineio() -> None:
 # a breaking story needs thousands of readers connecting at once.
 MAX_CONNECTIONS = int(os.environ.get("MAX_CONNECTIONS", "20000"))
 BACKLOG = int(os.environ.get("LISTEN_BACKLOG", "4096"))
+# File descriptors kept for everything but client connections: the database, Redis, logs.
+SPARE_FILES = 256
+# Errors of accept() that mean "out of file descriptors or memory for now", not "stop serving".
+ACCEPT_PAUSES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+log = logging.getLogger("tracker.server")
 
 
-def _protocol():
-    """eventlet's HTTP protocol with smaller per-connection buffers.
+def _protocol(book, header_timeout: int):
+    """eventlet's HTTP protocol with small buffers, a deadline for headers, and per-address counts.
 
     Each connection keeps a buffered reader and writer for its whole life, and a websocket stops
     using them after the handshake. eventlet's 8 KB + 16 KB cost about 8 KB of resident memory
     per reader; larger reads and writes bypass the buffers anyway, and a header block longer
-    than 512 bytes costs only one more read.
+    than 512 bytes costs only one more read. A connection must send each request's line and
+    headers within `header_timeout` (idle keep-alive included), or it is closed; `book` (when
+    not None) counted the connection at accept, and is told when it closes.
     """
 
     class Protocol(eventlet.wsgi.HttpProtocol):
         rbufsize = 512
         wbufsize = 512
 
+        def handle_one_request(self):
+            self.deadline = eventlet.Timeout(header_timeout)
+            try:
+                super().handle_one_request()
+            except eventlet.Timeout as timeout:
+                if timeout is not self.deadline:
+                    raise
+                self.close_connection = 1
+            finally:
+                self.deadline.cancel()
+
+        def parse_request(self):
+            try:
+                return super().parse_request()
+            finally:
+                self.deadline.cancel()  # the headers are in: the request may now take its time
+
+        def finish(self):
+            try:
+                super().finish()
+            finally:
+                if book is not None:
+                    book.closed(self.client_address[0])
+
     return Protocol
 
 
-def _raise_file_limit() -> None:
-    """Every connection is a file descriptor: lift the soft limit to the hard one."""
+class _Listener:
+    """The listening socket, as eventlet's server sees it: accept() survives running out of file
+    descriptors, and closes at once a connection from an address that holds too many."""
+
+    def __init__(self, sock, book):
+        self.sock, self.book, self.paused_at = sock, book, 0.0
+
+    def accept(self):
+        while True:
+            try:
+                conn, address = self.sock.accept()
+            except OSError as exc:
+                if exc.errno not in ACCEPT_PAUSES:
+                    raise
+                if time.monotonic() - self.paused_at > 60:
+                    log.error("cannot accept connections: %s; pausing accepts briefly (lower "
+                              "MAX_CONNECTIONS or MAX_CONNECTIONS_PER_ADDRESS, or raise the file limit)", exc)
+                    self.paused_at = time.monotonic()
+                eventlet.sleep(0.1)  # closing connections give descriptors back meanwhile
+                continue
+            if self.book is None or self.book.opened(address[0]):
+                return conn, address
+            conn.close()
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def _connection_limit() -> int:
+    """MAX_CONNECTIONS, lowered to fit the file limit: lift the soft limit to the hard one first."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    most = max(1, hard - SPARE_FILES)
+    if MAX_CONNECTIONS > most:
+        log.warning("MAX_CONNECTIONS=%s is above what the file limit (%s) allows; serving at most %s "
+                    "connections (raise the limit with `ulimit -n` or LimitNOFILE= to serve more)",
+                    MAX_CONNECTIONS, hard, most)
+        return most
+    return MAX_CONNECTIONS
 
 
 def main() -> None:
@@ -144,10 +214,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=app.config["PORT"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _raise_file_limit()
+    max_connections = _connection_limit()
     with app.app_context():
         upgrade_database()
     _tune_engineio()
+    book = guard.addresses(app)
+    guard.protect_socketio(socketio.server, book, app.config)
     # Each reader adds a few hundred objects. With the collector's defaults (a pass every 700
     # allocations, full passes over every object) collection took a quarter of the CPU of a
     # connection storm: keep what startup made out of the passes, and pass less often.
@@ -155,9 +227,13 @@ def main() -> None:
     gc.set_threshold(10_000, 10, 10)
     socketio.start_background_task(rev_beacon, app)
     listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)
+    # Behind a proxy every connection comes from the proxy; guard counts by X-Forwarded-For then.
+    per_peer = None if app.config["TRUSTED_PROXIES"] else book
     print(f"Tracker serving on http://{args.host}:{args.port}", flush=True)
     # debug=False: an exception that escapes Flask must never send its traceback to the client.
-    eventlet.wsgi.server(listener, app, max_size=MAX_CONNECTIONS, protocol=_protocol(), debug=False,
+    eventlet.wsgi.server(_Listener(listener, per_peer), app, max_size=max_connections,
+                         protocol=_protocol(per_peer, app.config["HEADER_TIMEOUT"]), debug=False,
+                         socket_timeout=app.config["SOCKET_TIMEOUT"],
                          log_output=os.environ.get("ACCESS_LOG") == "1")
 
 

@@ -111,7 +111,10 @@ class Tracker:
         self.tmp = tempfile.mkdtemp(prefix="tracker-bench-")
         self.port = free_port()
         self.env = dict(os.environ, DATABASE_URL=f"sqlite:///{self.tmp}/bench.sqlite",
-                        SECRET_KEY="bench-secret-" + os.urandom(8).hex(), FLASK_DEBUG="0")
+                        SECRET_KEY="bench-secret-" + os.urandom(8).hex(), FLASK_DEBUG="0",
+                        # Every simulated reader connects from 127.0.0.1: lift the per-address limits.
+                        MAX_CONNECTIONS_PER_ADDRESS="100000", CONNECTS_PER_ADDRESS_PER_MINUTE="1000000",
+                        JOINS_PER_ADDRESS_PER_MINUTE="1000000")
         self.env.pop("SOCKETIO_MESSAGE_QUEUE", None)
         self.log = open(Path(self.tmp) / "server.log", "w")
         self.base = f"http://127.0.0.1:{self.port}"

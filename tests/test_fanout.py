@@ -1,12 +1,14 @@
 """The broadcast fast path: one frame built per broadcast, written directly when a connection is idle.
 
 The direct writer itself (app.py, eventlet) has unit tests in test_app.py."""
+import json
 import struct
 import threading
 
 import pytest
 import requests
-from conftest import WireReader
+import websocket
+from conftest import LiveServer, WireReader
 
 from tracker.fanout import websocket_frame
 
@@ -44,7 +46,17 @@ def api(live_server):
     return http, slug
 
 
-def test_reader_that_stops_reading_delays_only_itself_and_gets_every_frame_intact(live_server):
+@pytest.fixture
+def patient_server(database_url):
+    """A server that keeps what a stalled reader has not read, however much (the limit is lifted)."""
+    server = LiveServer(database_url, SOCKET_MAX_UNSENT_BYTES=str(10**9))
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_reader_that_stops_reading_delays_only_itself_and_gets_every_frame_intact(patient_server):
+    live_server = patient_server
     http, slug = api(live_server)
     stalled = WireReader(live_server.port, slug, receive_buffer=4096)
     prompt, received = WireReader(live_server.port, slug), []
@@ -68,3 +80,28 @@ def test_reader_that_stops_reading_delays_only_itself_and_gets_every_frame_intac
     prompt.close()
     stalled.close()
 
+
+
+def test_reader_that_leaves_too_much_unread_is_dropped_and_catches_up_exactly(live_server):
+    # SOCKET_MAX_UNSENT_BYTES is 1 MB by default; COUNT entries overflow the kernel's buffers and then it.
+    http, slug = api(live_server)
+    stalled = WireReader(live_server.port, slug, receive_buffer=4096)
+    posted = [http.post(f"{live_server.url}/api/stories/{slug}/entries",
+                        json={"headline": f"update {n}", "body": "é" * 19_900}).json()["entry"] for n in range(COUNT)]
+    # The server hung up on it: reading ends in a closed connection before every entry arrived.
+    with pytest.raises(websocket.WebSocketConnectionClosedException):
+        stalled.entries(len(posted))
+    assert "left more than 1,000,000 bytes unread; connection dropped" in "".join(live_server.log)
+    # Coming back, it catches up exactly: the join ack and its pages hold every entry once.
+    back = WireReader(live_server.port, slug)
+    back.ws.send("421" + json.dumps(["join", {"story": slug, "since": 1}]))
+    ack = next(json.loads(m[3:])[0] for m in iter(back.ws.recv, None) if m.startswith("431"))
+    caught = ack["entries"]
+    after = ack.get("next_after_rev")
+    while after is not None:
+        page = http.get(f"{live_server.url}/api/stories/{slug}/entries", params={"after_rev": after}).json()
+        caught += page["entries"]
+        after = page["next_after_rev"]
+    assert [entry["id"] for entry in caught] == [entry["id"] for entry in posted]
+    assert "next_after_rev" in ack  # entries of ~40 KB of HTML each do not fit one 64 KB ack
+    back.close()

@@ -540,7 +540,17 @@ def check_backoff(log: dict) -> None:
     assert max(deviations) > 0.02, delays
 
 
-def test_reader_cut_off_for_30_seconds_catches_up_and_shows_its_state(browser, live_server, make_proxy):
+@pytest.fixture
+def paging_server(database_url):
+    """A server whose catch-up pages hold about 2 KB, so a reader 25 changes behind needs several."""
+    server = LiveServer(database_url, CATCHUP_PAGE_BYTES="2000")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_reader_cut_off_for_30_seconds_catches_up_and_shows_its_state(browser, paging_server, make_proxy):
+    live_server = paging_server
     api = Api(live_server)
     slug = api.create_story("Storm on the coast")
     before = [api.publish(slug, f"Before the drop {n}.", f"Before {n}") for n in range(2)]
@@ -568,6 +578,8 @@ def test_reader_cut_off_for_30_seconds_catches_up_and_shows_its_state(browser, l
         expect(page.locator("#story article.entry")).to_have_count(2)
         expect(page.locator('[data-connection="reconnecting"]')).to_be_visible()
         assert proxy.refused, "the page never tried to reconnect"
+        pages: list[str] = []
+        page.on("request", lambda request: pages.append(request.url) if "after_rev=" in request.url else None)
         proxy.restore()
         restored_at = time.time()
 
@@ -581,6 +593,7 @@ def test_reader_cut_off_for_30_seconds_catches_up_and_shows_its_state(browser, l
             assert shown[entry["id"]]["headline"].endswith("(corrected)")
             assert shown[entry["id"]]["body"].startswith("Corrected:")
         assert not {e["id"] for e in deleted} & set(shown)
+        assert len(pages) >= 2, pages  # the join's ack held the first page, HTTP brought the rest
 
         log = page.evaluate("window.__faults")
         during = [state for state, at in log["states"] if cut_at <= at / 1000 < restored_at]

@@ -2,6 +2,7 @@
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask, abort, jsonify, make_response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
@@ -12,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import fanout
+from . import fanout, guard
 from .config import Config
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
@@ -48,10 +49,8 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["DATABASE_URL"] or f"sqlite:///{Path(app.instance_path) / 'tracker.db'}")
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config))
     app.session_interface = SessionInterface()
-    if app.config["TRUSTED_PROXIES"]:
-        proxies = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     app.url_map.converters["id"] = IdConverter
+    _public_urls(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(root / "migrations"))
@@ -66,6 +65,11 @@ def create_app(config: dict | None = None) -> Flask:
                       ping_timeout=app.config["SOCKETIO_PING_TIMEOUT"],
                       **({"client_manager": manager} if manager else {}))
     _socketio_path(app)
+    guard.init_app(app)
+    if app.config["TRUSTED_PROXIES"]:
+        # Outermost, so Socket.IO and the guards see the client's address too, not the proxy's.
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
     from . import api, auth, cli, editor, embed, events, feeds, health, reader  # noqa: F401  (events: handlers)
     for module in (api, auth, editor, embed, feeds, health, reader):
@@ -73,6 +77,28 @@ def create_app(config: dict | None = None) -> Flask:
     cli.register(app)
     _register_web(app)
     return app
+
+
+def _public_urls(app: Flask) -> None:
+    """Make url_for(..., _external=True) build on PUBLIC_URL (default http://HOST:PORT), not on Host."""
+    # Any client sets Host and X-Forwarded-Host, and links built from them let it poison a cache in
+    # front. Requests for any host are still routed as before; only the scheme and host that the
+    # request's URL adapter builds external URLs (and werkzeug's slash redirects) with change.
+    host, port = app.config["HOST"], app.config["PORT"]
+    default = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    origin = urlsplit(app.config["PUBLIC_URL"] or default)
+    if origin.scheme not in ("http", "https") or not origin.hostname or origin.path.strip("/") or origin.query:
+        raise ValueError(f"PUBLIC_URL must be an origin like https://live.example.com, not {origin.geturl()!r}")
+    app.config["PUBLIC_URL"] = f"{origin.scheme}://{origin.netloc}"
+    create_url_adapter = app.create_url_adapter
+
+    def public_url_adapter(request):
+        adapter = create_url_adapter(request)
+        if request is not None:
+            adapter.url_scheme, adapter.server_name = origin.scheme, origin.netloc
+        return adapter
+
+    app.create_url_adapter = public_url_adapter
 
 
 def _socketio_path(app: Flask) -> None:

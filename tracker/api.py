@@ -7,12 +7,11 @@ grants nothing, so the API cannot be driven cross-site.
 import re
 from functools import wraps
 
-from flask import Blueprint, abort, g, jsonify, request, url_for
-from sqlalchemy import select
+from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 
 from . import openapi, queries, services
-from .extensions import csrf, db
-from .models import STATUSES, Entry, isoformat
+from .extensions import csrf
+from .models import STATUSES, isoformat
 from .services import ServiceError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -89,15 +88,18 @@ def story(slug):
 @bp.get("/stories/<slug>/entries")
 def entries(slug):
     """Entries by cursor: `after_rev` gives every change since a revision, oldest first
-    (deleted ones included); otherwise visible entries newest first, `before` an entry id."""
+    (deleted ones included), in pages of at most `limit` entries and about CATCHUP_PAGE_BYTES;
+    otherwise visible entries newest first, `before` an entry id."""
     story = queries.story_or_404(slug)
     limit = queries.int_arg("limit", 20, 0, MAX_LIMIT) or 20
     after_rev = queries.int_arg("after_rev", None, 0, 2**63 - 1)
     if after_rev is not None:
-        rows = list(db.session.scalars(select(Entry).where(Entry.story_id == story.id, Entry.rev > after_rev)
-                                       .order_by(Entry.rev).limit(limit + 1)))
-        page, cursor = rows[:limit], (rows[limit - 1].rev if len(rows) > limit else None)
-        return jsonify(rev=story.rev, entries=[e.to_dict() for e in page], next_after_rev=cursor)
+        page, cursor = queries.changes_page(story.id, after_rev, current_app.config["CATCHUP_PAGE_BYTES"], limit)
+        response = jsonify(rev=story.rev, entries=page, next_after_rev=cursor)
+        # A full page can't gain entries, only lose some to later revisions, which the next page
+        # or the live events bring: a short cache absorbs a crowd of readers catching up at once.
+        response.cache_control.public, response.cache_control.max_age = cursor is not None, 10 if cursor else 0
+        return response
     page, cursor = queries.entry_page(story, before=queries.cursor_arg(), limit=limit, include_pinned=True)
     return jsonify(rev=story.rev, entries=[e.to_dict() for e in page], next_before=cursor)
 

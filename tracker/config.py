@@ -65,9 +65,39 @@ class Config:
     # Socket limits: stories one connection may follow at once, and events it may send per minute.
     MAX_ROOMS_PER_SOCKET = _env_int("MAX_ROOMS_PER_SOCKET", 10)
     SOCKET_EVENTS_PER_MINUTE = _env_int("SOCKET_EVENTS_PER_MINUTE", 60)
+    # Limits that keep one client from stalling the process (README, Security). Per connection:
+    # the largest frame or polling body, and a token bucket every inbound packet draws from
+    # before any handler runs; emptying it drops the connection.
+    SOCKET_MAX_PACKET_BYTES = _env_int("SOCKET_MAX_PACKET_BYTES", 2048)
+    SOCKET_PACKETS_PER_SECOND = _env_int("SOCKET_PACKETS_PER_SECOND", 10)
+    SOCKET_PACKET_BURST = _env_int("SOCKET_PACKET_BURST", 40)
+    # A reader with more than this queued but unsent is dropped; it catches up when it returns.
+    SOCKET_MAX_UNSENT_BYTES = _env_int("SOCKET_MAX_UNSENT_BYTES", 1_000_000)
+    # Per client address: open connections, new Socket.IO connections and joins per minute, and
+    # how long an address that was dropped for abuse may not open new Socket.IO connections.
+    MAX_CONNECTIONS_PER_ADDRESS = _env_int("MAX_CONNECTIONS_PER_ADDRESS", 200)
+    CONNECTS_PER_ADDRESS_PER_MINUTE = _env_int("CONNECTS_PER_ADDRESS_PER_MINUTE", 600)
+    JOINS_PER_ADDRESS_PER_MINUTE = _env_int("JOINS_PER_ADDRESS_PER_MINUTE", 600)
+    ABUSE_BAN_SECONDS = _env_int("ABUSE_BAN_SECONDS", 60)
+    # Seconds a connection has to send a request's line and headers (and to start the next one),
+    # and how long any later read or write on a plain HTTP connection may wait.
+    HEADER_TIMEOUT = _env_int("HEADER_TIMEOUT", 10)
+    SOCKET_TIMEOUT = _env_int("SOCKET_TIMEOUT", 30)
 
     PAGE_SIZE = 20
     # A client further behind than this many changes gets a fresh page instead of a replay.
     CATCHUP_LIMIT = _env_int("CATCHUP_LIMIT", 500)
+    # Catch-up comes in pages of about this many bytes of entries: the join ack, then
+    # GET /api/stories/<slug>/changes?since=<rev> (README, Event protocol).
+    CATCHUP_PAGE_BYTES = _env_int("CATCHUP_PAGE_BYTES", 65_536)
     # How often each process tells its readers every joined story's revision (0 turns it off).
     REV_BEACON_SECONDS = _env_int("REV_BEACON_SECONDS", 20)
+    # Failed logins allowed per client address over all account names (LOGIN_RATE_LIMIT counts per
+    # address and account): looser, as editors behind one NAT or untrusted proxy share an address,
+    # but one address still cannot try account names without end.
+    LOGIN_ADDRESS_RATE_LIMIT = os.environ.get("LOGIN_ADDRESS_RATE_LIMIT", "100 per minute")
+
+    # The site's public origin (e.g. https://live.example.com): every absolute URL (canonical links,
+    # feeds, oEmbed, JSON-LD, embeds) starts with it, never with the request's Host header, which
+    # any client can set. Unset: http://HOST:PORT, fine for `make run` and tests only.
+    PUBLIC_URL = os.environ.get("PUBLIC_URL") or None

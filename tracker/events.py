@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from contextlib import contextmanager
 
 from flask import Flask, current_app, request
 from flask_socketio import join_room, leave_room
 from sqlalchemy import bindparam, select
 
-from . import queries
+from . import guard, queries
 from .extensions import db, socketio
-from .models import MAX_SLUG, SLUG_RE, Entry, Story, story_state
+from .models import MAX_SLUG, SLUG_RE, Story, story_state
 
 log = logging.getLogger(__name__)
 MAX_REV = 2**63 - 1
@@ -19,6 +21,7 @@ ROOM_PREFIX = "story:"
 # statement, and loading an ORM object from the row, each cost more than running the query.
 STORY_BY_SLUG = select(*Story.__table__.c).where(Story.slug == bindparam("slug"))
 HANDLER_FAILED = "The server could not answer just now; try again in a moment."
+JOIN_WAIT = 10  # seconds a join waits for a free slot before it is answered with HANDLER_FAILED
 
 
 def room(story: Story | str) -> str:
@@ -49,6 +52,8 @@ def _parse_join(data) -> tuple[str, int]:
 
 # Events each connection sent in the current minute: {sid: (minute, count)}.
 _recent: dict[str, tuple[int, int]] = {}
+# Connections with a join being answered: one at a time each, so a client can't pile them up.
+_joining: set[str] = set()
 # Stories each connection follows; kept here because asking the manager for a connection's
 # rooms scans every room, one per connection, which made a storm of joins quadratic.
 _following: dict[str, set[str]] = {}
@@ -66,6 +71,8 @@ def _over_rate() -> bool:
 @socketio.on_error_default
 def on_error(error: Exception):
     """A handler failed (the database is unreachable, say): log it and answer with an error ack."""
+    if isinstance(error, JoinBusy):
+        return {"ok": False, "error": HANDLER_FAILED}
     log.error("socket event %s failed: %r", request.event["message"], error, exc_info=error)
     db.session.rollback()
     return {"ok": False, "error": HANDLER_FAILED}
@@ -76,17 +83,30 @@ def on_disconnect(reason=None):
     """Forget the connection's event count and stories."""
     _recent.pop(request.sid, None)
     _following.pop(request.sid, None)
+    _joining.discard(request.sid)
 
 
 @socketio.on("join")
 def on_join(data=None):
-    """Join a story's room, then return every entry state changed after `since`."""
+    """Join a story's room, then return the first page of entry states changed after `since`."""
     if _over_rate():
         return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
     try:
         slug, since = _parse_join(data)
     except ValueError as exc:
         return {"ok": False, "error": str(exc)}
+    if request.sid in _joining:
+        return {"ok": False, "error": "A join is already in progress on this connection; wait for its answer."}
+    if not guard.addresses(current_app).may_join(request.remote_addr or ""):
+        return {"ok": False, "error": "Too many joins from your address just now; try again in a moment."}
+    _joining.add(request.sid)
+    try:
+        return _join(slug, since)
+    finally:
+        _joining.discard(request.sid)
+
+
+def _join(slug: str, since: int) -> dict:
     if not socketio.server.manager.is_connected(request.sid, request.namespace):
         return {"ok": False, "error": "This connection is closed."}  # and _following stays clean
     following = _following.setdefault(request.sid, set())
@@ -98,24 +118,48 @@ def on_join(data=None):
     following.add(slug)
     # Join before the first read: anything committed later arrives as an event (at worst twice).
     join_room(room(slug))
-    with db.engine.connect() as conn:  # without the ORM session, which costs 3x the query itself
-        story = conn.execute(STORY_BY_SLUG, {"slug": slug}).first()
-    if story is None:
-        leave_room(room(slug))
-        if new:
-            following.discard(slug)
-        return {"ok": False, "error": f"There is no story '{slug}'."}
-    limit = current_app.config["CATCHUP_LIMIT"]
-    entries = []
-    if since < story.rev:  # an up-to-date reader (the usual reconnect) needs no entry query
-        changed = select(Entry).where(Entry.story_id == story.id, Entry.rev > since)
-        entries = list(db.session.scalars(changed.order_by(Entry.rev).limit(limit + 1)))
-    ack = {"ok": True, "rev": story.rev, "story": story_state(story)}
-    if len(entries) > limit:
-        # Too far behind to replay: send the current first page and tell the client to start over.
-        page, _ = queries.entry_page(story, include_pinned=True)
-        return {**ack, "reset": True, "entries": [entry.to_dict() for entry in reversed(page)]}
-    return {**ack, "entries": [entry.to_dict() for entry in entries]}
+    with _reading():
+        with db.engine.connect() as conn:  # without the ORM session, which costs 3x the query itself
+            story = conn.execute(STORY_BY_SLUG, {"slug": slug}).first()
+        if story is None:
+            leave_room(room(slug))
+            if new:
+                following.discard(slug)
+            return {"ok": False, "error": f"There is no story '{slug}'."}
+        ack = {"ok": True, "rev": story.rev, "story": story_state(story), "entries": []}
+        if since >= story.rev:  # an up-to-date reader (the usual reconnect) needs no entry query
+            return ack
+        if queries.changes_after(story.id, since, current_app.config["CATCHUP_LIMIT"] + 1) \
+                > current_app.config["CATCHUP_LIMIT"]:
+            # Too far behind to replay: send the current first page and tell the client to start over.
+            page, _ = queries.entry_page(story, include_pinned=True)
+            return {**ack, "reset": True, "entries": [entry.to_dict() for entry in reversed(page)]}
+        entries, after = queries.changes_page(story.id, since, current_app.config["CATCHUP_PAGE_BYTES"])
+        return {**ack, "entries": entries, **({"next_after_rev": after} if after is not None else {})}
+
+
+@contextmanager
+def _reading():
+    """Hold one of the process's join slots: joins never take more than half the database pool."""
+    slots = current_app.extensions.setdefault(
+        "tracker.join_slots", threading.BoundedSemaphore(max(1, current_app.config["DB_POOL_SIZE"] // 2)))
+    if not slots.acquire(timeout=JOIN_WAIT):
+        raise JoinBusy
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+class JoinBusy(Exception):
+    """Every join slot stayed taken while the join waited."""
+
+
+@socketio.on("*")
+def on_unknown(event, *args):
+    """Any event this server does not know: a bad request, said in the ack."""
+    name = event if isinstance(event, str) else repr(event)
+    return {"ok": False, "error": f"Bad request: the server does not know the event '{name[:40]}'."}
 
 
 @socketio.on("leave")

@@ -1,6 +1,7 @@
 """Read-side queries shared by the reader, editor and socket code."""
 from __future__ import annotations
 
+import json
 import re
 
 from flask import abort, request
@@ -95,3 +96,28 @@ def stories_overview() -> list[tuple[Story, object, int]]:
                   func.coalesce(latest.c.latest, Story.created_at).desc()))
     return [(story, when or story.created_at, count or 0) for story, when, count in rows]
 
+
+
+# Catch-up: entry states in revision order, for joins and GET /api/stories/<slug>/entries?after_rev=
+
+
+def changes_after(story_id: int, since: int, most: int) -> int:
+    """How many entries changed after revision `since`, counting no further than `most`."""
+    changed = select(Entry.id).where(Entry.story_id == story_id, Entry.rev > since).limit(most)
+    return db.session.scalar(select(func.count()).select_from(changed.subquery()))
+
+
+def changes_page(story_id: int, since: int, max_bytes: int, most: int = 100) -> tuple[list[dict], int | None]:
+    """Entry states changed after `since`, oldest first: at most `most`, about `max_bytes` of them
+    (at least one); and the revision to ask from next when more remain, else None."""
+    rows = db.session.scalars(select(Entry).where(Entry.story_id == story_id, Entry.rev > since)
+                              .order_by(Entry.rev).limit(most + 1))
+    page: list[dict] = []
+    size = 0
+    for entry in rows:
+        state = entry.to_dict()
+        size += len(json.dumps(state))  # as sent: non-ASCII text takes up to 6 bytes a character
+        if page and (size > max_bytes or len(page) == most):
+            return page, page[-1]["rev"]
+        page.append(state)
+    return page, None

@@ -312,11 +312,33 @@
       if (ack.reset || ack.rev < rev) { window.location.reload(); return; }
       applyStory(ack.story);
       var fresh = ack.entries.map(function (e) { return apply(e); }).filter(Boolean);
-      caughtUp(ack.rev);
-      root.dataset.rev = rev;
-      announce(fresh);
-      setState("live");
+      if (ack.next_after_rev == null) { finishJoin(ack.rev, fresh); return; }
+      catchUp(ack.next_after_rev, ack.rev, fresh);
     });
+  }
+
+  // A reader far behind gets the rest of the changes in pages over HTTP, oldest first; live
+  // events that arrive meanwhile are applied as usual (each entry keeps its newest revision).
+  function catchUp(after, target, fresh) {
+    var url = "/api/stories/" + encodeURIComponent(slug) + "/entries?limit=100&after_rev=" + after;
+    fetch(url, { headers: { Accept: "application/json" }, credentials: "omit" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (page) {
+        page.entries.forEach(function (e) { var f = apply(e); if (f) fresh.push(f); });
+        if (page.next_after_rev == null) finishJoin(target, fresh);
+        else catchUp(page.next_after_rev, target, fresh);
+      })
+      .catch(function () { setState("offline"); retryJoin(); });
+  }
+
+  function finishJoin(target, fresh) {
+    caughtUp(target);
+    root.dataset.rev = rev;
+    announce(fresh);
+    setState("live");
   }
 
   socket.on("connect", join);
