@@ -1,4 +1,9 @@
 """Markdown import and export: `flask import PATH...` and `flask export SLUG`, through the services."""
+import os
+import re
+import threading
+import time
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -177,6 +182,164 @@ def test_a_post_without_a_body_makes_a_story_without_entries(app, tmp_path):
     assert lines(run(app, "import", str(post))) == {"empty.md": "created"}
     with app.app_context():
         assert story("empty") is not None and entries("empty") == []
+
+
+# Files that are not regular, and front matter that would take the import down
+
+SECRET = "sk_live_4f9c2e7d1b secret key"
+LINK = "skipped: is a symbolic link; only regular files are imported"
+
+
+def all_text(app) -> str:
+    """Every story's and entry's text, to look for what must not have been imported."""
+    with app.app_context():
+        stories = db.session.scalars(select(Story)).all()
+        return " ".join([s.title + s.summary for s in stories] + [e.body + e.html for e in db.session.scalars(
+            select(Entry))] + [v.body for v in db.session.scalars(select(EntryVersion))])
+
+
+@contextmanager
+def fifo_holding(path: Path, text: str):
+    """A FIFO that gives `text` to whoever opens it, so that reading it fails a test instead of hanging it."""
+    def feed():
+        with suppress(BrokenPipeError):  # the reader may close it unread
+            path.write_text(text)  # blocks until a reader opens the FIFO
+
+    os.mkfifo(path)
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        yield path
+    finally:
+        reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer finish when nothing opened the FIFO
+        writer.join(timeout=5)
+        os.close(reader)
+
+
+def test_symbolic_links_are_skipped_and_their_targets_never_read(app, story, tmp_path):
+    (tmp_path / "secret_key").write_text(SECRET)
+    posts = tmp_path / "posts"
+    posts.mkdir()
+    write(posts, "ok.md", "Regular update.\n")
+    (posts / "notes.md").symlink_to(tmp_path / "secret_key")
+    (posts / "folder.md").symlink_to(tmp_path)
+    (tmp_path / "direct.md").symlink_to(tmp_path / "secret_key")
+    (tmp_path / "linked").symlink_to(posts)
+    result = run(app, "import", "--story", story, str(posts), str(tmp_path / "direct.md"), str(tmp_path / "linked"))
+    assert result.exit_code == 1
+    assert lines(result) == {"folder.md": LINK, "notes.md": LINK, "ok.md": "created", "direct.md": LINK,
+                             "linked": LINK}
+    with app.app_context():
+        assert [e.body for e in entries(story)] == ["Regular update."]
+    assert SECRET not in all_text(app)
+
+
+def test_fifos_and_devices_are_skipped_without_being_read(app, tmp_path):
+    posts = tmp_path / "posts"
+    posts.mkdir()
+    post = f"---\ntitle: Piped\n---\n{SECRET}\n"
+    with fifo_holding(posts / "pipe.md", post), fifo_holding(tmp_path / "outside.fifo", post):
+        (posts / "link.md").symlink_to(tmp_path / "outside.fifo")
+        result = run(app, "import", str(posts), str(tmp_path / "outside.fifo"), "/dev/null")
+    fifo = "skipped: is a named pipe (FIFO); only regular files are imported"
+    assert result.exit_code == 1
+    assert lines(result) == {"link.md": LINK, "pipe.md": fifo, "outside.fifo": fifo,
+                             "null": "skipped: is a device; only regular files are imported"}
+    assert SECRET not in all_text(app)
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("link", "is a symbolic link"), ("fifo", r"is a named pipe \(FIFO\)")],
+                         ids=["link", "fifo"])
+def test_a_link_or_fifo_put_in_place_after_the_check_is_not_read(tmp_path, monkeypatch, kind, reason):
+    secret = write(tmp_path, "secret_key", f"---\ntitle: Leak\n---\n{SECRET}\n")
+    path = tmp_path / "notes.md"
+    if kind == "link":
+        path.symlink_to(secret)
+    with fifo_holding(path, secret.read_text()) if kind == "fifo" else nullcontext():
+        with monkeypatch.context() as patch, pytest.raises(importer.ImportSkipped, match=reason):
+            patch.setattr(os, "lstat", lambda *args, **kwargs: os.stat(secret))  # the check saw a regular file
+            importer.read_post(path)
+
+
+def laughs(field: str, levels: int = 9) -> str:
+    """A post whose `field` stands for 9**levels copies of "lol" ("billion laughs"), in a few hundred bytes."""
+    anchors = ["a0: &a0 [" + ", ".join(["lol"] * 9) + "]"]
+    anchors += [f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]" for n in range(1, levels)]
+    return "---\ntitle: Laughs\n" + "\n".join(anchors) + f"\n{field}: *a{levels - 1}\n---\nBody.\n"
+
+
+@pytest.mark.parametrize("field", ["date", "tags", "author"])
+def test_yaml_aliases_are_refused_before_any_value_is_built(tmp_path, field):
+    post = write(tmp_path, "laughs.md", laughs(field))
+    started = time.monotonic()
+    reason = "front matter uses YAML anchors or aliases (& and *), which are not allowed (line 3 of the file)"
+    with pytest.raises(importer.ImportSkipped, match=re.escape(reason)):
+        importer.read_post(post)  # without the check it returns, quickly, values that expand when used
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("---\ntitle: Tiny\na: &x 1\nb: *x\n---\nBody.\n",
+     "front matter uses YAML anchors or aliases (& and *), which are not allowed (line 3 of the file)"),
+    ("---\ntitle: &t Anchored\n---\nBody.\n",
+     "front matter uses YAML anchors or aliases (& and *), which are not allowed (line 2 of the file)"),
+    ("---\ntitle: Deep\ntags: " + "[" * 20 + "]" * 20 + "\n---\nBody.\n",
+     "front matter is nested more than 20 levels deep (line 3 of the file)"),
+    ("+++\ntitle = 'Deep'\ntags = " + "[" * 2000 + "]" * 2000 + "\n+++\nBody.\n", "front matter is nested too deeply"),
+    ("---\ntitle: Long\n" + "".join(f"k{n}: v\n" for n in range(10_000)) + "---\nBody.\n",
+     "front matter is too long: 88,903 characters, the limit is 65,536"),
+], ids=["alias", "anchor", "deep-yaml", "deep-toml", "too-long"])
+def test_front_matter_with_aliases_deep_nesting_or_too_much_text_is_skipped(app, tmp_path, text, reason):
+    result = run(app, "import", str(write(tmp_path, "post.md", text)))
+    assert result.exit_code == 1 and lines(result) == {"post.md": f"skipped: {reason}"}
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Story.id))) == 0
+
+
+# One transaction per file
+
+def sections(title="Storm", first="First.", later="2024-03-05T10:00:00Z", second="Second.", extra=""):
+    """A story file in the export format, with two sections."""
+    return (f"---\ntitle: {title}\nslug: storm\n{extra}---\n## 2024-03-05T09:00:00Z · Opening\n\n{first}\n\n"
+            f"## {later}\n\n{second}\n")
+
+
+@pytest.mark.parametrize(("post", "reason"), [
+    (sections(later="2024-02-30T10:00:00Z"), "bad date: '2024-02-30T10:00:00Z'"),
+    (sections(second="x" * (services.MAX_BODY + 1)), "The update is too long: 20,001 characters"),
+], ids=["bad-section-date", "over-long-body"])
+def test_a_story_file_skipped_after_its_first_section_leaves_nothing_behind(app, tmp_path, post, reason):
+    result = run(app, "import", str(write(tmp_path, "storm.md", post)))
+    assert result.exit_code == 1 and lines(result)["storm.md"].startswith(f"skipped: {reason}")
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Story.id))) == 0
+        assert db.session.scalar(select(func.count(Entry.id))) == 0
+
+
+def test_a_skipped_reimport_leaves_the_story_unchanged_and_broadcasts_nothing(app, tmp_path, socket_client):
+    post = write(tmp_path, "storm.md", sections())
+    assert lines(run(app, "import", str(post))) == {"storm.md": "created"}
+
+    def state():
+        with app.app_context():
+            s = story("storm")
+            return ((s.title, s.tags, s.status, s.rev, s.updated_at),
+                    [(e.headline, e.body, e.rev, e.updated_at) for e in entries("storm")],
+                    db.session.scalar(select(func.count(EntryVersion.id))))
+
+    before = state()
+    reader = socket_client()
+    assert reader.emit("join", {"story": "storm", "since": 0}, callback=True)["ok"]
+    reader.get_received()
+    write(tmp_path, "storm.md", sections("Storm, renamed", "First, corrected.", second="x" * (services.MAX_BODY + 1),
+                                         extra="tags: [changed]\nstatus: ended\n"))
+    result = run(app, "import", str(post))
+    assert lines(result) == {"storm.md": "skipped: The update is too long: 20,001 characters, the limit is 20,000."}
+    assert state() == before
+    assert reader.get_received() == []
+    write(tmp_path, "storm.md", sections("Storm, renamed", "First, corrected."))
+    assert lines(run(app, "import", str(post))) == {"storm.md": "updated"}
+    assert {event["name"] for event in reader.get_received()} == {"story", "entry"}  # the reader does hear changes
 
 
 # Dates and zones

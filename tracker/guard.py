@@ -181,12 +181,18 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
     connect, message = eio.handlers["connect"], eio.handlers["message"]
 
     def address_of(eio_socket) -> str:
-        return sio_server.environ.get(eio_socket.sid, {}).get("REMOTE_ADDR", "")
+        address = eio_socket.__dict__.get("address")
+        if address is None:  # read once: python-socketio forgets the environ at disconnect
+            address = eio_socket.address = sio_server.environ.get(eio_socket.sid, {}).get("REMOTE_ADDR", "")
+        return address
 
     def guarded_receive(self, pkt):
+        if self.closed:  # dropped: the rest of what it sent is not worth reading
+            return None
         bucket = self.__dict__.get("inbound")
         if bucket is None:
             bucket = self.inbound = Bucket(rate, burst)
+            address_of(self)
         if not bucket.take():
             book.abused(address_of(self), f"sent more than {burst} packets at once or {rate} a second")
             drop(self)

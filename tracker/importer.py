@@ -1,7 +1,17 @@
 """Markdown import and export: posts with front matter, as Jekyll and Hugo keep them.
 
 Import (`import_file`): YAML front matter between `---` lines (read with yaml's safe loader), or Hugo's TOML
-between `+++` lines, then the Markdown body. Every change goes through `tracker.services`.
+between `+++` lines, then the Markdown body. Every change goes through `tracker.services`, and each file is
+imported in one transaction (`services.atomic`): a skipped file leaves nothing behind, neither a new story nor
+part of an update. Everything that can be checked before writing (fields, dates, sections) is checked first.
+
+Only regular files are read. A symbolic link (given as a path or found in a directory, even one pointing to
+a directory) is skipped, and so are FIFOs, devices and sockets: a link could publish any file the importer
+can read (`instance/secret_key`, `/etc/passwd`), a FIFO would hang the import. The file is opened without
+following a link and without blocking, and the opened file is checked again, so swapping it in between
+does not help. Front matter is limited to 65,536 characters and 20 levels of lists and tables in each
+other, and YAML anchors and aliases (`&name`, `*name`) are refused: a few aliases can stand for billions
+of values ("billion laughs").
 
 - A story file: `title` (required), `slug` (else the file name without a Jekyll `YYYY-MM-DD-` prefix),
   `date`, `excerpt`/`summary`/`description`, `image` (http:// or https:// only), `categories` and `tags`
@@ -25,8 +35,11 @@ Pins, key-event marks, authors and deleted entries are not exported.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
@@ -45,6 +58,8 @@ from .queries import entry_by_idempotency_key
 from .sanitize import clean_text
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
+MAX_FRONT_MATTER = 64 * 1024  # characters; real front matter is a few hundred
+MAX_FRONT_MATTER_DEPTH = 20  # lists and tables in each other, the front matter itself counting as one
 CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 _JEKYLL_DATE_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}-")
 _TIMESTAMP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})"
@@ -53,6 +68,9 @@ _ESCAPE_ON_EXPORT = re.compile(r"^(\\*## \d{4}-\d{2}-\d{2}T)", re.MULTILINE)
 _UNESCAPE_ON_IMPORT = re.compile(r"^\\(\\*## \d{4}-\d{2}-\d{2}T)", re.MULTILINE)
 _TEXT_FORMATS = ("%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y")
 _TIME_FORMATS = ("", " %H:%M", " %H:%M:%S")
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's when installed, as python-frontmatter's
+_FILE_KINDS = {stat.S_IFLNK: "a symbolic link", stat.S_IFDIR: "a directory", stat.S_IFIFO: "a named pipe (FIFO)",
+               stat.S_IFCHR: "a device", stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket"}
 
 
 class ImportSkipped(Exception):
@@ -73,7 +91,32 @@ class _TOMLHandler(BaseHandler):
         return tomllib.loads(fm)
 
 
-_HANDLERS = (YAMLHandler(), _TOMLHandler())  # YAMLHandler loads with yaml's SafeLoader
+class _YAMLHandler(YAMLHandler):
+    """YAML front matter, without anchors and aliases and not nested too deeply (see the module's notes)."""
+
+    def load(self, fm: str, **kwargs) -> dict:
+        _check_yaml_events(fm)
+        return yaml.load(fm, Loader=_SafeLoader)
+
+
+def _check_yaml_events(fm: str) -> None:
+    """Refuse anchors, aliases and deep nesting while reading events, before any value is built.
+
+    A few `*alias`es can stand for billions of values, and libyaml builds values recursively, so
+    thousands of nested `[` crash the process; reading events needs neither.
+    """
+    depth = 0
+    for event in yaml.parse(fm, Loader=_SafeLoader):
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:  # `&name`, or a `*name` alias
+            raise ImportSkipped("front matter uses YAML anchors or aliases (& and *), which are not allowed"
+                                + _where(event.start_mark))
+        depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+        if depth > MAX_FRONT_MATTER_DEPTH:
+            raise ImportSkipped(f"front matter is nested more than {MAX_FRONT_MATTER_DEPTH} levels deep"
+                                + _where(event.start_mark))
+
+
+_HANDLERS = (_YAMLHandler(), _TOMLHandler())
 
 
 @dataclass
@@ -89,26 +132,54 @@ class _Text:
 # Reading files
 
 def markdown_files(paths) -> list[Path]:
-    """The files to import: each path given, with a directory standing for its *.md and *.markdown files."""
+    """The files to import: each path given, with a directory standing for its *.md and *.markdown files.
+
+    Links and other files that are not regular are listed too, so that the import reports them as skipped.
+    """
     files: list[Path] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MARKDOWN_SUFFIXES))
+        if _is_real_dir(path):
+            files.extend(sorted(p for p in path.iterdir()
+                                if p.suffix.lower() in MARKDOWN_SUFFIXES and not _is_real_dir(p)))
         else:
             files.append(path)
     return files
 
 
-def read_post(path: Path) -> tuple[dict, str]:
-    """Front matter (a dict, empty when there is none) and the body of a Markdown file."""
+def _is_real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _read_text(path: Path) -> str:
+    """The text of a regular file; anything else, a symbolic link above all, is skipped (see the module's notes)."""
     try:
-        text = path.read_text(encoding="utf-8-sig").strip()
+        # Checked before opening too: opening a device can act on it (a watchdog, a tape drive).
+        _require_regular(os.lstat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ImportSkipped("no such file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link that replaced the file after the check
+            _require_regular(stat.S_IFLNK)  # raises: a link is not a regular file
+        raise ImportSkipped(exc.strerror or "cannot be read") from None
+    with os.fdopen(fd, "rb") as file:
+        _require_regular(os.fstat(file.fileno()).st_mode)  # what was opened, whatever the path names now
+        data = file.read()
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ImportSkipped("not UTF-8 text") from None
-    except OSError as exc:
-        raise ImportSkipped(exc.strerror or "cannot be read") from None
+
+
+def _require_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise ImportSkipped(f"is {kind}; only regular files are imported")
+
+
+def read_post(path: Path) -> tuple[dict, str]:
+    """Front matter (a dict, empty when there is none) and the body of a Markdown file."""
+    text = _read_text(path).strip()
     handler = next((h for h in _HANDLERS if h.detect(text)), None)
     if handler is None:
         return {}, text
@@ -116,19 +187,26 @@ def read_post(path: Path) -> tuple[dict, str]:
         front, body = handler.split(text)
     except ValueError:
         raise ImportSkipped("front matter is not closed") from None
+    if len(front) > MAX_FRONT_MATTER:
+        raise ImportSkipped(f"front matter is too long: {len(front):,} characters, the limit is {MAX_FRONT_MATTER:,}")
     try:
         meta = handler.load(front)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark  # counted from 0 on the line of the opening `---`
-        where = f" (line {mark.line + 1} of the file)" if mark else ""
-        raise ImportSkipped(f"malformed front matter: {exc.problem or exc.context}{where}") from None
+        raise ImportSkipped(f"malformed front matter: {exc.problem or exc.context}{_where(exc.problem_mark)}") from None
     except (yaml.YAMLError, ValueError) as exc:  # TOMLDecodeError, and impossible dates such as 2024-02-30
         raise ImportSkipped(f"malformed front matter: {' '.join(str(exc).split())}") from None
+    except RecursionError:  # tomllib recurses once per level of `[[[...`
+        raise ImportSkipped("front matter is nested too deeply") from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
         raise ImportSkipped("front matter is not a list of `name: value` fields")
     return meta, body.strip()
+
+
+def _where(mark) -> str:
+    """Where in the file a YAML mark points: its lines count from 0 on the line of the opening `---`."""
+    return f" (line {mark.line + 1} of the file)" if mark else ""
 
 
 def parse_date(value, zone: tzinfo = UTC) -> datetime:
@@ -246,9 +324,10 @@ def import_file(path, story_slug: str | None = None, zone: tzinfo | str = UTC) -
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     meta, body = read_post(path)
     try:
-        if story_slug is not None:
-            return _import_entry(path, meta, body, story_slug, zone)
-        return _import_story(path, meta, body, zone)
+        with services.atomic():  # one transaction per file: any exception, ImportSkipped too, rolls it all back
+            if story_slug is not None:
+                return _import_entry(path, meta, body, story_slug, zone)
+            return _import_story(path, meta, body, zone)
     except services.ServiceError as exc:
         raise ImportSkipped(exc.message) from None
 
@@ -265,10 +344,13 @@ def _import_story(path: Path, meta: dict, body: str, zone: tzinfo) -> str:
     status = _text(meta, "status").lower()
     if status and status not in STATUSES:
         raise ImportSkipped(f"status must be 'live' or 'ended', not {status!r}")
+    texts = _sections(body, slug)  # its dates are checked before anything is written
+    if texts is None:
+        texts = [_Text(_key(slug), created_at, "", body)] if body else []
     story = db.session.scalar(select(Story).where(Story.slug == slug))
     if story is None:
         story = services.create_story(title, summary, slug, image_url, tags=tags, created_at=created_at)
-        slug, changed, result = story.slug, True, CREATED
+        changed, result = True, CREATED
     else:
         changed, result = False, UPDATED
         if (clean_text(title), clean_text(summary), clean_text(image_url), services.normalize_tags(tags)) != (
@@ -278,9 +360,6 @@ def _import_story(path: Path, meta: dict, body: str, zone: tzinfo) -> str:
         if status == "live" and not story.is_live:
             services.set_status(story, "live")
             changed = True
-    texts = _sections(body, slug)
-    if texts is None:
-        texts = [_Text(_key(slug), created_at, "", body)] if body else []
     for text in texts:
         changed |= _put_entry(story, text, byline)
     if status == "ended" and story.is_live:
