@@ -68,7 +68,7 @@ def test_oembed_for_story_and_entry(app, client, story):
     data = response.get_json()
     assert data["version"] == "1.0" and data["type"] == "rich" and data["provider_name"] == "Tracker"
     assert (data["width"], data["height"]) == (600, 800)
-    assert f'<iframe src="http://localhost/embed/{story}"' in data["html"]
+    assert f'<iframe src="{app.config["PUBLIC_URL"]}/embed/{story}"' in data["html"]
     small = client.get(f"/oembed?url=http://localhost/stories/{story}/entries/{entry_id}&maxwidth=320&maxheight=200")
     data = small.get_json()
     assert (data["width"], data["height"]) == (320, 200) and data["title"] == "Headline 0"
@@ -81,6 +81,24 @@ def test_oembed_for_story_and_entry(app, client, story):
 def test_oembed_errors(client, story, query, status):
     response = client.get("/oembed?" + query.format(slug=story))
     assert response.status_code == status
+
+
+def test_deleted_entry_is_gone_from_oembed_and_its_widget(app, client, story):
+    """After DELETE /api/entries/<id>, oEmbed for its permalink and its one-entry widget are 410s without its text."""
+    gone, kept = add(app, story, 2)
+    with app.test_request_context():
+        token = services.create_token("desk")[1]
+    assert client.delete(f"/api/entries/{gone}", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    oembed = client.get(f"/oembed?url=http://localhost/stories/{story}/entries/{gone}&format=json",
+                        headers={"Accept": "application/json"})
+    assert oembed.status_code == 410 and "removed" in oembed.get_json()["error"]
+    widget = client.get(f"/embed/{story}/entries/{gone}")
+    html = widget.get_data(as_text=True)
+    assert widget.status_code == 410 and "This update was removed." in html
+    assert "Headline 0" not in oembed.get_data(as_text=True) + html and "Update 0" not in html
+    # A deletion is final: the widget follows nothing live, but still tells the host page its height.
+    assert "js/live.js" not in html and "js/embed-frame.js" in html
+    assert client.get(f"/oembed?url=/stories/{story}/entries/{kept}").get_json()["title"] == "Headline 1"
 
 
 def test_oembed_title_is_escaped_in_the_html(app, client):

@@ -1,8 +1,17 @@
-"""Public pages: story list, live story page, permalinks, older pages, errors and headers."""
-import pytest
+"""Public pages: story list, live story page, permalinks, older pages, errors, headers and absolute links."""
+import json
+import re
+import xml.etree.ElementTree as ET
 
-from tracker import services
+import pytest
+from flask import url_for
+
+from tracker import create_app, services
+from tracker.extensions import db
 from tracker.queries import story_or_404
+
+# What a client that wants our absolute links to point elsewhere sends.
+FORGED = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
 
 
 def add(app, slug, n=1, **kwargs):
@@ -148,3 +157,65 @@ def test_out_of_range_ids_and_cursors_are_clear_errors(client, story, path, stat
     response = client.get(path.format(slug=story))
     assert response.status_code == status
     assert "Something went wrong" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", [
+    "/stories/{slug}", "/stories/{slug}/entries/{entry}", "/oembed?url=/stories/{slug}",
+    "/oembed?url=/stories/{slug}/entries/{entry}", "/embed/{slug}?key_events=1", "/embed/{slug}/entries/{entry}",
+    "/stories/{slug}/feed.atom", "/feed.atom",
+])
+def test_absolute_links_never_come_from_the_host_header(app, client, story, path):
+    """A forged Host or X-Forwarded-Host is served as usual, with every absolute link on PUBLIC_URL."""
+    [entry] = add(app, story, key=True)
+    response = client.get(path.format(slug=story, entry=entry), headers=FORGED)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "evil.example" not in body
+    assert f"{app.config['PUBLIC_URL']}/" in body
+
+
+@pytest.fixture
+def public_app(database_url):
+    """An app whose PUBLIC_URL is set, as in production."""
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": database_url,
+                      "PUBLIC_URL": "https://live.example.com/"})
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_absolute_links_start_with_public_url_and_relative_ones_stay_relative(public_app):
+    """With PUBLIC_URL set, canonical, og:url, JSON-LD, oEmbed, embed and feed links start with it."""
+    base = "https://live.example.com"
+    with public_app.test_request_context():
+        slug = services.create_story("Harbour fire").slug
+        entry = services.append_entry(story_or_404(slug), "Smoke over the docks", key=True)[0].id
+    client = public_app.test_client()
+    page = client.get(f"/stories/{slug}", headers=FORGED).get_data(as_text=True)
+    assert f'<link rel="canonical" href="{base}/stories/{slug}">' in page
+    assert f'property="og:url" content="{base}/stories/{slug}"' in page
+    ld = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', page, re.S).group(1))
+    assert ld["url"] == f"{base}/stories/{slug}"
+    assert ld["liveBlogUpdate"][0]["url"] == f"{base}/stories/{slug}/entries/{entry}"
+    assert f'class="entry__permalink" href="/stories/{slug}/entries/{entry}"' in page
+    assert f'href="/stories/{slug}/feed.atom"' in page and 'href="/static/css/tracker.css"' in page
+    oembed = client.get(f"/oembed?url={base}/stories/{slug}/entries/{entry}", headers=FORGED).get_json()
+    assert oembed["provider_url"] == f"{base}/" and f'src="{base}/embed/{slug}/entries/{entry}"' in oembed["html"]
+    widget = client.get(f"/embed/{slug}?key_events=1", headers=FORGED).get_data(as_text=True)
+    assert f'href="{base}/stories/{slug}/entries/{entry}"' in widget and f'href="{base}/stories/{slug}"' in widget
+    feed = ET.fromstring(client.get(f"/stories/{slug}/feed.atom", headers=FORGED).data)
+    assert feed.find("{http://www.w3.org/2005/Atom}id").text == f"{base}/stories/{slug}"
+    # werkzeug's own redirects (a missing trailing slash) are built on it too.
+    assert client.get("/editor", headers=FORGED).headers["Location"] == f"{base}/editor/"
+
+
+def test_public_url_defaults_to_host_and_port_and_must_be_an_origin(database_url):
+    """Unset, PUBLIC_URL is http://HOST:PORT from the settings, not the request; a non-origin is refused."""
+    app = create_app({"SECRET_KEY": "test-secret", "DATABASE_URL": database_url, "HOST": "10.1.2.3", "PORT": 8123})
+    with app.test_request_context("/", headers=FORGED):
+        assert url_for("reader.index", _external=True) == "http://10.1.2.3:8123/"
+        assert url_for("reader.index") == "/"
+    for bad in ("live.example.com", "ftp://live.example.com", "https://live.example.com/news"):
+        with pytest.raises(ValueError, match="PUBLIC_URL must be an origin"):
+            create_app({"SECRET_KEY": "test-secret", "DATABASE_URL": database_url, "PUBLIC_URL": bad})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.sanitize import ALLOWED_TAGS, clean_text, render_markdown, sanitize
+from tracker.sanitize import ALLOWED_TAGS, clean_body, clean_text, render_markdown, sanitize, xml_text
 
 
 class _Audit(HTMLParser):
@@ -82,6 +82,20 @@ def test_sanitize_strips_to_the_allowlist(html, expected):
 
 def test_clean_text_drops_control_and_bidi_characters():
     assert clean_text("  Mayor\u202e resigns\x00 ") == "Mayor resigns"
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x0e", "\x1f",
+                                  "\ud800", "\udfff", "\ufffe", "\uffff"])
+def test_what_xml_cannot_carry_is_dropped_from_text_and_bodies(char):
+    """Every code point XML 1.0 forbids goes on write, so no feed ever meets one."""
+    assert clean_text(f"Mayor{char} resigns") == "Mayor resigns"
+    assert clean_body(f"Mayor{char} resigns\n\tat noon") == "Mayor resigns\n\tat noon"
+    assert xml_text(f"Mayor{char} resigns") == "Mayor resigns"
+
+
+def test_xml_text_keeps_all_that_xml_can_carry():
+    text = "tab\t newline\n cr\r del\x7f nel\x85 bidi\u202e \ufffd \ufdd0 \U0001f600 \U0001ffff \U0010ffff"
+    assert xml_text(text) == text
 
 
 # The XSS corpus (tests/xss_corpus.json; test_xss.py runs it end to end in a browser)

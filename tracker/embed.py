@@ -40,12 +40,15 @@ def story(slug):
 
 @bp.get("/embed/<slug>/entries/<id:entry_id>")
 def entry(slug, entry_id):
-    """One entry as a widget; it follows corrections and shows when the entry was removed."""
+    """One entry as a widget that follows corrections; a removed one answers 410 and says so."""
     story = queries.story_or_404(slug)
     entry = queries.entry_or_404(entry_id, story)
     theme, _, _ = _options()
-    return render_template("embed.html", story=story, rev=story.rev, entries=[] if entry.deleted else [entry],
+    page = render_template("embed.html", story=story, rev=story.rev, entries=[] if entry.deleted else [entry],
                            next_cursor=None, theme=theme, limit=1, key_events=None, single=entry)
+    # Deleted means gone: the 410 widget shows none of the entry's text (and embed.html leaves out
+    # the live script, as a deletion is final); a live widget whose entry is deleted says so too.
+    return page, 410 if entry.deleted else 200
 
 
 @bp.get("/oembed")
@@ -61,6 +64,8 @@ def oembed():
     height = min(queries.int_arg("maxheight", OEMBED_HEIGHT, 100, 10_000), OEMBED_HEIGHT)
     if match["entry"]:
         entry = queries.entry_or_404(int(match["entry"]), story)
+        if entry.deleted:
+            abort(410, description="This update was removed by the newsroom, so it can no longer be embedded.")
         src = url_for("embed.entry", slug=story.slug, entry_id=entry.id, _external=True)
         title = entry.headline or entry.excerpt
     else:

@@ -4,10 +4,18 @@ from flask import Blueprint, Response, url_for
 
 from . import queries
 from .models import Entry, Story, isoformat
+from .sanitize import xml_text
 
 bp = Blueprint("feeds", __name__)
 
 FEED_SIZE = 50
+
+
+def _text(*choices: str) -> str:
+    """The first choice that still has text once the characters XML cannot carry are dropped."""
+    # Rows stored before clean_text/clean_body dropped them may hold them, and one would make the
+    # feed a 500; a title left empty would too (Atom requires one), hence the fallbacks.
+    return next((text for text in map(xml_text, choices) if text), "")
 
 
 def _atom(feed: FeedGenerator) -> Response:
@@ -30,20 +38,21 @@ def story_feed(slug):
     """The story's newest updates as an Atom feed."""
     story = queries.story_or_404(slug)
     page_url = url_for("reader.story", slug=slug, _external=True)
-    feed = _feed(page_url, story.title, story.summary, page_url, url_for("feeds.story_feed", slug=slug, _external=True))
+    feed = _feed(page_url, _text(story.title, slug), _text(story.summary), page_url,
+                 url_for("feeds.story_feed", slug=slug, _external=True))
     entries, _ = queries.entry_page(story, limit=FEED_SIZE, include_pinned=True)
     feed.updated(story.updated_at)
     for entry in reversed(entries):  # feedgen puts the last added first
         item = feed.add_entry()
         link = url_for("reader.entry", slug=slug, entry_id=entry.id, _external=True)
         item.id(link)
-        item.title(entry.headline or entry.excerpt)
+        item.title(_text(entry.headline, entry.excerpt, "Update"))  # Atom requires a title
         item.link(href=link)
         item.published(entry.created_at)
         item.updated(entry.updated_at)
-        item.content(entry.html, type="html")
+        item.content(xml_text(entry.html), type="html")
         if entry.author:
-            item.author(name=entry.author.username)
+            item.author(name=_text(entry.author.username, "Newsroom"))
     return _atom(feed)
 
 
@@ -58,11 +67,11 @@ def all_feed():
         item = feed.add_entry()
         link = url_for("reader.story", slug=story.slug, _external=True)
         item.id(link)
-        item.title(("LIVE: " if story.is_live else "") + story.title)
+        item.title(("LIVE: " if story.is_live else "") + _text(story.title, story.slug))
         item.link(href=link)
         item.published(story.created_at)
         item.updated(story.updated_at)
-        item.summary(story.summary or story.title)
+        item.summary(_text(story.summary, story.title, story.slug))
     return _atom(feed)
 
 

@@ -21,8 +21,12 @@ LINK_REL = "noopener nofollow ugc"
 
 # Raw HTML in Markdown is shown as text, never passed through.
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
-_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# What XML 1.0 cannot carry (a feed holding one does not parse): C0 controls but tab, newline and
+# CR, lone surrogates, U+FFFE and U+FFFF. No field may hold them, so feeds of new text never do.
+_NOT_XML = r"\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"
+_NOT_XML_RE = re.compile(rf"[{_NOT_XML}]")
+_BODY_CONTROL = re.compile(rf"[{_NOT_XML}\x0d\x7f]")
+_CONTROL = re.compile(rf"[{_NOT_XML}\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _link_attrs(attrs: dict, new: bool = False) -> dict:
@@ -49,14 +53,19 @@ _cleaner = bleach.Cleaner(
 
 
 def clean_text(value: str | None) -> str:
-    """Trim a plain-text field and drop control and bidi-override characters."""
+    """Trim a plain-text field and drop control, bidi-override and XML-invalid characters."""
     return _CONTROL.sub("", value or "").strip()
 
 
 def clean_body(value: str | None) -> str:
     """Normalise newlines and drop what no text should hold (NUL and other C0 controls but tab and
-    newline, DEL, lone surrogates): PostgreSQL refuses NUL, and none of them is meant to be there."""
+    newline, DEL, lone surrogates, U+FFFE, U+FFFF): PostgreSQL refuses NUL, XML the others."""
     return _BODY_CONTROL.sub("", (value or "").replace("\r\n", "\n").replace("\r", "\n")).strip()
+
+
+def xml_text(value: str | None) -> str:
+    """Text with the characters XML 1.0 cannot carry dropped (rows stored before clean_* dropped them)."""
+    return _NOT_XML_RE.sub("", value or "")
 
 
 def sanitize(html: str) -> str:
