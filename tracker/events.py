@@ -89,6 +89,13 @@ def on_disconnect(reason=None):
 @socketio.on("join")
 def on_join(data=None):
     """Join a story's room, then return the first page of entry states changed after `since`."""
+    try:
+        return _checked_join(data)
+    finally:
+        guard.join_answered(socketio.server.manager.eio_sid_from_sid(request.sid, request.namespace))
+
+
+def _checked_join(data) -> dict:
     if _over_rate():
         return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
     try:

@@ -171,14 +171,17 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
     Patches Engine.IO's Socket.receive and Socket.send (python-engineio 4.15.1) and wraps the
     Engine.IO connect and message handlers python-socketio registered.
     """
+    from engineio import exceptions as eio_exceptions
     from engineio.socket import Socket
+    from socketio import packet as sio_packet
 
     eio = sio_server.eio
     eio.max_http_buffer_size = config["SOCKET_MAX_PACKET_BYTES"]  # websocket frames and polling bodies
     rate, burst = config["SOCKET_PACKETS_PER_SECOND"], config["SOCKET_PACKET_BURST"]
     max_unsent = config["SOCKET_MAX_UNSENT_BYTES"]
     receive, send = Socket.receive, Socket.send
-    connect, message = eio.handlers["connect"], eio.handlers["message"]
+    connect, message, disconnect = eio.handlers["connect"], eio.handlers["message"], eio.handlers["disconnect"]
+    handle_post = Socket.handle_post_request
 
     def address_of(eio_socket) -> str:
         address = eio_socket.__dict__.get("address")
@@ -187,8 +190,8 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
         return address
 
     def guarded_receive(self, pkt):
-        if self.closed:  # dropped: the rest of what it sent is not worth reading
-            return None
+        if self.closed:  # dropped: Engine.IO's reader stops instead of parsing what is still buffered
+            raise eio_exceptions.SocketIsClosedError()
         bucket = self.__dict__.get("inbound")
         if bucket is None:
             bucket = self.inbound = Bucket(rate, burst)
@@ -214,18 +217,54 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
             return False  # Engine.IO answers 401 and keeps nothing
         return connect(eio_sid, environ)
 
+    def bad_request(eio_sid, pkt, why: str) -> None:
+        if pkt.id is not None:
+            sio_server._send_packet(eio_sid, sio_server.packet_class(
+                sio_packet.ACK, namespace=pkt.namespace, data=[{"ok": False, "error": f"Bad request: {why}"}],
+                id=pkt.id))
+
     def guarded_message(eio_sid, data):
+        # Decoded here too (packets are at most SOCKET_MAX_PACKET_BYTES): python-socketio would
+        # log a traceback for a packet it cannot read, and starts each handler in its own thread.
         try:
-            return message(eio_sid, data)
-        except ValueError:  # not a Socket.IO packet (python-socketio's decoder raises ValueError)
-            eio_socket = eio.sockets.get(eio_sid)
+            pkt = sio_server.packet_class(encoded_packet=data) if isinstance(data, str) else None
+        except ValueError:  # not a Socket.IO packet
             book.abused(sio_server.environ.get(eio_sid, {}).get("REMOTE_ADDR", ""), "sent a malformed packet")
+            eio_socket = eio.sockets.get(eio_sid)
             if eio_socket is not None:
                 drop(eio_socket)
             return None
+        if pkt is not None and pkt.packet_type == sio_packet.EVENT:
+            if not isinstance(pkt.data, list) or not pkt.data or not isinstance(pkt.data[0], str):
+                return bad_request(eio_sid, pkt, "an event is a list that starts with its name.")
+            if pkt.data[0] == "join":
+                if eio_sid in joins_in_flight:
+                    return bad_request(eio_sid, pkt, "a join is already in progress on this connection.")
+                joins_in_flight.add(eio_sid)
+        return message(eio_sid, data)
 
-    Socket.receive, Socket.send = guarded_receive, guarded_send
-    eio.handlers["connect"], eio.handlers["message"] = guarded_connect, guarded_message
+    def guarded_disconnect(eio_sid, *args):
+        joins_in_flight.discard(eio_sid)
+        return disconnect(eio_sid, *args)
+
+    def guarded_post(self, environ):
+        # Engine.IO refuses a long body only by closing gracefully, which waits for a poll.
+        if int(environ.get("CONTENT_LENGTH") or 0) > eio.max_http_buffer_size:
+            self.close(wait=False, abort=True)
+            raise eio_exceptions.ContentTooLongError()
+        return handle_post(self, environ)
+
+    Socket.receive, Socket.send, Socket.handle_post_request = guarded_receive, guarded_send, guarded_post
+    eio.handlers.update(connect=guarded_connect, message=guarded_message, disconnect=guarded_disconnect)
+
+
+# Engine.IO sessions with a join being answered: a client can't pile joins up on one connection.
+joins_in_flight: set[str] = set()
+
+
+def join_answered(eio_sid: str | None) -> None:
+    """The join of this Engine.IO session was answered: it may send another."""
+    joins_in_flight.discard(eio_sid)
 
 
 def drop(eio_socket) -> None:

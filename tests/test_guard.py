@@ -1,0 +1,774 @@
+"""One anonymous client must not stall or crash the server: attacks on a real process (`python app.py`).
+
+Each attack comes from a loopback address of its own and every measurement from another one,
+BYSTANDER (Linux routes all of 127.0.0.0/8 to lo; every connection goes to the server on 127.0.0.1).
+The guards count per address, and an address dropped for abuse stays banned for ABUSE_BAN_SECONDS,
+so two attacks on one server never share an address. Every attack is bounded in count and time.
+
+While an attack runs, `Watch` asks for GET / from BYSTANDER every 150 ms (each answer within
+1.5 s), has a reader joined before the attack receive an entry published during it (within 3 s),
+and afterwards checks that the process is alive and its resident memory came back to within
+150 MB of where it was before.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from select import POLLIN, poll
+
+import pytest
+import requests
+import websocket
+from conftest import ROOT, LiveServer, free_port, fresh_database
+from requests.adapters import HTTPAdapter
+from sqlalchemy import select, update
+
+from tracker import create_app, services
+from tracker.events import HANDLER_FAILED
+from tracker.extensions import db
+from tracker.models import Entry, Story
+from tracker.schema import upgrade_database
+
+BYSTANDER = "127.0.0.2"     # probes, readers and the publisher: everyone who is not attacking
+FLOODER = "127.0.0.1"       # test_event_flood
+FRAMER = "127.0.0.3"        # test_big_frames
+CATCHER = "127.0.0.4"       # test_catchup_amplification
+IDLER = "127.0.0.5"         # test_idle_connections
+SPEAKER = "127.0.0.6"       # test_unknown_and_malformed_events
+STALLER = "127.0.0.7"       # test_a_reader_that_stops_reading_is_dropped
+CROWD = ("127.0.0.8", "127.0.0.9", "127.0.0.10")  # test_accept_errors_do_not_kill_the_process
+POSTER = "127.0.0.11"       # test_big_polling_posts_are_refused
+
+PROBE_EVERY = 0.15          # s between GET / probes
+ANSWER_WITHIN = 1.5         # s: every probe
+DELIVER_WITHIN = 3.0        # s: an entry published during the attack reaches the reader joined before it
+RSS_SLACK = 150 * 2**20     # bytes the process may keep after an attack
+PAGE_BYTES = 65536          # CATCHUP_PAGE_BYTES (the default)
+HEADER_TIMEOUT = 1          # s, for this module's servers (default 10)
+MAX_CONNECTIONS = 300       # the shared server's (old code: its pool; idle sockets beyond it make it deaf)
+PER_ADDRESS = 50            # MAX_CONNECTIONS_PER_ADDRESS of the shared server
+UNSENT = 300_000            # SOCKET_MAX_UNSENT_BYTES of the shared server
+BIG_ENTRIES = 300           # entries of the big story, about 3 KB each in JSON
+CATCHUP_SOCKETS, CATCHUP_JOINS = 6, 40  # the catch-up attack
+FLOOD_SOCKETS, FLOOD_EVENTS = 8, 20_000  # the event flood: events per socket (2 MB in all)
+# Deep catch-up (README, Event protocol): the ack's and each page's cursor, and where the pages are.
+NEXT = "next_after_rev"
+CHANGES, SINCE = "/api/stories/{slug}/entries?limit=100", "after_rev"
+FILE_LIMIT = 400            # RLIMIT_NOFILE of the server in the EMFILE test
+
+SERVER_ENV = {
+    "MAX_CONNECTIONS": str(MAX_CONNECTIONS), "MAX_CONNECTIONS_PER_ADDRESS": str(PER_ADDRESS),
+    "HEADER_TIMEOUT": str(HEADER_TIMEOUT), "SOCKET_MAX_UNSENT_BYTES": str(UNSENT),
+}
+
+
+# Servers
+
+class GuardServer(LiveServer):
+    """LiveServer whose database the test prepares in-process, optionally with a lower file limit."""
+
+    def __init__(self, database_url: str, file_limit: int | None = None, **env: str):
+        # LiveServer's `flask init-db` costs a Python start; Site.prepare upgrades the schema in-process.
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = _server_env(database_url, self.port, env)
+        self.log: list[str] = []
+        self.file_limit = file_limit
+
+    def start(self) -> None:
+        command = [sys.executable, "app.py"]
+        if self.file_limit:
+            # Soft and hard, so app.py cannot lift it; a shim that execs app.py keeps the pid (not
+            # preexec_fn, which is unsafe while other threads run, and the servers start in threads).
+            command = [sys.executable, "-c", "import os, resource, sys; "
+                       f"resource.setrlimit(resource.RLIMIT_NOFILE, ({self.file_limit}, {self.file_limit})); "
+                       "os.execv(sys.executable, [sys.executable, 'app.py'])"]
+        self.spawn(command, "Tracker serving on", cwd=ROOT, env=self.env)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def rss(self) -> int:
+        """Resident memory in bytes (0 once the process is gone)."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:
+            return 0
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024
+
+    def lines(self, since: int = 0) -> list[str]:
+        return list(self.log[since:])
+
+
+def _server_env(database_url: str, port: int, env: dict) -> dict:
+    """LiveServer's environment."""
+    return {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "live-secret", "PORT": str(port),
+            "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1", **env}
+
+
+@dataclass
+class Site:
+    server: GuardServer
+    news: str               # a small story the readers follow and the publisher writes to
+    big: str                # BIG_ENTRIES entries of about 3 KB: a deep catch-up
+    big_ids: list[int]
+    big_rev: int
+    token: str
+
+    @classmethod
+    def prepare(cls, server: GuardServer, database_url: str) -> Site:
+        """Schema, stories and an API token, written straight to the database before the server starts."""
+        app = create_app({"SECRET_KEY": "prepare", "DATABASE_URL": database_url})
+        paragraph = ("The river rose another forty centimetres overnight, and crews moved sandbags to the "
+                     "low streets near the old bridge while the council opened two more shelters. ")
+        with app.test_request_context():
+            upgrade_database()
+            news = services.create_story("River levels", "Live updates.").slug
+            story = services.create_story("Election night", "Every result.")
+            big = story.slug
+            first, _ = services.append_entry(story, "Results.\n\n" + paragraph * 14, "Seat 0")
+            # The other entries are copies of the first row with the following revisions: one
+            # service call each would take seconds.
+            entries, stories = Entry.__table__, Story.__table__
+            row = dict(db.session.execute(select(entries).where(entries.c.id == first.id)).mappings().one())
+            row.pop("id")
+            db.session.execute(entries.insert(), [{**row, "rev": row["rev"] + n, "headline": f"Seat {n}"}
+                                                  for n in range(1, BIG_ENTRIES)])
+            rev = row["rev"] + BIG_ENTRIES - 1
+            db.session.execute(update(stories).where(stories.c.id == story.id).values(rev=rev))
+            db.session.commit()
+            ids = list(db.session.scalars(select(entries.c.id).where(entries.c.story_id == story.id)))
+            _, token = services.create_token("guard")
+            db.engine.dispose()
+        return cls(server, news, big, ids, rev, token)
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """The shared server, for the attacks that do not interfere (each attacks from its own address),
+    and a server with a low file limit; both start at once."""
+    with fresh_database(tmp_path_factory.mktemp("guard")) as url, \
+            fresh_database(tmp_path_factory.mktemp("guard-small")) as small_url:
+        small = GuardServer(small_url, file_limit=FILE_LIMIT, HEADER_TIMEOUT=str(HEADER_TIMEOUT))
+        failed: list[Exception] = []
+
+        def start_small():  # app.py makes the schema of an empty database
+            try:
+                small.start()
+            except Exception as exc:  # noqa: BLE001  (raised again below, in the fixture)
+                failed.append(exc)
+
+        starting = threading.Thread(target=start_small)
+        starting.start()
+        server = GuardServer(url, **SERVER_ENV)
+        try:
+            site = Site.prepare(server, url)
+            server.start()
+            starting.join()
+            if failed:
+                raise failed[0]
+            yield site, small
+        finally:
+            starting.join()
+            server.stop()
+            small.stop()
+
+
+@pytest.fixture(scope="module")
+def site(servers) -> Site:
+    return servers[0]
+
+
+@pytest.fixture(scope="module")
+def small_server(servers) -> GuardServer:
+    return servers[1]
+
+
+# Clients on chosen source addresses
+
+def connect_from(source: str, port: int, timeout: float = 5.0, slow: bool = False) -> socket.socket:
+    """A TCP connection to the server from `source`; a slow one has a small receive buffer and
+    segments, so the server's kernel can hold little of what the client does not read."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if slow:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    sock.settimeout(timeout)
+    sock.bind((source, 0))
+    try:
+        sock.connect(("127.0.0.1", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def http_get(port: int, path: str = "/", source: str = BYSTANDER, timeout: float = 5.0) -> tuple[int | None, float]:
+    """A one-shot GET with its own connection: (status or None, seconds it took)."""
+    start = time.monotonic()
+    status = None
+    try:
+        with connect_from(source, port, timeout) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+                sock.settimeout(max(0.01, start + timeout - time.monotonic()))
+        if data.startswith(b"HTTP/1."):
+            status = int(data.split(b" ", 2)[1])
+    except OSError:
+        pass
+    return status, time.monotonic() - start
+
+
+class SourceAdapter(HTTPAdapter):
+    """requests from a chosen source address."""
+
+    def __init__(self, source: str):
+        self.source = source
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.source, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def session_from(source: str = BYSTANDER, token: str | None = None) -> requests.Session:
+    http = requests.Session()
+    http.mount("http://", SourceAdapter(source))
+    if token:
+        http.headers["Authorization"] = f"Bearer {token}"
+    return http
+
+
+def frame(payload: bytes, opcode: int = 1) -> bytes:
+    """A client's websocket frame. The mask key is zero, so masking costs the attacker nothing."""
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    return head + b"\0\0\0\0" + payload
+
+
+def close_code(data: bytes) -> int | None:
+    """The status code of the first close frame in bytes a server sent (unmasked frames)."""
+    at = 0
+    try:
+        while at + 2 <= len(data):
+            opcode, size = data[at] & 0x0F, data[at + 1] & 0x7F
+            at += 2
+            if size == 126:
+                size, at = struct.unpack_from("!H", data, at)[0], at + 2
+            elif size == 127:
+                size, at = struct.unpack_from("!Q", data, at)[0], at + 8
+            if opcode == 8:
+                return struct.unpack_from("!H", data, at)[0] if size >= 2 else 1005
+            at += size
+    except struct.error:  # cut off
+        pass
+    return None
+
+
+def drain(sock: socket.socket, seconds: float) -> tuple[bytes, bool]:
+    """Read what the server sends for up to `seconds`: (the bytes, whether it closed the connection)."""
+    data, deadline = bytearray(), time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(1 << 20)
+        except TimeoutError:
+            return bytes(data), False
+        except OSError:  # reset: closed too
+            return bytes(data), True
+        if not chunk:
+            return bytes(data), True
+        data += chunk
+    return bytes(data), False
+
+
+class Wire:
+    """A Socket.IO connection over a raw websocket from a chosen source address."""
+
+    def __init__(self, port: int, source: str, timeout: float = 10.0, slow: bool = False):
+        sock = connect_from(source, port, timeout, slow)
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
+                                              socket=sock, timeout=timeout)
+        assert self.ws.recv().startswith("0")
+        self.ws.send("40")
+        assert self.ws.recv().startswith("40")
+        self.ids = 0
+        self.acks: dict[int, object] = {}  # arrived before they were asked for
+
+    @property
+    def sock(self) -> socket.socket:
+        return self.ws.sock
+
+    def packet(self, event: str, data) -> str:
+        """An event with the next ack id."""
+        self.ids += 1
+        return f"42{self.ids}" + json.dumps([event, data])
+
+    def call(self, event: str, data, timeout: float = 10.0):
+        """Emit with an ack id and wait for the ack's first argument (None if it never came)."""
+        self.ws.send(self.packet(event, data))
+        return self.ack(self.ids, timeout)
+
+    def ack(self, ack_id: int, timeout: float = 10.0):
+        """The first argument of the ack with this id (None if it never came); acks may come in any order."""
+        deadline = time.monotonic() + timeout
+        while ack_id not in self.acks and (left := deadline - time.monotonic()) > 0:
+            self.ws.settimeout(left)
+            try:
+                message = self.ws.recv()
+            except (websocket.WebSocketException, OSError):
+                break
+            if message == "2":
+                self.ws.send("3")
+            elif found := re.match(r"43(\d+)\[", message):
+                self.acks[int(found.group(1))] = json.loads(message[found.end() - 1:])[0]
+        return self.acks.pop(ack_id, None)
+
+    def close(self) -> None:
+        try:
+            self.ws.close(timeout=1)
+        except (websocket.WebSocketException, OSError):
+            pass
+
+
+class Reader(Wire):
+    """A reader joined to a story; a thread notes when each entry event arrives."""
+
+    def __init__(self, port: int, slug: str):
+        super().__init__(port, BYSTANDER)
+        ack = self.call("join", {"story": slug, "since": 0})
+        assert ack and ack["ok"], ack
+        self.arrived: dict[str, float] = {}  # entry html -> monotonic time
+        self.changed = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        self.ws.settimeout(None)
+        while True:
+            try:
+                message = self.ws.recv()
+            except (websocket.WebSocketException, OSError):
+                return
+            if message == "2":
+                self.ws.send("3")
+            elif message.startswith('42["entry"'):
+                entry = json.loads(message[2:])[1]
+                with self.changed:
+                    self.arrived[entry["html"]] = time.monotonic()
+                    self.changed.notify_all()
+
+    def arrival(self, marker: str, deadline: float) -> float | None:
+        with self.changed:
+            while True:
+                found = next((at for html, at in self.arrived.items() if marker in html), None)
+                if found is not None or time.monotonic() >= deadline:
+                    return found
+                self.changed.wait(max(0.0, deadline - time.monotonic()))
+
+
+# The bystander's view during an attack
+
+class Watch:
+    """GET / probes, a reader joined before the attack and a publish during it, and memory."""
+
+    def __init__(self, site: Site, reader: bool = True):
+        self.site, self.server = site, site.server
+        self.rss_before = self.server.rss()
+        self.rss_peak = self.rss_before
+        self.log_mark = len(self.server.log)
+        self.reader = Reader(self.server.port, site.news) if reader else None
+        self.probes: list[tuple[int | None, float]] = []
+        self.stopped = threading.Event()
+        self.published: tuple[str, float] | None = None
+        self.publish_error: str | None = None
+        self.started = time.monotonic()
+        self.threads = [threading.Thread(target=self._probe, daemon=True),
+                        threading.Thread(target=self._sample, daemon=True)]
+        for thread in self.threads:
+            thread.start()
+
+    def _probe(self) -> None:
+        while not self.stopped.is_set():
+            self.probes.append(http_get(self.server.port))
+            self.stopped.wait(PROBE_EVERY)
+
+    def _sample(self) -> None:
+        while not self.stopped.is_set():
+            self.rss_peak = max(self.rss_peak, self.server.rss())
+            self.stopped.wait(0.05)
+
+    def publish(self) -> None:
+        """Publish an entry now (from a thread, so probing goes on meanwhile)."""
+        marker = f"guard-{uuid.uuid4().hex[:12]}"
+        self.published = (marker, time.monotonic())
+
+        def post():
+            try:
+                response = session_from(token=self.site.token).post(
+                    f"{self.server.url}/api/stories/{self.site.news}/entries", json={"body": f"Update {marker}"},
+                    headers={"Connection": "close"}, timeout=10)
+                if response.status_code != 201:
+                    self.publish_error = f"{response.status_code} {response.text[:200]}"
+            except requests.RequestException as exc:
+                self.publish_error = repr(exc)
+
+        threading.Thread(target=post, daemon=True).start()
+
+    def finish(self, at_least: float = 2.0) -> dict:
+        """Stop probing (after at least `at_least` s of it) and measure everything."""
+        self.stopped.wait(max(0.0, self.started + at_least - time.monotonic()))
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join(10)
+        delivery = None
+        if self.reader and self.published:
+            marker, sent = self.published
+            arrived = self.reader.arrival(marker, sent + 8)
+            delivery = None if arrived is None else arrived - sent
+            self.reader.close()
+        rss_after, deadline = self.server.rss(), time.monotonic() + 5
+        while rss_after - self.rss_before > RSS_SLACK and time.monotonic() < deadline and self.server.alive():
+            time.sleep(0.2)
+            rss_after = self.server.rss()
+        times = [took for _, took in self.probes]
+        self.result = {
+            "probes": len(self.probes), "slowest_probe_s": round(max(times, default=0), 2),
+            "failed_probes": sum(status != 200 for status, _ in self.probes),
+            "delivery_s": None if delivery is None else round(delivery, 2), "publish_error": self.publish_error,
+            "rss_before_mb": self.rss_before >> 20, "rss_peak_mb": self.rss_peak >> 20,
+            "rss_after_mb": rss_after >> 20, "alive": self.server.alive(),
+            "tracebacks": sum(line.startswith("Traceback") for line in self.server.lines(self.log_mark)),
+        }
+        print(f"\n{self.result}")
+        return self.result
+
+    def assert_served(self, delivery: bool = True) -> None:
+        r = self.result
+        assert r["alive"], f"the server process died: {r}\n{''.join(self.server.log[-30:])}"
+        assert r["failed_probes"] == 0 and r["slowest_probe_s"] <= ANSWER_WITHIN, f"GET / was not served: {r}"
+        if delivery:
+            assert r["delivery_s"] is not None and r["delivery_s"] <= DELIVER_WITHIN, f"the reader waited: {r}"
+        assert r["rss_after_mb"] - r["rss_before_mb"] <= RSS_SLACK >> 20, f"memory stayed up: {r}"
+
+
+def abuse_lines(server: GuardServer, address: str) -> list[str]:
+    pattern = re.compile(re.escape(address) + r"(?![0-9])")
+    return [line for line in server.log if "abuse" in line.lower() and pattern.search(line)]
+
+
+def await_condition(check, seconds: float):
+    deadline = time.monotonic() + seconds
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
+
+
+def socketio_refused(port: int, source: str) -> int | None:
+    """The answer to the address's Socket.IO handshake if it was refused (0: the connection was
+    closed without an answer), else None."""
+    status, _ = http_get(port, "/socket.io/?EIO=4&transport=polling", source=source, timeout=5)
+    return 0 if status is None else status if status >= 400 else None
+
+
+def closed_by_server(socks: list[socket.socket], seconds: float) -> list[float | None]:
+    """When (time.monotonic()) the server closed each socket, reading and dropping whatever it
+    sends meanwhile; None for those still open after `seconds`."""
+    deadline = time.monotonic() + seconds
+    closed: list[float | None] = [None] * len(socks)
+    poller, index = poll(), {sock.fileno(): n for n, sock in enumerate(socks)}
+    for fd in index:
+        poller.register(fd, POLLIN)
+    while index and (left := deadline - time.monotonic()) > 0:
+        for fd, _ in poller.poll(left * 1000):
+            sock = socks[index[fd]]
+            sock.setblocking(False)
+            try:
+                gone = not sock.recv(1 << 20)
+            except BlockingIOError:
+                gone = False
+            except OSError:
+                gone = True
+            if gone:
+                closed[index.pop(fd)] = time.monotonic()
+                poller.unregister(fd)
+    return closed
+
+
+# Protocol guards (no attack)
+
+def test_deep_catchup_is_paged_and_the_pages_are_exact(site):
+    """A join far behind gets about a page of entries and NEXT; the pages after it give every change once."""
+    wire = Wire(site.server.port, BYSTANDER)
+    try:
+        ack = wire.call("join", {"story": site.big, "since": 0})
+    finally:
+        wire.close()
+    assert ack and ack["ok"], ack
+    size = len(json.dumps(ack["entries"]))
+    assert size <= PAGE_BYTES * 1.1, f"the join ack carried {size} bytes: {len(ack['entries'])} entries"
+    assert isinstance(ack.get(NEXT), int), f"no '{NEXT}' in the ack, keys {sorted(ack)}"
+    entries, since, http = list(ack["entries"]), ack[NEXT], session_from()
+    for _ in range(BIG_ENTRIES):
+        if since is None:
+            break
+        response = http.get(site.server.url + CHANGES.format(slug=site.big), params={SINCE: since}, timeout=10)
+        assert response.status_code == 200, response.text[:300]
+        page = response.json()
+        assert page["rev"] == site.big_rev, page["rev"]
+        assert len(json.dumps(page["entries"])) <= PAGE_BYTES * 1.1, len(json.dumps(page["entries"]))
+        entries += page["entries"]
+        since = page[NEXT]
+    revs = [entry["rev"] for entry in entries]
+    assert revs == sorted(set(revs)), "a change came twice or out of order"
+    assert sorted(entry["id"] for entry in entries) == sorted(site.big_ids), "changes are missing"
+    assert revs[-1] == site.big_rev
+
+
+def test_a_second_join_in_flight_is_refused(site):
+    """Two deep joins in one write: the second arrives while the first is being answered."""
+    wire = Wire(site.server.port, BYSTANDER)
+    try:
+        join = {"story": site.big, "since": 0}
+        wire.sock.sendall(frame(wire.packet("join", join).encode()) + frame(wire.packet("join", join).encode()))
+        first, second = wire.ack(1), wire.ack(2)
+    finally:
+        wire.close()
+
+    def brief(ack):  # entries counted, not shown
+        return ack and {key: len(value) if key == "entries" else value for key, value in ack.items() if key != "story"}
+    assert first and first["ok"], brief(first)
+    assert second and second["ok"] is False and second.get("error"), f"the second join was answered: {brief(second)}"
+    assert second["error"] != HANDLER_FAILED, second
+
+
+def test_unknown_and_malformed_events_get_a_bad_request_ack(site):
+    """Events the server does not know, or whose shape is wrong, are answered "bad request", not
+    HANDLER_FAILED, without a traceback. A packet that is not even JSON may cost the connection."""
+    server = site.server
+    mark = len(server.log)
+    wire = Wire(server.port, SPEAKER)
+    try:
+        acks = {}
+        for ack_id, packet in ((1, '421["no-such-event",{}]'), (2, "422[5]"), (3, '423{"story":"x"}')):
+            wire.ws.send(packet)
+            acks[packet] = wire.ack(ack_id, timeout=3)
+        still = wire.call("join", {"story": site.news, "since": 0}, timeout=5)
+        wire.ws.send('425["join"')
+        wire.call("join", {"story": site.news, "since": 0}, timeout=5)  # an ack or the end: 425 was handled
+    finally:
+        wire.close()
+    for packet, ack in acks.items():
+        assert ack is not None, f"{packet} got no ack"
+        assert ack["ok"] is False and ack["error"] != HANDLER_FAILED, f"{packet}: {ack}"
+        assert re.search(r"bad request|not understood", ack["error"], re.I), f"{packet}: {ack}"
+    assert still and still["ok"], "the connection stopped working after events it could answer"
+    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
+    assert not tracebacks, "".join(server.lines(mark))[-3000:]
+
+
+def test_big_polling_posts_are_refused(site):
+    """A polling POST over SOCKET_MAX_PACKET_BYTES is refused at once, also when no GET is waiting
+    (an attacker does not poll)."""
+    with session_from(POSTER) as http:
+        opened = http.get(f"{site.server.url}/socket.io/?EIO=4&transport=polling", timeout=5)
+        assert opened.status_code == 200, opened.text[:200]
+        sid = json.loads(opened.text[1:])["sid"]
+        url = f"{site.server.url}/socket.io/?EIO=4&transport=polling&sid={sid}"
+        assert http.post(url, data=b"40", timeout=5).status_code == 200
+        try:
+            status = http.post(url, data=b'42["x","' + b"a" * 4000 + b'"]', timeout=5).status_code
+        except requests.ConnectionError:
+            status = None  # closed without an answer: refused too
+        except requests.Timeout:
+            pytest.fail("a polling POST of 4 KB got no answer in 5 s: the request hangs")
+    assert status != 200, "a polling POST of 4 KB was taken (SOCKET_MAX_PACKET_BYTES is 2048)"
+
+
+# The four findings
+
+def test_event_flood(site):
+    """160,000 tiny unknown events on 8 sockets from one address: dropped for abuse at once (what
+    they sent after it is not read), logged once, banned."""
+    server, watch = site.server, Watch(site)
+    wires = [Wire(server.port, FLOODER) for _ in range(FLOOD_SOCKETS)]
+    blob = frame(b'42["x"]') * 500
+    sent = [0] * len(wires)
+
+    def flood(n: int) -> None:
+        deadline = time.monotonic() + 4
+        wires[n].sock.settimeout(1)
+        while sent[n] < FLOOD_EVENTS and time.monotonic() < deadline:
+            try:
+                wires[n].sock.sendall(blob)
+            except OSError:
+                return  # closed by the server (or it stopped reading for a second)
+            sent[n] += 500
+
+    threads = [threading.Thread(target=flood, args=(n,)) for n in range(len(wires))]
+    for thread in threads:
+        thread.start()
+    watch.publish()
+    for thread in threads:
+        thread.join()
+    ended = time.monotonic()
+    closed = closed_by_server([wire.sock for wire in wires], 1.5)
+    result = watch.finish()
+    print(f"flood: sent {sum(sent)} events {sent}, attacker sockets closed "
+          f"{[None if at is None else round(at - ended, 2) for at in closed]} s after the flood ended")
+    for wire in wires:
+        wire.close()
+    watch.assert_served()
+    assert None not in closed, f"flooding sockets stayed open ({sum(sent)} events sent)"
+    assert max(closed) - ended <= 1, "the server read on after dropping the flooding sockets"
+    assert await_condition(lambda: abuse_lines(server, FLOODER), 2), "no abuse line in the log"
+    assert len(abuse_lines(server, FLOODER)) == 1, abuse_lines(server, FLOODER)
+    assert result["tracebacks"] == 0
+    refused = socketio_refused(server.port, FLOODER)
+    print(f"flood: the abuser's next handshake: {refused}")
+    assert refused is not None, "the abusive address may open Socket.IO connections again at once"
+
+
+def test_big_frames(site):
+    """Frames of about 1 MB are refused at their header: close code 1009, nothing unmasked."""
+    watch = Watch(site)
+    wire = Wire(site.server.port, FRAMER)
+    big = frame(b'42["x","' + b"a" * 989_990 + b'"]')
+    received, closed, frames_sent = b"", False, 0
+    watch.publish()
+    wire.sock.settimeout(2)
+    for _ in range(6):
+        try:
+            wire.sock.sendall(big)
+        except TimeoutError:
+            break  # the server stopped reading for 2 s
+        except OSError:
+            closed = True
+            break
+        frames_sent += 1
+        more, closed = drain(wire.sock, 0.05)
+        received += more
+        if closed:
+            break
+    more, closed_now = drain(wire.sock, 2)
+    received, closed = received + more, closed or closed_now
+    watch.finish()
+    wire.close()
+    print(f"big frames: {frames_sent} of 1 MB sent, closed {closed}, close code {close_code(received)}")
+    watch.assert_served()
+    assert closed, f"the connection stayed open after {frames_sent} frames of 1 MB"
+    assert close_code(received) in (None, 1009), close_code(received)
+
+
+def test_catchup_amplification(site):
+    """Sockets that ask for the whole deep story again and again and never read: 40 joins each
+    after the connect packet (the old limit allowed 60 a minute per connection)."""
+    watch = Watch(site)
+    wires = [Wire(site.server.port, CATCHER) for _ in range(CATCHUP_SOCKETS)]
+    for wire in wires:
+        wire.sock.sendall(b"".join(frame(wire.packet("join", {"story": site.big, "since": 1}).encode())
+                                   for _ in range(CATCHUP_JOINS)))
+    watch.publish()
+    time.sleep(2)  # the attackers hold their unread acks
+    closed = closed_by_server([wire.sock for wire in wires], 1)
+    for wire in wires:
+        wire.sock.close()
+    watch.finish()
+    print(f"catch-up: {sum(at is not None for at in closed)} of {len(wires)} attacking sockets closed by the server")
+    watch.assert_served()
+    assert None not in closed, "sockets that sent more packets than the burst allows were kept"
+
+
+def test_a_reader_that_stops_reading_is_dropped(site):
+    """Unsent bytes past SOCKET_MAX_UNSENT_BYTES end the connection; it can join again later."""
+    wire = Wire(site.server.port, STALLER, slow=True)
+    join = {"story": site.big, "since": 1}
+    sent, deadline = 0, time.monotonic() + 3
+    wire.sock.settimeout(1)
+    while time.monotonic() < deadline:  # within the packet rate, one join at a time
+        try:
+            wire.sock.sendall(frame(wire.packet("join", join).encode()))
+        except OSError:
+            break
+        sent += 1
+        time.sleep(0.12)
+    data, closed = drain(wire.sock, 3)
+    wire.close()
+    print(f"stalled reader: {sent} joins, {len(data)} bytes read after, closed {closed}")
+    assert closed, f"a reader that read nothing after {sent} deep joins was kept ({len(data)} bytes queued)"
+    again = Wire(site.server.port, STALLER)
+    try:
+        assert again.call("join", {"story": site.news, "since": 0})["ok"]
+    finally:
+        again.close()
+
+
+def test_idle_connections(site):
+    """Sockets that send nothing or half a request: past the per-address limit closed at once, the
+    rest after HEADER_TIMEOUT. The old server's pool filled up and it stopped answering anyone."""
+    watch = Watch(site)
+    idle, opened = [], []
+    for n in range(MAX_CONNECTIONS + 50):
+        try:
+            sock = connect_from(IDLER, site.server.port, timeout=2)
+        except OSError:
+            break
+        if n % 2:
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+        idle.append(sock)
+        opened.append(time.monotonic())
+    watch.publish()
+    closed = closed_by_server(idle, HEADER_TIMEOUT + 1.5)
+    for sock in idle:
+        sock.close()
+    watch.finish()
+    lived = sorted(round(end - start, 2) for start, end in zip(opened, closed, strict=True) if end is not None)
+    at_once = sum(life < min(0.5, HEADER_TIMEOUT / 2) for life in lived)
+    print(f"idle: {len(idle)} opened, {at_once} closed at once, {len(lived)} within {HEADER_TIMEOUT + 1.5} s "
+          f"(longest {max(lived, default=None)} s)")
+    watch.assert_served()
+    assert at_once >= len(idle) - PER_ADDRESS, "connections past MAX_CONNECTIONS_PER_ADDRESS were kept"
+    assert len(lived) == len(idle), "idle connections were kept past HEADER_TIMEOUT"
+
+
+# Accept errors: more sockets than the small server has file descriptors
+
+def test_accept_errors_do_not_kill_the_process(small_server):
+    """From three addresses, each under its connection limit, together over the file limit."""
+    server = small_server
+    mark, rss_before = len(server.log), server.rss()
+    socks = []
+    for address in CROWD:
+        for _ in range(FILE_LIMIT * 3 // 8):
+            try:
+                socks.append(connect_from(address, server.port, timeout=2))
+            except OSError:
+                break
+    died = await_condition(lambda: not server.alive(), 2)
+    for sock in socks:
+        sock.close()
+    status, took = http_get(server.port, timeout=HEADER_TIMEOUT + 5)
+    print(f"accept errors: {len(socks)} sockets, alive {server.alive()}, then GET / {status} in {took:.2f} s")
+    assert not died and server.alive(), f"the server died:\n{''.join(server.lines(mark))[-2000:]}"
+    assert status == 200 and took <= ANSWER_WITHIN, (status, took)
+    assert any("MAX_CONNECTIONS" in line for line in server.log), "no line about lowering MAX_CONNECTIONS"
+    assert server.rss() - rss_before <= RSS_SLACK
