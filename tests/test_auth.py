@@ -1,11 +1,14 @@
-"""Login, logout, redirects and session cookie flags."""
+"""Login, logout, server-side sessions, login throttling, redirects and session cookie flags."""
+import logging
+from datetime import timedelta
+
 import pytest
-from conftest import PASSWORD, csrf_from, login
-from sqlalchemy import select
+from conftest import PASSWORD, csrf_from, login, make_user
+from sqlalchemy import func, select, update
 
 from tracker import create_app, services
 from tracker.extensions import db
-from tracker.models import User
+from tracker.models import User, UserSession, utcnow
 
 
 def test_login_sets_a_protected_session_cookie(client, editor):
@@ -22,7 +25,7 @@ def test_session_cookie_is_secure_over_https(client, editor):
     assert "Secure" in response.headers["Set-Cookie"]
 
 
-def test_session_cookie_is_secure_behind_a_trusted_tls_proxy(database_url):
+def test_session_cookie_is_secure_behind_a_trusted_tls_proxy(database_url, caplog):
     app = create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": database_url, "TRUSTED_PROXIES": 1})
     with app.app_context():
         db.create_all()
@@ -33,6 +36,7 @@ def test_session_cookie_is_secure_behind_a_trusted_tls_proxy(database_url):
     response = client.post("/login", headers=proxied,
                            data={"username": "alice", "password": PASSWORD, "csrf_token": csrf_from(page)})
     assert response.status_code == 302 and "Secure" in response.headers["Set-Cookie"]
+    assert proxy_warnings(caplog) == []
 
 
 @pytest.mark.parametrize("username, password", [("alice", "wrong password"), ("nobody", PASSWORD)])
@@ -55,27 +59,52 @@ def test_login_without_csrf_token_is_refused(client, editor):
     assert client.post("/login", data={"username": editor, "password": PASSWORD}).status_code == 400
 
 
-def test_logout_by_post(editor_client):
+@pytest.mark.parametrize("headers", [{}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "cross-site"}],
+                         ids=["no Sec-Fetch-Site", "same-origin", "cross-site"])
+def test_get_logout_only_shows_a_post_form(editor_client, headers):
+    """An image or link to /logout, even in an update on this site, logs nobody out; the page's button does."""
+    response = editor_client.get("/logout", headers=headers)
+    main = response.get_data(as_text=True).partition('<main id="main"')[2]
+    assert response.status_code == 200 and '<form class="form form--narrow" method="post" action="/logout">' in main
+    assert editor_client.get("/editor/").status_code == 200
+    assert editor_client.post("/logout", data={"csrf_token": csrf_from(main)}).headers["Location"] == "/"
+    assert editor_client.get("/editor/").status_code == 302
+
+
+def test_logout_kills_a_copied_cookie_but_not_the_other_browsers(app, editor_client, editor):
+    copied = app.test_client()
+    copied.set_cookie("session", editor_client.get_cookie("session").value)
+    other_browser = app.test_client()
+    assert login(other_browser, editor).status_code == 302
+    assert copied.get("/editor/").status_code == 200
     token = csrf_from(editor_client.get("/editor/").get_data(as_text=True))
     assert editor_client.post("/logout", data={"csrf_token": token}).status_code == 302
     assert editor_client.get("/editor/").status_code == 302
+    assert copied.get("/editor/").status_code == 302
+    assert other_browser.get("/editor/").status_code == 200
 
 
-def test_logout_link_from_this_site(editor_client):
-    assert editor_client.get("/logout", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 302
+def test_logging_in_again_ends_this_browsers_previous_session(app, editor_client, editor):
+    copied = app.test_client()
+    copied.set_cookie("session", editor_client.get_cookie("session").value)
+    assert login(editor_client, editor).status_code == 302
+    assert copied.get("/editor/").status_code == 302 and editor_client.get("/editor/").status_code == 200
+
+
+def test_expired_sessions_load_nobody_and_go_at_the_next_login(app, editor_client, editor):
+    with app.app_context():
+        db.session.execute(update(UserSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
     assert editor_client.get("/editor/").status_code == 302
+    assert login(app.test_client(), editor).status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(UserSession)) == 1  # only the new login's
 
 
-def test_cross_site_logout_only_shows_a_button(editor_client):
-    response = editor_client.get("/logout", headers={"Sec-Fetch-Site": "cross-site"})
-    assert response.status_code == 200 and "Log out</button>" in response.get_data(as_text=True)
-    assert editor_client.get("/editor/").status_code == 200
-
-
-def test_failed_logins_are_throttled_per_address(app, client, editor):
+def test_failed_logins_are_throttled_per_account_and_address(app, client, editor):
     app.config["LOGIN_RATE_LIMIT"] = "3 per minute"
-    for _ in range(3):
-        assert login(client, editor, "wrong password").status_code == 401
+    for name in ("alice", " Alice", "ALICE "):  # one account, however its name is typed
+        assert login(client, name, "wrong password").status_code == 401
     blocked = login(client, editor)  # even the right password waits now
     assert blocked.status_code == 429 and "Too many attempts" in blocked.get_data(as_text=True)
     assert "Retry-After" in blocked.headers
@@ -83,11 +112,42 @@ def test_failed_logins_are_throttled_per_address(app, client, editor):
     assert other.status_code == 302
 
 
+def test_failures_against_one_account_do_not_lock_out_another(app, client, editor):
+    """Editors behind one proxy share its address: ten wrong passwords for one account leave the others open."""
+    make_user(app, "bob")
+    for _ in range(10):  # LOGIN_RATE_LIMIT's default
+        assert login(client, editor, "wrong password").status_code == 401
+    assert login(client, editor).status_code == 429
+    assert login(client, "bob").status_code == 302
+
+
+def test_one_address_cannot_try_account_names_without_end(app, client, editor):
+    app.config["LOGIN_ADDRESS_RATE_LIMIT"] = "5 per minute"
+    for number in range(5):
+        assert login(client, f"guess{number}", "wrong password").status_code == 401
+    assert login(client, editor).status_code == 429
+    assert login(app.test_client(), editor, environ_base={"REMOTE_ADDR": "198.51.100.9"}).status_code == 302
+
+
 def test_successful_logins_do_not_count_toward_the_limit(app, editor):
-    app.config["LOGIN_RATE_LIMIT"] = "2 per minute"
+    app.config.update(LOGIN_RATE_LIMIT="2 per minute", LOGIN_ADDRESS_RATE_LIMIT="2 per minute")
     for _ in range(4):
         client = app.test_client()
         assert login(client, editor).status_code == 302
+
+
+def proxy_warnings(caplog) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if "TRUSTED_PROXIES is unset" in record.getMessage()]
+
+
+def test_a_proxy_without_trusted_proxies_is_warned_about_once(client, caplog):
+    caplog.set_level(logging.WARNING)
+    client.get("/login")
+    assert proxy_warnings(caplog) == []
+    for _ in range(3):
+        client.get("/login", headers={"X-Forwarded-For": "203.0.113.7"})
+    [warning] = proxy_warnings(caplog)
+    assert warning.levelno == logging.WARNING and "set TRUSTED_PROXIES=1 behind nginx" in warning.getMessage()
 
 
 def test_disabling_an_account_signs_its_sessions_out_for_good(app, editor_client, editor):
@@ -115,8 +175,9 @@ def test_password_change_from_the_cli_signs_out_everywhere(app, editor_client, e
     assert login(app.test_client(), editor, "a new long passphrase").status_code == 302
 
 
-@pytest.mark.parametrize("user_id", ["1", "1-x", "x-0", "", "1-0-0", "99-0"])
+@pytest.mark.parametrize("user_id", ["1", "1-x", "x-0", "", "1-0-0", "99-0", "1-0", "1-0-" + "A" * 43])
 def test_session_ids_of_another_form_or_account_are_nobody(app, editor, user_id):
+    """Among them the form before server-side sessions ("1-0"), and a well-formed id without a record."""
     client = app.test_client()
     with client.session_transaction() as session:
         session["_user_id"] = user_id

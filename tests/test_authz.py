@@ -15,7 +15,7 @@ from sqlalchemy import select
 from werkzeug.routing import AnyConverter
 from werkzeug.security import generate_password_hash
 
-from tracker import create_app, services
+from tracker import create_app, events, services
 from tracker.extensions import csrf, db, socketio
 from tracker.models import User
 
@@ -138,12 +138,15 @@ class Row:
     expect: dict
     form: dict | None = None       # a form POST (sent with the caller's CSRF token)
     json: dict | None = None       # a JSON body
-    writes: bool = False           # does the successful request change the database?
+    writes: bool | tuple = False   # does the successful request change the database (for these callers)?
     variant: str = ""
 
     @property
     def id(self) -> str:
         return f"{self.method} {self.rule}" + (f" [{self.variant}]" if self.variant else "")
+
+    def writes_as(self, caller: str) -> bool:
+        return caller in self.writes if isinstance(self.writes, tuple) else self.writes
 
 
 ENTRY_ACTION = "/editor/entries/<id:entry_id>/<any(delete, pin, unpin, key, unkey):action>"
@@ -167,11 +170,13 @@ TABLE = [
     Row("/healthz", "GET", "/healthz", everyone(200)),
     # Answered by the Socket.IO middleware before Flask; without Engine.IO's parameters: 400.
     Row("/socket.io/", "GET", "/socket.io/", everyone(400)),
-    # Login and logout: open to anyone (the forms still need their CSRF token).
+    # Login and logout: open to anyone (the forms still need their CSRF token). A login writes its
+    # session record; a logout deletes the record of a live session; GET /logout only shows the button.
     Row("/login", "GET", "/login", everyone(200)),
-    Row("/login", "POST", "/login", everyone(302, "/editor/"), form={"username": "alice", "password": PASSWORD}),
-    Row("/logout", "GET", "/logout", everyone(302, "/")),
-    Row("/logout", "POST", "/logout", everyone(302, "/"), form={}),
+    Row("/login", "POST", "/login", everyone(302, "/editor/"), form={"username": "alice", "password": PASSWORD},
+        writes=True),
+    Row("/logout", "GET", "/logout", everyone(200)),
+    Row("/logout", "POST", "/logout", everyone(302, "/"), form={}, writes=("editor", "admin")),
     # Editor pages: logged-in editors and admins.
     Row("/editor/", "GET", "/editor/", editors((200, None))),
     Row("/editor/stories/new", "GET", "/editor/stories/new", editors((200, None))),
@@ -269,7 +274,7 @@ def test_authorization(app, row, caller):
     if status == 401:
         assert response.headers["WWW-Authenticate"] == 'Bearer realm="tracker"'
     changed = snapshot(app) != before
-    assert changed == (row.writes and status < 400 and (status, location) != TO_LOGIN)
+    assert changed == (row.writes_as(caller) and status < 400 and (status, location) != TO_LOGIN)
 
 
 def test_a_disabled_accounts_open_session_grants_nothing(app):
@@ -333,7 +338,7 @@ def test_csrf(app, row, sent):
     status, location = row.expect[caller]
     if sent == "valid token":
         assert response.status_code == status and response.headers["Location"].startswith(world.fill(location))
-        assert (snapshot(app) != before) == row.writes
+        assert (snapshot(app) != before) == row.writes_as(caller)
         if row.rule in ("/login", "/logout"):
             assert logged_in(client) == (row.rule == "/login")
     else:
@@ -345,7 +350,8 @@ def test_csrf(app, row, sent):
 
 # Socket.IO: readers may only listen
 
-READ_ONLY_EVENTS = {"connect", "disconnect", "join", "leave"}
+# "*" is events.on_unknown, which answers any other event with a bad-request ack.
+READ_ONLY_EVENTS = {"connect", "disconnect", "join", "leave", "*"}
 FORGED = {
     "entry": lambda w: {"id": w.entry, "story": w.slug, "rev": 999, "html": "<p>forged</p>", "deleted": True},
     "story": lambda w: {"slug": w.slug, "status": "ended", "title": "forged", "rev": 999},
@@ -364,7 +370,7 @@ def test_only_read_only_socket_handlers_are_registered(app):
     handlers = socketio.server.handlers
     assert set(handlers) == {"/"}, "no namespace besides the default one"
     assert {"join", "leave"} <= set(handlers["/"]) <= READ_ONLY_EVENTS
-    assert not socketio.server.namespace_handlers and "*" not in handlers["/"]
+    assert not socketio.server.namespace_handlers and handlers["/"]["*"].__wrapped__ is events.on_unknown
 
 
 @pytest.mark.parametrize("caller", ["reader", "editor"])
@@ -378,7 +384,8 @@ def test_socket_events_cannot_write(request, app, socket_client, caller, name):
         assert sio.emit("join", {"story": world.slug, "since": 0}, callback=True)["ok"]
     watcher.get_received()
     before = snapshot(app)
-    assert sender.emit(name, FORGED[name](world), callback=True) is None  # no handler answered
+    ack = sender.emit(name, FORGED[name](world), callback=True)
+    assert ack == {"ok": False, "error": f"Bad request: the server does not know the event '{name}'."}
     assert sender.is_connected()
     assert snapshot(app) == before
     assert watcher.get_received() == []  # nothing was broadcast to readers

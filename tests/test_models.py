@@ -1,11 +1,14 @@
-"""Models: UTC timestamps and the shared to_dict payloads."""
+"""Models: UTC timestamps, the shared to_dict payloads and session records."""
+import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from conftest import login
+from sqlalchemy import select
 
 from tracker import services
 from tracker.extensions import db
-from tracker.models import Entry, isoformat
+from tracker.models import Entry, User, UserSession, isoformat
 
 
 def test_timestamps_round_trip_as_aware_utc(ctx):
@@ -30,9 +33,6 @@ def test_isoformat_uses_z_and_milliseconds():
 
 
 def test_story_and_entry_payloads(ctx, editor):
-    from sqlalchemy import select
-
-    from tracker.models import User
     author = db.session.scalar(select(User))
     story = services.create_story("Payloads", "Summary")
     entry, _ = services.append_entry(story, "Body *text*", "Head", author=author, key=True)
@@ -53,3 +53,13 @@ def test_excerpt_is_plain_text_cut_near_80_characters(ctx):
     long, _ = services.append_entry(story, "word " * 40)
     assert short.excerpt == "Winds reach 120 km/h & rising"
     assert len(long.excerpt) == 80 and long.excerpt.endswith("…")
+
+
+def test_a_session_record_keeps_only_its_tokens_digest_and_lasts_the_session_lifetime(app, client, editor):
+    assert login(client, editor).status_code == 302
+    with client.session_transaction() as session:
+        user_id, _, token = session["_user_id"].split("-", 2)
+    with app.app_context():
+        [record] = db.session.scalars(select(UserSession))
+        assert record.id == hashlib.sha256(token.encode()).hexdigest() and record.user_id == int(user_id)
+        assert record.expires_at - record.created_at == timedelta(seconds=app.config["PERMANENT_SESSION_LIFETIME"])

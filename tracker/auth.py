@@ -1,31 +1,69 @@
-"""Login, logout and the role checks that guard editor pages."""
+"""Login, logout, server-side sessions and the role checks that guard editor pages."""
+import hashlib
+import re
+import secrets
 from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from werkzeug.security import generate_password_hash
 
 from .extensions import db, limiter, login_manager
 from .forms import ActionForm, LoginForm
-from .models import User
+from .models import User, UserSession, utcnow
 
 bp = Blueprint("auth", __name__)
 
 _NOBODY = User(password_hash=generate_password_hash("unused"))
+# "<user id>-<session_version>-<token>"; the older "<id>-<version>" form matches nothing.
+_SESSION_ID = re.compile(r"(\d{1,18})-(\d{1,18})-([A-Za-z0-9_-]{43})")
+_PROXY_WARNED = "tracker.proxy_warned"
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Log in to reach the editor pages."
 
 
+def _digest(token: str) -> str:
+    """What the database keeps of a session token: its SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 @login_manager.user_loader
 def load_user(session_id: str):
-    """Load the logged-in user from the session, unless the account signed out everywhere since."""
-    user_id, _, version = session_id.partition("-")
-    if not (user_id.isdigit() and version.isdigit()):
+    """The user of a session whose record is alive, unless the account signed out everywhere since."""
+    match = _SESSION_ID.fullmatch(session_id)
+    if match is None:
         return None
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.session_version == int(version) else None
+    user_id, version, token = match.groups()
+    user = db.session.scalar(
+        select(User).join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.id == _digest(token), UserSession.expires_at > utcnow(),
+               User.id == int(user_id), User.session_version == int(version)))
+    if user is not None:
+        user.session_token = token
+    return user
+
+
+def _start_session(user: User) -> None:
+    """Log user in with a new session record, replacing this browser's previous one."""
+    _end_session()
+    now = utcnow()
+    db.session.execute(delete(UserSession).where(UserSession.expires_at <= now))  # cheap: indexed
+    user.session_token = secrets.token_urlsafe(32)
+    db.session.add(UserSession(id=_digest(user.session_token), user_id=user.id, created_at=now,
+                               expires_at=now + current_app.permanent_session_lifetime))
+    db.session.commit()
+    login_user(user)
+
+
+def _end_session() -> None:
+    """Delete this browser's session record, so a copy of its cookie opens nothing; others stay."""
+    if current_user.is_authenticated:
+        db.session.execute(delete(UserSession).where(UserSession.id == _digest(current_user.session_token)))
+        db.session.commit()
+    logout_user()
 
 
 def admin_required(view):
@@ -47,9 +85,22 @@ def _safe_next(target: str | None) -> str:
     return url_for("editor.dashboard")
 
 
+def _address_and_account() -> str:
+    """Key of the per-account limit: failures against one account leave the others behind the same address open."""
+    username = request.form.get("username", "").strip().casefold()[:64]  # no account name is longer
+    return f"{get_remote_address()}/{username}"
+
+
+def _failed(response) -> bool:
+    """Only failed attempts count toward the login limits."""
+    return response.status_code == 401
+
+
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"],
-               deduct_when=lambda response: response.status_code == 401)  # only failed attempts count
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"], key_func=_address_and_account,
+               scope="account", deduct_when=_failed)
+@limiter.limit(lambda: current_app.config["LOGIN_ADDRESS_RATE_LIMIT"], methods=["POST"], scope="address",
+               deduct_when=_failed)
 def login():
     """Log an editor in."""
     form = LoginForm()
@@ -58,7 +109,7 @@ def login():
         # Hash even for unknown names, so response time does not reveal which accounts exist.
         valid = (user or _NOBODY).check_password(form.password.data)
         if user is not None and user.active and valid:
-            login_user(user)
+            _start_session(user)
             return redirect(_safe_next(request.args.get("next")))
         form.password.errors.append("Unknown username or wrong password.")
     status = 401 if form.errors and request.method == "POST" else 200
@@ -67,10 +118,20 @@ def login():
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
-    """Log out; a GET started by another site only shows a confirmation button."""
-    form = ActionForm()
-    if request.method == "GET" and request.headers.get("Sec-Fetch-Site", "same-origin") == "cross-site":
-        return render_template("logout.html", form=form)
-    logout_user()
+    """Log out on POST (CSRFProtect checks its token); a GET, which any link or image can send, only asks."""
+    if request.method == "GET":
+        return render_template("logout.html", form=ActionForm())
+    _end_session()
     flash("You are logged out.")
     return redirect(url_for("reader.index"))
+
+
+@bp.before_app_request
+def _warn_about_an_untrusted_proxy() -> None:
+    """Warn once per app (one per process) when a proxy forwards requests but TRUSTED_PROXIES is unset."""
+    app = current_app
+    if app.config["TRUSTED_PROXIES"] or app.extensions.get(_PROXY_WARNED) or "X-Forwarded-For" not in request.headers:
+        return
+    app.extensions[_PROXY_WARNED] = True
+    app.logger.warning("Requests arrive through a proxy (X-Forwarded-For) but TRUSTED_PROXIES is unset: every "
+                       "client shares the proxy's address for rate limits; set TRUSTED_PROXIES=1 behind nginx.")

@@ -1,4 +1,4 @@
-"""Database models: users, stories and their entries, with the per-story revision log."""
+"""Database models: users and their sessions, stories and their entries, with the per-story revision log."""
 from __future__ import annotations
 
 import re
@@ -61,16 +61,17 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Part of the id in every session cookie: raising it signs the account out everywhere.
-    # Sessions are signed cookies, which the server cannot otherwise take back.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The random part of the session this object was logged in or loaded with (not a column).
+    session_token = None
 
     def set_password(self, password: str) -> None:
         """Hash and store a password (werkzeug's scrypt)."""
         self.password_hash = generate_password_hash(password)
 
     def get_id(self) -> str:
-        """The session's user id: "<id>-<session_version>" (see auth.load_user)."""
-        return f"{self.id}-{self.session_version}"
+        """The session's user id: "<id>-<session_version>-<token>" (see auth.load_user)."""
+        return f"{self.id}-{self.session_version}-{self.session_token}"
 
     def check_password(self, password: str) -> bool:
         """Tell whether the password matches the stored hash."""
@@ -83,6 +84,19 @@ class User(UserMixin, db.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+class UserSession(db.Model):
+    """One browser's login; logging out deletes it, so a copy of that browser's cookie opens nothing."""
+
+    __tablename__ = "user_sessions"
+
+    # SHA-256 of the token in the cookie: a copy of this table opens no session.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Indexed: each login deletes the expired rows.
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class Story(db.Model):
