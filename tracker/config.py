@@ -57,8 +57,9 @@ class Config:
     # The zone in which `flask import` reads dates written without one.
     IMPORT_TIMEZONE = os.environ.get("IMPORT_TIMEZONE") or "UTC"
 
-    # Failed logins allowed per client address; the count lives in memory, or in Redis when
-    # RATELIMIT_STORAGE_URI (e.g. redis://127.0.0.1:6379/1) is set, shared by all processes.
+    # Failed logins allowed per client address and account name (see LOGIN_ADDRESS_RATE_LIMIT);
+    # the count lives in memory, or in Redis when RATELIMIT_STORAGE_URI (e.g. redis://127.0.0.1:6379/1)
+    # is set, shared by all processes.
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
