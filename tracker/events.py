@@ -52,8 +52,6 @@ def _parse_join(data) -> tuple[str, int]:
 
 # Events each connection sent in the current minute: {sid: (minute, count)}.
 _recent: dict[str, tuple[int, int]] = {}
-# Connections with a join being answered: one at a time each, so a client can't pile them up.
-_joining: set[str] = set()
 # Stories each connection follows; kept here because asking the manager for a connection's
 # rooms scans every room, one per connection, which made a storm of joins quadratic.
 _following: dict[str, set[str]] = {}
@@ -83,7 +81,6 @@ def on_disconnect(reason=None):
     """Forget the connection's event count and stories."""
     _recent.pop(request.sid, None)
     _following.pop(request.sid, None)
-    _joining.discard(request.sid)
 
 
 @socketio.on("join")
@@ -91,7 +88,7 @@ def on_join(data=None):
     """Join a story's room, then return the first page of entry states changed after `since`."""
     try:
         return _checked_join(data)
-    finally:
+    finally:  # guard counted it in flight when its packet arrived (one at a time per connection)
         guard.join_answered(socketio.server.manager.eio_sid_from_sid(request.sid, request.namespace))
 
 
@@ -102,15 +99,9 @@ def _checked_join(data) -> dict:
         slug, since = _parse_join(data)
     except ValueError as exc:
         return {"ok": False, "error": str(exc)}
-    if request.sid in _joining:
-        return {"ok": False, "error": "A join is already in progress on this connection; wait for its answer."}
     if not guard.addresses(current_app).may_join(request.remote_addr or ""):
         return {"ok": False, "error": "Too many joins from your address just now; try again in a moment."}
-    _joining.add(request.sid)
-    try:
-        return _join(slug, since)
-    finally:
-        _joining.discard(request.sid)
+    return _join(slug, since)
 
 
 def _join(slug: str, since: int) -> dict:
