@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app app
 SOCKETIO_JS := static/vendor/socket.io.min.js
 
-.PHONY: run test bench setup deps js db clean
+.PHONY: run test bench setup deps js db clean lock
 
 run: setup db
 	$(PY) app.py
@@ -26,14 +26,23 @@ setup: deps js
 
 deps: $(VENV)/.installed
 
+# requirements*.txt pin every package, transitive ones too, with hashes: a fresh clone installs
+# exactly what was tested. Edit requirements*.in, then `make lock`.
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.txt
 	touch $@
 
 $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	touch $@
+
+LOCK := .venv-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe --no-strip-extras --no-emit-index-url --no-emit-find-links
+
+lock:
+	test -x .venv-lock/bin/pip-compile || (python3 -m venv .venv-lock && .venv-lock/bin/pip install --quiet pip-tools==7.6.2)
+	$(LOCK) --output-file requirements.txt requirements.in
+	$(LOCK) --output-file requirements-dev.txt requirements-dev.in
 
 # The Socket.IO browser client comes from npm, pinned by package-lock.json; it is not committed.
 js: $(SOCKETIO_JS)
