@@ -4,18 +4,17 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, jsonify, make_response, render_template, request
+from flask import Flask, abort, request
 from flask.sessions import SecureCookieSessionInterface
-from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from . import fanout, guard
 from .config import Config
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
+from .models import ID_PATTERN
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -26,7 +25,7 @@ EMBED_CSP = CSP.replace("frame-ancestors 'none'", "frame-ancestors *")
 class IdConverter(IntegerConverter):
     """A database id: at most 18 digits, so it always fits a 64-bit column (longer is a 404)."""
 
-    regex = r"\d{1,18}"
+    regex = ID_PATTERN
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -71,10 +70,11 @@ def create_app(config: dict | None = None) -> Flask:
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
-    from . import api, auth, cli, editor, embed, events, feeds, health, reader  # noqa: F401  (events: handlers)
-    for module in (api, auth, editor, embed, feeds, health, reader):
+    from . import api, auth, cli, editor, embed, errors, events, feeds, health, metrics, reader  # noqa: F401  (events)
+    for module in (api, auth, editor, embed, feeds, health, metrics, reader):
         app.register_blueprint(module.bp)
     cli.register(app)
+    errors.register(app)
     _register_web(app)
     return app
 
@@ -153,7 +153,7 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 
 def _register_web(app: Flask) -> None:
-    """Security headers, template helpers and error pages."""
+    """Security headers and template helpers."""
     from .models import isoformat
 
     @app.after_request
@@ -170,28 +170,3 @@ def _register_web(app: Flask) -> None:
 
     app.jinja_env.filters["iso"] = lambda value: isoformat(value) or ""
     app.jinja_env.filters["utc"] = lambda value: value.strftime("%-d %b %Y, %H:%M UTC") if value else ""
-
-    @app.errorhandler(CSRFError)
-    def csrf_error(error):
-        return _error(400, "The form expired or was sent from another site. Reload the page and try again.")
-
-    @app.errorhandler(HTTPException)
-    def http_error(error):
-        response, status = _error(error.code, MESSAGES.get(error.code, error.description))
-        # Keep what werkzeug says besides the body, such as Allow on a 405.
-        response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() != "content-type")
-        return response, status
-
-
-MESSAGES = {
-    429: "Too many attempts from your address. Wait a minute, then try again.",
-    413: "That is too much to send at once. An update may have at most 20,000 characters.",
-    500: "Something went wrong on our side. Please try again in a moment.",
-}
-
-
-def _error(status: int, message: str):
-    """An error as JSON for scripts and fetch, or as a page for people."""
-    if request.accept_mimetypes.best == "application/json" or request.path.startswith("/api/"):
-        return jsonify(ok=False, error=message), status
-    return make_response(render_template("error.html", status=status, message=message)), status

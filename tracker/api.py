@@ -11,13 +11,13 @@ from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 
 from . import openapi, queries, services
 from .extensions import csrf
-from .models import STATUSES, isoformat
+from .models import MAX_API_PAGE, MAX_REV, isoformat
 from .services import ServiceError
+from .web import entry_or_404, int_arg, requested_page, story_or_404
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
 
-MAX_LIMIT = 100
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Field problems are 422 here (the request was well-formed JSON); the forms answer 400.
 _STATUS = {400: 422}
@@ -82,17 +82,15 @@ def stories():
 @bp.get("/stories/<slug>")
 def story(slug):
     """One story's state."""
-    return jsonify(story=queries.story_or_404(slug).to_dict())
+    return jsonify(story=story_or_404(slug).to_dict())
 
 
 @bp.get("/stories/<slug>/entries")
 def entries(slug):
-    """Entries by cursor: `after_rev` gives every change since a revision, oldest first
-    (deleted ones included), in pages of at most `limit` entries and about CATCHUP_PAGE_BYTES;
-    otherwise visible entries newest first, `before` an entry id."""
-    story = queries.story_or_404(slug)
-    limit = queries.int_arg("limit", 20, 0, MAX_LIMIT) or 20
-    after_rev = queries.int_arg("after_rev", None, 0, 2**63 - 1)
+    """Entries by cursor: every change after `after_rev` oldest first, else visible ones newest first."""
+    story = story_or_404(slug)
+    limit = int_arg("limit", 20, 0, MAX_API_PAGE) or 20
+    after_rev = int_arg("after_rev", None, 0, MAX_REV)
     if after_rev is not None:
         page, cursor = queries.changes_page(story.id, after_rev, current_app.config["CATCHUP_PAGE_BYTES"], limit)
         response = jsonify(rev=story.rev, entries=page, next_after_rev=cursor)
@@ -100,7 +98,7 @@ def entries(slug):
         # or the live events bring: a short cache absorbs a crowd of readers catching up at once.
         response.cache_control.public, response.cache_control.max_age = cursor is not None, 10 if cursor else 0
         return response
-    page, cursor = queries.entry_page(story, before=queries.cursor_arg(), limit=limit, include_pinned=True)
+    page, cursor = requested_page(story, limit=limit, include_pinned=True)
     return jsonify(rev=story.rev, entries=[e.to_dict() for e in page], next_before=cursor)
 
 
@@ -120,15 +118,8 @@ def create_story():
 @token_required
 def update_story(slug):
     """Change a story's title, summary, lead image or status."""
-    story = queries.story_or_404(slug)
-    data = _payload("title", "summary", "image_url", "status")
-    if data.get("status", story.status) not in STATUSES:  # refuse before changing anything
-        raise ServiceError("Status must be 'live' or 'ended'.", "status")
-    if {"title", "summary", "image_url"} & set(data):
-        services.update_story(story, data.get("title", story.title), data.get("summary", story.summary),
-                              data.get("image_url", story.image_url))
-    if "status" in data:
-        services.set_status(story, data["status"])
+    story = story_or_404(slug)
+    services.change_story(story, **_payload("title", "summary", "image_url", "status"))
     return jsonify(story=story.to_dict())
 
 
@@ -136,7 +127,7 @@ def update_story(slug):
 @token_required
 def story_status(slug, action):
     """End or reopen a story."""
-    story = services.set_status(queries.story_or_404(slug), "ended" if action == "end" else "live")
+    story = services.set_status(story_or_404(slug), "ended" if action == "end" else "live")
     return jsonify(story=story.to_dict())
 
 
@@ -144,7 +135,7 @@ def story_status(slug, action):
 @token_required
 def append_entry(slug):
     """Publish an entry; a repeated `Idempotency-Key` header returns the first one (200)."""
-    story = queries.story_or_404(slug)
+    story = story_or_404(slug)
     data = _payload("body", "headline", "key", "pinned")
     entry, created = services.append_entry(
         story, data.get("body", ""), data.get("headline", ""), key=data.get("key", False),
@@ -157,14 +148,8 @@ def append_entry(slug):
 @token_required
 def update_entry(entry_id):
     """Correct an entry's text, pin or unpin it, mark or unmark it as a key event."""
-    entry = queries.entry_or_404(entry_id)
-    data = _payload("body", "headline", "key", "pinned")
-    if "body" in data or "headline" in data:
-        services.edit_entry(entry, data.get("body", entry.body), data.get("headline", entry.headline))
-    if "pinned" in data:
-        services.set_pinned(entry, data["pinned"])
-    if "key" in data:
-        services.set_key(entry, data["key"])
+    entry = entry_or_404(entry_id)
+    services.change_entry(entry, **_payload("body", "headline", "key", "pinned"))
     return jsonify(entry=entry.to_dict())
 
 
@@ -172,4 +157,4 @@ def update_entry(entry_id):
 @token_required
 def delete_entry(entry_id):
     """Soft-delete an entry."""
-    return jsonify(entry=services.delete_entry(queries.entry_or_404(entry_id)).to_dict())
+    return jsonify(entry=services.delete_entry(entry_or_404(entry_id)).to_dict())

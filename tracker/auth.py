@@ -13,13 +13,13 @@ from werkzeug.security import generate_password_hash
 
 from .extensions import db, limiter, login_manager
 from .forms import ActionForm, LoginForm
-from .models import User, UserSession, utcnow
+from .models import ID_PATTERN, User, UserSession, utcnow
 
 bp = Blueprint("auth", __name__)
 
 _NOBODY = User(password_hash=generate_password_hash("unused"))
 # "<user id>-<session_version>-<token>"; the older "<id>-<version>" form matches nothing.
-_SESSION_ID = re.compile(r"(\d{1,18})-(\d{1,18})-([A-Za-z0-9_-]{43})")
+_SESSION_ID = re.compile(rf"({ID_PATTERN})-({ID_PATTERN})-([A-Za-z0-9_-]{{43}})")
 _PROXY_WARNED = "tracker.proxy_warned"
 login_manager.login_view = "auth.login"
 login_manager.login_message = "Log in to reach the editor pages."

@@ -1,17 +1,17 @@
 """Command-line tools: `flask --app app init-db | seed-demo | user create|password | token | import | export`."""
 import logging
-import secrets
 import sys
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from . import importer, services
+from . import demo, importer, services
 from .extensions import db
-from .models import Story, User
+from .models import ROLES, User
+from .queries import story_by_slug
 from .schema import upgrade_database
 from .services import ServiceError
 
@@ -21,7 +21,7 @@ user_cli = AppGroup("user", help="Manage newsroom accounts.")
 
 @user_cli.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["editor", "admin"]), default="editor", show_default=True)
+@click.option("--role", type=click.Choice(ROLES), default=ROLES[0], show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
 def create_user(name, role, password_stdin):
     """Create an account; prompts for the password unless --password-stdin is given."""
@@ -94,16 +94,8 @@ def init_db():
 @with_appcontext
 def seed_demo():
     """On an empty database, add the demo story and a demo editor (its password is printed once)."""
-    from .demo import seed
-
     upgrade_database()
-    if db.session.scalar(select(func.count(Story.id))) or db.session.scalar(select(func.count(User.id))):
-        click.echo("Database already has stories or accounts; demo not added.")
-        return
-    password = secrets.token_urlsafe(12)
-    story = seed(password)
-    click.echo(f"Demo story: /stories/{story.slug}")
-    click.echo(f"Demo editor account: username 'editor', password '{password}' (shown only once)")
+    click.echo(demo.seed_if_empty() or "Database already has stories or accounts; demo not added.")
 
 
 @click.command("import")
@@ -124,7 +116,7 @@ def import_markdown(paths, story_slug, zone_name):
         zone = ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError):
         raise click.BadParameter(f"unknown time zone '{zone_name}'", param_hint="'--timezone'") from None
-    if story_slug is not None and db.session.scalar(select(Story.id).where(Story.slug == story_slug)) is None:
+    if story_slug is not None and story_by_slug(story_slug) is None:
         raise click.ClickException(f"No story '{story_slug}'.")
     skipped = 0
     for path in importer.markdown_files(paths):
@@ -151,7 +143,7 @@ def import_markdown(paths, story_slug, zone_name):
 def export_markdown(slug, output):
     """Write a story as Markdown with YAML front matter, one section per entry; `import` reads it back."""
     upgrade_database()
-    story = db.session.scalar(select(Story).where(Story.slug == slug))
+    story = story_by_slug(slug)
     if story is None:
         raise click.ClickException(f"No story '{slug}'.")
     text = importer.export_story(story)

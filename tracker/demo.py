@@ -1,8 +1,12 @@
 """The demo story `make run` seeds: a fictional storm, told in a dozen updates."""
+import secrets
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from . import services
-from .models import Story, utcnow
+from .extensions import db
+from .models import Story, User, utcnow
 
 TITLE = "Storm Elara makes landfall on the Halden coast"
 SUMMARY = ("A fictional autumn storm reaches the fictional town of Port Halden with gusts near "
@@ -48,3 +52,20 @@ def seed(editor_password: str) -> Story:
         services.append_entry(story, body, headline, author=editor, key=key, pinned=pinned,
                               created_at=now - timedelta(minutes=minutes))
     return story
+
+
+def seed_if_empty() -> str | None:
+    """On a database with no stories and no accounts, add the demo; returns how to log in, else None."""
+    if db.session.scalar(select(Story.id).limit(1)) or db.session.scalar(select(User.id).limit(1)):
+        return None
+    password = secrets.token_urlsafe(12)
+    story = seed(password)
+    return (f"Demo story: /stories/{story.slug}\n"
+            f"Demo editor account: username 'editor', password '{password}' (shown only once)")
+
+
+def login_hint() -> str:
+    """How to log in to a database that was set up before: the demo password was shown only once."""
+    if db.session.scalar(select(User.id).where(User.username == "editor")):
+        return "To log in as the demo editor again, give it a new password: flask --app app user password editor"
+    return "To log in, create an account: flask --app app user create NAME --role admin"

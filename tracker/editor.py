@@ -13,9 +13,9 @@ from . import queries, services
 from .auth import admin_required
 from .extensions import db
 from .forms import ActionForm, EditEntryForm, EntryForm, StoryForm, UserForm
-from .health import DATABASE_DOWN, OUTAGES, without_database
 from .models import User
 from .services import ServiceError
+from .web import entry_or_404, requested_page, story_or_404, wants_json
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
@@ -24,11 +24,6 @@ bp = Blueprint("editor", __name__, url_prefix="/editor")
 @login_required
 def require_login():
     """Every editor page needs a logged-in account."""
-
-
-def wants_json() -> bool:
-    """Tell whether the caller (the page's fetch) asked for a JSON answer."""
-    return request.accept_mimetypes.best == "application/json"
 
 
 def _failed(form, status: int = 400):
@@ -67,22 +62,6 @@ def _done(message: str, entry=None, target: str | None = None):
     return redirect(target or request.referrer or url_for("editor.dashboard"))
 
 
-def database_unavailable(error: Exception):
-    """The database failed under an editor request: 503. The append and correction forms come
-    back filled in (same idempotency key), so nothing typed is lost and resending publishes once."""
-    without_database(error)
-    if wants_json():
-        return jsonify(ok=False, error=DATABASE_DOWN), 503
-    forms = {"editor.story": EntryForm, "editor.edit_entry": EditEntryForm}
-    if request.method == "POST" and request.endpoint in forms:
-        return render_template("editor/unsaved.html", form=forms[request.endpoint](), message=DATABASE_DOWN), 503
-    return render_template("error.html", status=503, message=DATABASE_DOWN), 503
-
-
-for _outage in OUTAGES:
-    bp.register_error_handler(_outage, database_unavailable)
-
-
 @bp.get("/")
 def dashboard():
     """All stories with links to their editor pages."""
@@ -108,7 +87,7 @@ def new_story():
 @bp.route("/stories/<slug>/settings", methods=["GET", "POST"])
 def story_settings(slug):
     """Edit a story's title, summary and lead image."""
-    story = queries.story_or_404(slug)
+    story = story_or_404(slug)
     form = StoryForm(obj=story)
     del form.slug, form.status
     if form.validate_on_submit():
@@ -125,7 +104,7 @@ def story_settings(slug):
 @bp.post("/stories/<slug>/status")
 def story_status(slug):
     """End or reopen a story."""
-    story = queries.story_or_404(slug)
+    story = story_or_404(slug)
     try:
         services.set_status(story, request.form.get("status", ""))
     except ServiceError as exc:
@@ -137,7 +116,7 @@ def story_status(slug):
 @bp.route("/stories/<slug>", methods=["GET", "POST"])
 def story(slug):
     """The append form and the entry list with its controls."""
-    story = queries.story_or_404(slug)
+    story = story_or_404(slug)
     form = EntryForm()
     if form.validate_on_submit():
         try:
@@ -153,7 +132,7 @@ def story(slug):
         return answer
     if not form.errors:
         form.idempotency_key.data = uuid.uuid4().hex
-    entries, next_cursor = queries.entry_page(story, before=queries.cursor_arg(), limit=50, include_pinned=True)
+    entries, next_cursor = requested_page(story, limit=50, include_pinned=True)
     return render_template("editor/story.html", story=story, form=form, entries=entries,
                            next_cursor=next_cursor, action=ActionForm()), _status(form)
 
@@ -161,7 +140,7 @@ def story(slug):
 @bp.route("/entries/<id:entry_id>/edit", methods=["GET", "POST"])
 def edit_entry(entry_id):
     """Correct an entry; the previous text is kept as a version."""
-    entry = queries.entry_or_404(entry_id)
+    entry = entry_or_404(entry_id)
     if entry.deleted:
         abort(410, description="This update was deleted, so it can no longer be corrected.")
     form = EditEntryForm(obj=entry)
@@ -180,7 +159,7 @@ def edit_entry(entry_id):
 @bp.post("/entries/<id:entry_id>/<any(delete, pin, unpin, key, unkey):action>")
 def entry_action(entry_id, action):
     """Delete, pin, unpin, mark or unmark an entry as a key event."""
-    entry = queries.entry_or_404(entry_id)
+    entry = entry_or_404(entry_id)
     change = {"delete": (services.delete_entry, "Update deleted."),
               "pin": (lambda e: services.set_pinned(e, True), "Update pinned."),
               "unpin": (lambda e: services.set_pinned(e, False), "Update unpinned."),

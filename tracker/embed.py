@@ -10,26 +10,28 @@ from flask import Blueprint, abort, jsonify, render_template, request, url_for
 from markupsafe import escape
 
 from . import queries
+from .models import ID_PATTERN
+from .web import entry_or_404, int_arg, story_or_404
 
 bp = Blueprint("embed", __name__)
 
 THEMES = ("light", "dark")
 DEFAULT_LIMIT, MAX_LIMIT = 10, 50
 OEMBED_WIDTH, OEMBED_HEIGHT = 600, 800
-_EMBEDDABLE = re.compile(r"^/stories/(?P<slug>[^/]+)(?:/entries/(?P<entry>\d{1,18}))?/?$")
+_EMBEDDABLE = re.compile(rf"^/stories/(?P<slug>[^/]+)(?:/entries/(?P<entry>{ID_PATTERN}))?/?$")
 
 
 def _options() -> tuple[str, int, bool]:
     theme = request.args.get("theme", "light")
     if theme not in THEMES:
         abort(400, description="'theme' must be light or dark.")
-    return theme, queries.int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), request.args.get("key_events") == "1"
+    return theme, int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT), request.args.get("key_events") == "1"
 
 
 @bp.get("/embed/<slug>")
 def story(slug):
     """A compact live view of a story: the newest entries, optionally its key events."""
-    story = queries.story_or_404(slug)
+    story = story_or_404(slug)
     theme, limit, with_key_events = _options()
     rev = story.rev
     entries, next_cursor = queries.entry_page(story, limit=limit, include_pinned=True)
@@ -41,8 +43,8 @@ def story(slug):
 @bp.get("/embed/<slug>/entries/<id:entry_id>")
 def entry(slug, entry_id):
     """One entry as a widget that follows corrections; a removed one answers 410 and says so."""
-    story = queries.story_or_404(slug)
-    entry = queries.entry_or_404(entry_id, story)
+    story = story_or_404(slug)
+    entry = entry_or_404(entry_id, story)
     theme, _, _ = _options()
     page = render_template("embed.html", story=story, rev=story.rev, entries=[] if entry.deleted else [entry],
                            next_cursor=None, theme=theme, limit=1, key_events=None, single=entry)
@@ -59,11 +61,11 @@ def oembed():
     match = _EMBEDDABLE.match(urlsplit(request.args.get("url", "")).path)
     if not match:
         abort(404, description="'url' must be the address of a story or an update on this site.")
-    story = queries.story_or_404(match["slug"])
-    width = min(queries.int_arg("maxwidth", OEMBED_WIDTH, 100, 10_000), OEMBED_WIDTH)
-    height = min(queries.int_arg("maxheight", OEMBED_HEIGHT, 100, 10_000), OEMBED_HEIGHT)
+    story = story_or_404(match["slug"])
+    width = min(int_arg("maxwidth", OEMBED_WIDTH, 100, 10_000), OEMBED_WIDTH)
+    height = min(int_arg("maxheight", OEMBED_HEIGHT, 100, 10_000), OEMBED_HEIGHT)
     if match["entry"]:
-        entry = queries.entry_or_404(int(match["entry"]), story)
+        entry = entry_or_404(int(match["entry"]), story)
         if entry.deleted:
             abort(410, description="This update was removed by the newsroom, so it can no longer be embedded.")
         src = url_for("embed.entry", slug=story.slug, entry_id=entry.id, _external=True)

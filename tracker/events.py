@@ -12,13 +12,13 @@ from sqlalchemy import bindparam, select
 
 from . import guard, queries
 from .extensions import db, socketio
-from .models import MAX_SLUG, SLUG_RE, Story, story_state
+from .models import MAX_REV, MAX_SLUG, SLUG_RE, Story, story_state
 
 log = logging.getLogger(__name__)
-MAX_REV = 2**63 - 1
 ROOM_PREFIX = "story:"
 # Every reader joins, so the join's lookup is built once and reads a plain row: building the
 # statement, and loading an ORM object from the row, each cost more than running the query.
+# (Everything else looks a story up with queries.story_by_slug.)
 STORY_BY_SLUG = select(*Story.__table__.c).where(Story.slug == bindparam("slug"))
 HANDLER_FAILED = "The server could not answer just now; try again in a moment."
 JOIN_WAIT = 10  # seconds a join waits for a free slot before it is answered with HANDLER_FAILED

@@ -5,6 +5,7 @@ from flask import Blueprint, Response, url_for
 from . import queries
 from .models import Entry, Story, isoformat
 from .sanitize import xml_text
+from .web import story_or_404
 
 bp = Blueprint("feeds", __name__)
 
@@ -36,7 +37,7 @@ def _feed(feed_id: str, title: str, subtitle: str, link: str, self_link: str) ->
 @bp.get("/stories/<slug>/feed.atom")
 def story_feed(slug):
     """The story's newest updates as an Atom feed."""
-    story = queries.story_or_404(slug)
+    story = story_or_404(slug)
     page_url = url_for("reader.story", slug=slug, _external=True)
     feed = _feed(page_url, _text(story.title, slug), _text(story.summary), page_url,
                  url_for("feeds.story_feed", slug=slug, _external=True))

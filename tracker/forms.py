@@ -4,7 +4,7 @@ from wtforms import BooleanField, HiddenField, PasswordField, SelectField, Strin
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from .services import MAX_BODY, MAX_HEADLINE, MAX_IMAGE_URL, MAX_SLUG, MAX_SUMMARY, MAX_TITLE
+from .models import MAX_BODY, MAX_HEADLINE, MAX_IMAGE_URL, MAX_SLUG, MAX_SUMMARY, MAX_TITLE, ROLES, STATUSES
 
 
 def _unix_newlines(value):
@@ -28,7 +28,7 @@ class StoryForm(FlaskForm):
     summary = TextAreaField("Summary", validators=[Optional(), Length(max=MAX_SUMMARY)])
     image_url = StringField("Lead image URL", validators=[Optional(), Length(max=MAX_IMAGE_URL)])
     status = SelectField("Status", default="live",
-                         choices=[SelectChoice("live", "Live"), SelectChoice("ended", "Ended")])
+                         choices=[SelectChoice(status, status.capitalize()) for status in STATUSES])
 
 
 class EntryForm(FlaskForm):
@@ -60,5 +60,4 @@ class UserForm(FlaskForm):
 
     username = StringField("Username", validators=[DataRequired(), Length(min=2, max=64)])
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024)])
-    role = SelectField("Role", default="editor",
-                       choices=[SelectChoice("editor", "Editor"), SelectChoice("admin", "Admin")])
+    role = SelectField("Role", default=ROLES[0], choices=[SelectChoice(role, role.capitalize()) for role in ROLES])

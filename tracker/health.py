@@ -1,41 +1,11 @@
-"""`/healthz` for load balancers (is the database reachable and writable, and the queue if set?), and
-the 503 answer for requests that meet a database outage."""
+"""`/healthz` for load balancers: is the database reachable and writable, and the queue if set?"""
 import redis
-from flask import Blueprint, current_app, g, jsonify, request
-from sqlalchemy import exc as sa_exc
+from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
-from .extensions import db, login_manager
+from .extensions import db
 
 bp = Blueprint("health", __name__)
-
-# Errors that mean the database is unreachable or out of connections, not that a query is wrong.
-OUTAGES = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
-DATABASE_DOWN = "The database is unavailable right now. Nothing was saved; please try again in a moment."
-
-
-def without_database(error: Exception) -> None:
-    """Get ready to answer a request whose database work failed: log it, drop the broken
-    transaction, and render without the account (loading it would need the database)."""
-    current_app.logger.error("database unavailable during %s %s: %s", request.method, request.path, error)
-    try:
-        db.session.rollback()
-    except Exception:  # the connection is gone; the session is discarded after the request anyway
-        pass
-    g._login_user = login_manager.anonymous_user()  # what current_user returns for this request
-
-
-def database_unavailable(error: Exception):
-    """Any page or API call that meets a database outage: 503 with a message, never a traceback."""
-    from . import _error
-
-    without_database(error)
-    return _error(503, DATABASE_DOWN)
-
-
-for _outage in OUTAGES:
-    bp.app_errorhandler(_outage)(database_unavailable)
-
 
 # How long the SQLite probe waits for the write lock. SQLite waits inside C, which stalls
 # every green thread of the process meanwhile, so the wait is kept short.

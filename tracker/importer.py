@@ -54,7 +54,7 @@ from sqlalchemy import select
 from . import services
 from .extensions import db
 from .models import STATUSES, Entry, Story, utcnow
-from .queries import entry_by_idempotency_key
+from .queries import entry_by_idempotency_key, story_by_slug
 from .sanitize import clean_text
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -347,7 +347,7 @@ def _import_story(path: Path, meta: dict, body: str, zone: tzinfo) -> str:
     texts = _sections(body, slug)  # its dates are checked before anything is written
     if texts is None:
         texts = [_Text(_key(slug), created_at, "", body)] if body else []
-    story = db.session.scalar(select(Story).where(Story.slug == slug))
+    story = story_by_slug(slug)
     if story is None:
         story = services.create_story(title, summary, slug, image_url, tags=tags, created_at=created_at)
         changed, result = True, CREATED
@@ -369,7 +369,7 @@ def _import_story(path: Path, meta: dict, body: str, zone: tzinfo) -> str:
 
 
 def _import_entry(path: Path, meta: dict, body: str, story_slug: str, zone: tzinfo) -> str:
-    story = db.session.scalar(select(Story).where(Story.slug == story_slug))
+    story = story_by_slug(story_slug)
     if story is None:
         raise ImportSkipped(f"no story '{story_slug}'")
     if not clean_text(body):

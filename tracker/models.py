@@ -14,10 +14,23 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 
-ROLES = ("admin", "editor")
+ROLES = ("editor", "admin")  # the first is the default
+STATUSES = ("live", "ended")
 MAX_SLUG = 80
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-STATUSES = ("live", "ended")
+# Ids in URLs, cursors and session cookies have at most 18 digits, so any of them fits a 64-bit column.
+ID_PATTERN = r"[0-9]{1,18}"
+MAX_ID = 10**18 - 1
+MAX_REV = 2**63 - 1  # the highest revision a client may name
+MAX_API_PAGE = 100  # entries per page of the JSON API
+# Length limits, in characters after trimming; the columns of the limited fields are sized to match.
+MAX_BODY = 20_000
+MAX_HEADLINE = 200
+MAX_TITLE = 200
+MAX_SUMMARY = 1_000
+MAX_IMAGE_URL = 500
+MAX_TAGS = 1_000
+MAX_BYLINE = 100
 
 
 def utcnow() -> datetime:
@@ -105,10 +118,10 @@ class Story(db.Model):
     __tablename__ = "stories"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    slug: Mapped[str] = mapped_column(String(80), unique=True)
-    title: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(MAX_SLUG), unique=True)
+    title: Mapped[str] = mapped_column(String(MAX_TITLE))
     summary: Mapped[str] = mapped_column(Text, default="")
-    image_url: Mapped[str] = mapped_column(String(500), default="")
+    image_url: Mapped[str] = mapped_column(String(MAX_IMAGE_URL), default="")
     # Comma-separated, in the order given (see services.normalize_tags).
     tags: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
     status: Mapped[str] = mapped_column(String(8), default="live")
@@ -167,14 +180,15 @@ class Entry(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"))
     rev: Mapped[int] = mapped_column(Integer)
-    headline: Mapped[str] = mapped_column(String(200), default="")
+    headline: Mapped[str] = mapped_column(String(MAX_HEADLINE), default="")
     body: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     # A writer without an account here (e.g. the author of an imported post).
-    byline: Mapped[str] = mapped_column(String(100), default="", server_default=text("''"))
+    byline: Mapped[str] = mapped_column(String(MAX_BYLINE), default="", server_default=text("''"))
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
-    key: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A key event, listed beside the story; the column keeps its first name, "key" (no migration).
+    key_event: Mapped[bool] = mapped_column("key", Boolean, default=False)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -211,7 +225,7 @@ class Entry(db.Model):
             "updated_at": isoformat(self.updated_at),
             "edited_at": isoformat(self.edited_at),
             "pinned": self.pinned,
-            "key": self.key,
+            "key": self.key_event,
             "deleted": self.deleted,
             "excerpt": self.excerpt,
             "url": f"/stories/{self.story.slug}/entries/{self.id}",
@@ -228,7 +242,7 @@ class EntryVersion(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"), index=True)
-    headline: Mapped[str] = mapped_column(String(200), default="")
+    headline: Mapped[str] = mapped_column(String(MAX_HEADLINE), default="")
     body: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
     # When this text stopped being current.

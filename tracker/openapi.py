@@ -2,13 +2,32 @@
 
 It states what the code does, limits included: the length limits are the service layer's
 (counted after trimming), and every status listed is one the view or the service can return.
+The text is written here, not taken from api.py's docstrings, so editing a view's docstring
+leaves the public document alone.
 """
 from __future__ import annotations
 
-from . import services
-from .models import STATUSES
+from .models import (
+    MAX_API_PAGE,
+    MAX_BODY,
+    MAX_HEADLINE,
+    MAX_ID,
+    MAX_IMAGE_URL,
+    MAX_REV,
+    MAX_SLUG,
+    MAX_SUMMARY,
+    MAX_TITLE,
+    STATUSES,
+)
 
 JSON = "application/json"
+DESCRIPTION = """The JSON API for newsroom tools: public reads, writes with `Authorization: Bearer <token>`.
+
+Writes go through the same service layer as the editor's forms, so they take revisions and
+broadcast the same events. Cookies are never consulted here: a logged-in browser session
+grants nothing, so the API cannot be driven cross-site.
+
+Errors are JSON: `{"ok": false, "error": "..."}`; a method a path does not have is a 405 with the same body."""
 TIMESTAMP = {"type": "string", "format": "date-time", "description": "UTC, ISO 8601 with milliseconds and a Z."}
 NULLABLE_TIMESTAMP = {**TIMESTAMP, "type": ["string", "null"]}
 # A character that survives trimming and the removal of control and bidi characters (sanitize.clean_text):
@@ -18,7 +37,6 @@ SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 SLUG_OR_EMPTY = r"^(?:[a-z0-9]+(?:-[a-z0-9]+)*)?$"
 # http(s) with a plain ASCII host part; anything else is refused (422).
 IMAGE_URL = r"^(?:[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=:@-]+(?:[/?#][\x21-\x7e]*)?)?$"
-MAX_ID = 10**18 - 1  # ids in paths and cursors have at most 18 digits
 
 
 def _ref(kind: str, name: str) -> dict:
@@ -68,10 +86,10 @@ ENTRY_ID_PARAM = {"name": "entry_id", "in": "path", "required": True,
 
 def _story_properties() -> dict:
     return {
-        "slug": {"type": "string", "pattern": SLUG, "maxLength": services.MAX_SLUG},
-        "title": {"type": "string", "minLength": 1, "maxLength": services.MAX_TITLE},
-        "summary": {"type": "string", "maxLength": services.MAX_SUMMARY},
-        "image_url": {"type": "string", "maxLength": services.MAX_IMAGE_URL},
+        "slug": {"type": "string", "pattern": SLUG, "maxLength": MAX_SLUG},
+        "title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
+        "summary": {"type": "string", "maxLength": MAX_SUMMARY},
+        "image_url": {"type": "string", "maxLength": MAX_IMAGE_URL},
         "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "status": {"type": "string", "enum": list(STATUSES)},
         "rev": {"type": "integer", "minimum": 1, "description": "The story's latest revision."},
@@ -87,13 +105,13 @@ def _schemas() -> dict:
     overview = {**story, "latest_at": {**TIMESTAMP, "description": "The latest visible entry's time, else the "
                                                                     "story's creation time."},
                 "entries": {"type": "integer", "minimum": 0, "description": "Visible entries."}}
-    headline = {"type": "string", "maxLength": services.MAX_HEADLINE}
-    body = {"type": "string", "pattern": VISIBLE, "maxLength": services.MAX_BODY,
+    headline = {"type": "string", "maxLength": MAX_HEADLINE}
+    body = {"type": "string", "pattern": VISIBLE, "maxLength": MAX_BODY,
             "description": "Markdown; trimmed; it must contain visible text. Over the limit is a 413."}
-    title = {"type": "string", "pattern": VISIBLE, "maxLength": services.MAX_TITLE,
+    title = {"type": "string", "pattern": VISIBLE, "maxLength": MAX_TITLE,
              "description": "Trimmed; it must contain visible text. Over the limit is a 413."}
-    summary = {"type": "string", "maxLength": services.MAX_SUMMARY, "description": "Over the limit is a 413."}
-    image_url = {"type": "string", "maxLength": services.MAX_IMAGE_URL, "pattern": IMAGE_URL,
+    summary = {"type": "string", "maxLength": MAX_SUMMARY, "description": "Over the limit is a 413."}
+    image_url = {"type": "string", "maxLength": MAX_IMAGE_URL, "pattern": IMAGE_URL,
                  "description": "An http:// or https:// address, or empty for none. Over the limit is a 413."}
     status = {"type": "string", "enum": list(STATUSES)}
     flag = {"type": "boolean"}
@@ -141,7 +159,7 @@ def _schemas() -> dict:
             "required": ["title"],
             "properties": {
                 "title": title,
-                "slug": {"type": "string", "maxLength": services.MAX_SLUG, "pattern": SLUG_OR_EMPTY,
+                "slug": {"type": "string", "maxLength": MAX_SLUG, "pattern": SLUG_OR_EMPTY,
                          "description": "Empty or absent: derived from the title. Trimmed and lowercased; "
                                         "over the limit or malformed is a 422."},
                 "summary": summary,
@@ -175,8 +193,6 @@ def _schemas() -> dict:
 
 def spec() -> dict:
     """The OpenAPI document of the JSON API."""
-    from . import api  # imported here: api imports this module
-
     story_ok = _ok("The story.", _wrap("story", _ref("schemas", "Story")))
     entry_schema = _wrap("entry", _ref("schemas", "Entry"))
     entry_ok = _ok("The entry.", entry_schema)
@@ -201,8 +217,7 @@ def spec() -> dict:
         "info": {
             "title": "Tracker API",
             "version": "1",
-            "description": (api.__doc__ or "").strip() + "\n\nErrors are JSON: `{\"ok\": false, \"error\": \"...\"}`; "
-                           "a method a path does not have is a 405 with the same body.",
+            "description": DESCRIPTION,
         },
         "paths": {
             "/api/openapi.json": {"get": {
@@ -211,12 +226,13 @@ def spec() -> dict:
             }},
             "/api/stories": {
                 "get": {
-                    "operationId": "listStories", "summary": api.stories.__doc__,
+                    "operationId": "listStories",
+                    "summary": "Every story, live ones first, with its latest update time and entry count.",
                     "responses": {"200": _ok("Every story.", _wrap("stories", {
                         "type": "array", "items": _ref("schemas", "StoryOverview")}))},
                 },
                 "post": {
-                    "operationId": "createStory", "summary": api.create_story.__doc__, "security": WRITE,
+                    "operationId": "createStory", "summary": "Create a story.", "security": WRITE,
                     "requestBody": _body("StoryCreate"),
                     "responses": {
                         "201": _ok("The new story.", _wrap("story", _ref("schemas", "Story")), {"Location": {
@@ -229,11 +245,12 @@ def spec() -> dict:
             "/api/stories/{slug}": {
                 "parameters": [SLUG_PARAM],
                 "get": {
-                    "operationId": "getStory", "summary": api.story.__doc__,
+                    "operationId": "getStory", "summary": "One story's state.",
                     "responses": {"200": story_ok, **_errors(404)},
                 },
                 "patch": {
-                    "operationId": "updateStory", "summary": api.update_story.__doc__, "security": WRITE,
+                    "operationId": "updateStory", "summary": "Change a story's title, summary, lead image or status.",
+                    "security": WRITE,
                     "requestBody": _body("StoryUpdate"),
                     "responses": {"200": story_ok, **_errors(400, 401, 404, 413, 422, 503)},
                 },
@@ -246,15 +263,17 @@ def spec() -> dict:
                 "parameters": [SLUG_PARAM],
                 "get": {
                     "operationId": "listEntries", "summary": "Entries by cursor.",
-                    "description": " ".join(api.entries.__doc__.split()),
+                    "description": "Entries by cursor: `after_rev` gives every change since a revision, oldest "
+                                   "first (deleted ones included), in pages of at most `limit` entries and about "
+                                   "CATCHUP_PAGE_BYTES; otherwise visible entries newest first, `before` an entry id.",
                     "parameters": [
                         {"name": "limit", "in": "query", "allowEmptyValue": True,
                          "description": "Page size; 0 or empty means 20.",
-                         "schema": {"type": "integer", "minimum": 0, "maximum": api.MAX_LIMIT, "default": 20}},
+                         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_API_PAGE, "default": 20}},
                         {"name": "after_rev", "in": "query", "allowEmptyValue": True,
                          "description": "Every change after this story revision, oldest first, deleted entries "
                                         "included; `before` is then ignored.",
-                         "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}},
+                         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_REV}},
                         {"name": "before", "in": "query", "allowEmptyValue": True,
                          "description": "The id of the last entry already shown (`next_before`); an id not in this "
                                         "story is a 400.",
@@ -281,7 +300,9 @@ def spec() -> dict:
             "/api/entries/{entry_id}": {
                 "parameters": [ENTRY_ID_PARAM],
                 "patch": {
-                    "operationId": "updateEntry", "summary": api.update_entry.__doc__, "security": WRITE,
+                    "operationId": "updateEntry",
+                    "summary": "Correct an entry's text, pin or unpin it, mark or unmark it as a key event.",
+                    "security": WRITE,
                     "requestBody": _body("EntryUpdate"),
                     "responses": {"200": entry_ok, **_errors(400, 401, 404, 410, 413, 422, 503)},
                 },

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import re
 
-from flask import abort, request
 from sqlalchemy import func, select, tuple_
 
 from .extensions import db
@@ -13,53 +11,34 @@ from .models import Entry, Story, UTCDateTime
 KEY_EVENTS_LIMIT = 50
 
 
-def story_or_404(slug: str) -> Story:
-    """The story with this slug, or a 404."""
-    story = db.session.scalar(select(Story).where(Story.slug == slug))
-    if story is None:
-        abort(404, description=f"There is no story at /stories/{slug}.")
-    return story
+class UnknownCursor(LookupError):
+    """A page was asked for after an entry that is not in the story."""
 
 
-def entry_or_404(entry_id: int, story: Story | None = None) -> Entry:
-    """The entry with this id (in this story, when given), or a 404."""
+def story_by_slug(slug: str) -> Story | None:
+    """The story with this slug, if any."""
+    return db.session.scalar(select(Story).where(Story.slug == slug))
+
+
+def entry_by_id(entry_id: int, story: Story | None = None) -> Entry | None:
+    """The entry with this id (in this story, when given), if any."""
     entry = db.session.get(Entry, entry_id)
-    if entry is None or (story is not None and entry.story_id != story.id):
-        abort(404, description="There is no such update.")
-    return entry
-
-
-def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
-    """A whole-number query argument within [low, high], or a clear 400."""
-    value = request.args.get(name, "")
-    if not value:
-        return default
-    # At most 19 digits, so int() never meets Python's limit for huge digit strings.
-    if not re.fullmatch(r"[0-9]{1,19}", value) or not low <= int(value) <= high:
-        abort(400, description=f"'{name}' must be a whole number from {low} to {high}.")
-    return int(value)
-
-
-def cursor_arg() -> int | None:
-    """The `before` query argument: the id of the last update already shown, or None."""
-    value = request.args.get("before", "")
-    if not value:
-        return None
-    if not re.fullmatch(r"[0-9]{1,18}", value):
-        abort(400, description="'before' must be the id of an update.")
-    return int(value)
+    return None if entry is None or (story is not None and entry.story_id != story.id) else entry
 
 
 def entry_page(story: Story, before: int | None = None, limit: int = 20,
                include_pinned: bool = False) -> tuple[list[Entry], int | None]:
-    """Newest-first visible entries, optionally older than the entry `before`; returns (page, next cursor)."""
+    """Newest-first visible entries, optionally older than the entry `before`; returns (page, next cursor).
+
+    Raises UnknownCursor when `before` is not an entry of the story.
+    """
     query = select(Entry).where(Entry.story_id == story.id, Entry.deleted.is_(False))
     if not include_pinned:
         query = query.where(Entry.pinned.is_(False))
     if before is not None:
-        cursor = db.session.get(Entry, before)
-        if cursor is None or cursor.story_id != story.id:
-            abort(400, description="'before' must be the id of an update in this story.")
+        cursor = entry_by_id(before, story)
+        if cursor is None:
+            raise UnknownCursor(before)
         query = query.where(tuple_(Entry.created_at, Entry.id) < (cursor.created_at, cursor.id))
     rows = list(db.session.scalars(
         query.order_by(Entry.created_at.desc(), Entry.id.desc()).limit(limit + 1)))
@@ -80,7 +59,7 @@ def pinned_entry(story: Story) -> Entry | None:
 def key_events(story: Story) -> list[Entry]:
     """The story's key events, newest first."""
     return list(db.session.scalars(
-        select(Entry).where(Entry.story_id == story.id, Entry.key.is_(True), Entry.deleted.is_(False))
+        select(Entry).where(Entry.story_id == story.id, Entry.key_event.is_(True), Entry.deleted.is_(False))
         .order_by(Entry.created_at.desc(), Entry.id.desc()).limit(KEY_EVENTS_LIMIT)))
 
 
@@ -95,7 +74,6 @@ def stories_overview() -> list[tuple[Story, object, int]]:
         .order_by((Story.status == "live").desc(),
                   func.coalesce(latest.c.latest, Story.created_at).desc()))
     return [(story, when or story.created_at, count or 0) for story, when, count in rows]
-
 
 
 # Catch-up: entry states in revision order, for joins and GET /api/stories/<slug>/entries?after_rev=

@@ -3,6 +3,7 @@ from flask import Blueprint, abort, jsonify, render_template, request
 
 from . import queries
 from .feeds import live_blog_posting
+from .web import entry_or_404, requested_page, story_or_404
 
 bp = Blueprint("reader", __name__)
 
@@ -16,9 +17,9 @@ def index():
 @bp.get("/stories/<slug>")
 def story(slug):
     """The live story page: pinned entry, key events and the newest entries."""
-    story = queries.story_or_404(slug)
+    story = story_or_404(slug)
     rev = story.rev  # read before the entries, so the page can only be behind its rev, never ahead
-    entries, next_cursor = queries.entry_page(story, before=queries.cursor_arg())
+    entries, next_cursor = requested_page(story)
     pinned = queries.pinned_entry(story)
     return render_template("story.html", story=story, rev=rev, entries=entries, next_cursor=next_cursor,
                            pinned=pinned, key_events=queries.key_events(story),
@@ -29,17 +30,15 @@ def story(slug):
 @bp.get("/stories/<slug>/entries")
 def older(slug):
     """A page of older entries as JSON for "Load older" (`pinned=1` includes the pinned one)."""
-    story = queries.story_or_404(slug)
-    entries, next_cursor = queries.entry_page(story, before=queries.cursor_arg(),
-                                              include_pinned=request.args.get("pinned") == "1")
+    entries, next_cursor = requested_page(story_or_404(slug), include_pinned=request.args.get("pinned") == "1")
     return jsonify(entries=[e.to_dict() for e in entries], next=next_cursor)
 
 
 @bp.get("/stories/<slug>/entries/<id:entry_id>")
 def entry(slug, entry_id):
     """One entry's permalink page, with its earlier versions."""
-    story = queries.story_or_404(slug)
-    entry = queries.entry_or_404(entry_id, story)
+    story = story_or_404(slug)
+    entry = entry_or_404(entry_id, story)
     if entry.deleted:
         abort(410, description="This update was removed by the newsroom.")
     return render_template("entry.html", story=story, entry=entry)

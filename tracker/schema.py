@@ -1,4 +1,5 @@
 """Schema upgrades with Alembic (Flask-Migrate), safe to start from several processes at once."""
+import logging
 from contextlib import contextmanager
 
 from flask_migrate import stamp, upgrade
@@ -9,6 +10,15 @@ from .extensions import db
 INITIAL_REVISION = "0001"
 # Any fixed number: PostgreSQL advisory locks are keyed by an integer.
 _MIGRATION_LOCK = 7_236_601
+
+
+def _only_migrations(record: logging.LogRecord) -> bool:
+    """Alembic names its database backend at INFO on every run, which reads as noise; "Running upgrade
+    0004 -> 0005, ..." says that something was migrated, so that one is kept."""
+    return record.msg.startswith("Running ")
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_only_migrations)
 
 
 @contextmanager

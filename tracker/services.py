@@ -1,7 +1,7 @@
 """Domain operations: the single path for every change, used by form views, API and CLI.
 
-Each operation validates, applies its changes, gives every changed row the story's next
-revision in the same transaction, commits, and only then broadcasts.
+Each operation validates everything first, then applies its changes in one transaction, gives
+each changed row the story's next revision once, commits, and only then broadcasts each row once.
 """
 from __future__ import annotations
 
@@ -21,17 +21,28 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .events import broadcast
 from .extensions import db
-from .models import MAX_SLUG, SLUG_RE, STATUSES, ApiToken, Entry, EntryVersion, Story, User, utcnow
-from .queries import entry_by_idempotency_key
+from .models import (
+    MAX_BODY,
+    MAX_BYLINE,
+    MAX_HEADLINE,
+    MAX_IMAGE_URL,
+    MAX_SLUG,
+    MAX_SUMMARY,
+    MAX_TAGS,
+    MAX_TITLE,
+    ROLES,
+    SLUG_RE,
+    STATUSES,
+    ApiToken,
+    Entry,
+    EntryVersion,
+    Story,
+    User,
+    utcnow,
+)
+from .queries import entry_by_idempotency_key, story_by_slug
 from .sanitize import clean_body, clean_text, render_markdown
 
-MAX_BODY = 20_000
-MAX_HEADLINE = 200
-MAX_TITLE = 200
-MAX_SUMMARY = 1_000
-MAX_IMAGE_URL = 500
-MAX_TAGS = 1_000
-MAX_BYLINE = 100
 log = logging.getLogger(__name__)
 
 
@@ -184,8 +195,9 @@ def _announce(unit: _Unit) -> None:
 
 
 @contextmanager
-def _changes(story: Story):
-    """Lock the story and collect the rows a change touches, inside the current unit of work.
+def _story_change(story: Story):
+    """Lock the story and collect the rows a change touches, inside the current unit of work
+    (which commits, then broadcasts them).
 
     Every change locks its story's row first, before touching any entry row, so concurrent
     changes to one story queue up in the same order and can never deadlock. The lock is
@@ -202,7 +214,8 @@ def _changes(story: Story):
             unit.take_turn(story_id, min(item.rev for item in touched))
 
 
-def _touch(changed: list, item: Story | Entry, story: Story) -> None:
+def _take_revision(changed: list, item: Story | Entry, story: Story) -> None:
+    """Give a changed row the story's next revision and time, and count it for the broadcast."""
     item.rev = _next_rev(story)
     item.updated_at = utcnow()
     if item is not story:
@@ -234,10 +247,9 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
     slug = clean_text(slug).lower() or slugify(title) or f"story-{secrets.token_hex(3)}"
     if not SLUG_RE.match(slug) or len(slug) > MAX_SLUG:
         raise ServiceError("Slug may contain only lowercase letters, digits and single hyphens.", "slug")
-    if db.session.scalar(select(Story.id).where(Story.slug == slug)) is not None:
+    if story_by_slug(slug) is not None:
         raise ServiceError(f"The slug '{slug}' is already taken.", "slug", 409)
-    if status not in STATUSES:
-        raise ServiceError("Status must be 'live' or 'ended'.", "status")
+    _check_status(status)
     now = utcnow()
     story = Story(title=title, slug=slug, status=status, rev=1, tags=normalize_tags(tags),
                   summary=_limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY),
@@ -255,27 +267,44 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
 def update_story(story: Story, title: str, summary: str = "", image_url: str = "",
                  tags: str | list | None = None) -> Story:
     """Change a story's title, summary, lead image or (unless None) tags."""
-    title = _require(clean_text(title), "title", "Title", MAX_TITLE)
-    summary = _limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY)
-    image_url = _image_url(image_url)
-    tags = story.tags if tags is None else normalize_tags(tags)
-    with _changes(story) as changed:
-        story.title, story.summary, story.image_url, story.tags = title, summary, image_url, tags
-        _touch(changed, story, story)
-    return story
+    return change_story(story, title=title, summary=summary, image_url=image_url, tags=tags)
 
 
 def set_status(story: Story, status: str) -> Story:
     """End or reopen a story."""
+    return change_story(story, status=status)
+
+
+def change_story(story: Story, title: str | None = None, summary: str | None = None, image_url: str | None = None,
+                 tags: str | list | None = None, status: str | None = None) -> Story:
+    """Change any of a story's fields (None keeps one): all or nothing, one revision if anything changed."""
+    values = {}
+    if title is not None:
+        values["title"] = _require(clean_text(title), "title", "Title", MAX_TITLE)
+    if summary is not None:
+        values["summary"] = _limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY)
+    if image_url is not None:
+        values["image_url"] = _image_url(image_url)
+    if tags is not None:
+        values["tags"] = normalize_tags(tags)
+    if status is not None:
+        values["status"] = _check_status(status)
+    values = {name: value for name, value in values.items() if getattr(story, name) != value}
+    if not values:
+        return story
+    with _story_change(story) as changed:
+        for name, value in values.items():
+            setattr(story, name, value)
+        if "status" in values:
+            story.ended_at = utcnow() if story.status == "ended" else None
+        _take_revision(changed, story, story)
+    return story
+
+
+def _check_status(status: str) -> str:
     if status not in STATUSES:
         raise ServiceError("Status must be 'live' or 'ended'.", "status")
-    if story.status == status:
-        return story
-    with _changes(story) as changed:
-        story.status = status
-        story.ended_at = utcnow() if status == "ended" else None
-        _touch(changed, story, story)
-    return story
+    return status
 
 
 # Entries
@@ -297,7 +326,7 @@ def _unpin_others(changed: list, story: Story, keep: Entry | None) -> None:
     for other in db.session.scalars(select(Entry).where(Entry.story_id == story.id, Entry.pinned)):
         if other is not keep:
             other.pinned = False
-            _touch(changed, other, story)
+            _take_revision(changed, other, story)
 
 
 def append_entry(story: Story, body: str, headline: str = "", author: User | None = None,
@@ -318,11 +347,11 @@ def append_entry(story: Story, body: str, headline: str = "", author: User | Non
     byline = _byline(byline)
     now = utcnow()
     entry = Entry(story=story, body=body, html=render_markdown(body), headline=headline,
-                  author=author, byline=byline, key=key, pinned=pinned, idempotency_key=idempotency_key,
+                  author=author, byline=byline, key_event=key, pinned=pinned, idempotency_key=idempotency_key,
                   created_at=created_at or now, updated_at=now)
     try:
-        with _changes(story) as changed:
-            _touch(changed, entry, story)
+        with _story_change(story) as changed:
+            _take_revision(changed, entry, story)
             db.session.add(entry)
             if pinned:
                 _unpin_others(changed, story, entry)
@@ -337,51 +366,61 @@ def append_entry(story: Story, body: str, headline: str = "", author: User | Non
 
 def edit_entry(entry: Entry, body: str, headline: str = "", byline: str | None = None) -> Entry:
     """Correct an entry's text (and, unless None, its byline), keeping the previous text as a version."""
-    _alive(entry)
-    body, headline = _entry_text(body, headline)
-    byline = entry.byline if byline is None else _byline(byline)
-    if (body, headline, byline) == (entry.body, entry.headline, entry.byline):
-        return entry
-    with _changes(entry.story) as changed:
-        db.session.add(EntryVersion(entry=entry, headline=entry.headline, body=entry.body,
-                                    html=entry.html, published_at=entry.edited_at or entry.created_at))
-        entry.body, entry.headline, entry.html, entry.byline = body, headline, render_markdown(body), byline
-        _touch(changed, entry, entry.story)
-        entry.edited_at = entry.updated_at
-    return entry
+    return change_entry(entry, body=body, headline=headline, byline=byline)
 
 
 def delete_entry(entry: Entry) -> Entry:
     """Soft-delete an entry: it stays in the database and disappears from readers' pages."""
     if entry.deleted:
         return entry
-    with _changes(entry.story) as changed:
-        entry.deleted, entry.pinned, entry.key = True, False, False
-        _touch(changed, entry, entry.story)
+    with _story_change(entry.story) as changed:
+        entry.deleted, entry.pinned, entry.key_event = True, False, False
+        _take_revision(changed, entry, entry.story)
     return entry
 
 
 def set_pinned(entry: Entry, pinned: bool) -> Entry:
     """Pin an entry to the top of the story (unpinning any other) or unpin it."""
-    _alive(entry)
-    if entry.pinned == pinned:
-        return entry
-    with _changes(entry.story) as changed:
-        if pinned:
-            _unpin_others(changed, entry.story, entry)
-        entry.pinned = pinned
-        _touch(changed, entry, entry.story)
-    return entry
+    return change_entry(entry, pinned=pinned)
 
 
 def set_key(entry: Entry, key: bool) -> Entry:
     """Mark or unmark an entry as a key event."""
-    _alive(entry)
-    if entry.key == key:
+    return change_entry(entry, key=key)
+
+
+def change_entry(entry: Entry, body: str | None = None, headline: str | None = None, byline: str | None = None,
+                 pinned: bool | None = None, key: bool | None = None) -> Entry:
+    """Correct an entry's text, pin or unpin it, mark or unmark it as a key event (None keeps a field).
+
+    All or nothing, and one revision for the entry (plus one for an entry its pinning unpins).
+    A changed body, headline or byline is a correction: the previous text is kept as a version.
+    """
+    if (body, headline, byline, pinned, key) == (None,) * 5:
         return entry
-    with _changes(entry.story) as changed:
-        entry.key = key
-        _touch(changed, entry, entry.story)
+    _alive(entry)
+    text = old = (entry.body, entry.headline, entry.byline)
+    if body is not None or headline is not None:
+        text = (*_entry_text(old[0] if body is None else body, old[1] if headline is None else headline), old[2])
+    if byline is not None:
+        text = (*text[:2], _byline(byline))
+    corrected = text != old
+    pinned = entry.pinned if pinned is None else pinned
+    key = entry.key_event if key is None else key
+    if not corrected and (pinned, key) == (entry.pinned, entry.key_event):
+        return entry
+    with _story_change(entry.story) as changed:
+        if pinned and not entry.pinned:
+            _unpin_others(changed, entry.story, entry)
+        if corrected:
+            db.session.add(EntryVersion(entry=entry, headline=entry.headline, body=entry.body,
+                                        html=entry.html, published_at=entry.edited_at or entry.created_at))
+            entry.body, entry.headline, entry.byline = text
+            entry.html = render_markdown(entry.body)
+        entry.pinned, entry.key_event = pinned, key
+        _take_revision(changed, entry, entry.story)
+        if corrected:
+            entry.edited_at = entry.updated_at
     return entry
 
 
@@ -403,8 +442,8 @@ def create_user(username: str, password: str, role: str = "editor") -> User:
     if not re.fullmatch(r"[A-Za-z0-9_.-]{2,64}", username):
         raise ServiceError("Username must be 2-64 letters, digits, dots, dashes or underscores.", "username")
     _check_password(password)
-    if role not in ("admin", "editor"):
-        raise ServiceError("Role must be 'admin' or 'editor'.", "role")
+    if role not in ROLES:
+        raise ServiceError(f"Role must be {' or '.join(repr(role) for role in ROLES)}.", "role")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         raise ServiceError(f"The username '{username}' is already taken.", "username", 409)
     user = User(username=username, role=role)

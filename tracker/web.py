@@ -1,0 +1,57 @@
+"""What the blueprints share to read a request: query arguments, and 404s for what is not there."""
+import re
+
+from flask import abort, request
+
+from . import queries
+from .models import ID_PATTERN, Entry, Story
+
+
+def wants_json() -> bool:
+    """Tell whether the caller (a script, or the editor page's fetch) asked for a JSON answer."""
+    return request.accept_mimetypes.best == "application/json"
+
+
+def story_or_404(slug: str) -> Story:
+    """The story with this slug, or a 404."""
+    story = queries.story_by_slug(slug)
+    if story is None:
+        abort(404, description=f"There is no story at /stories/{slug}.")
+    return story
+
+
+def entry_or_404(entry_id: int, story: Story | None = None) -> Entry:
+    """The entry with this id (in this story, when given), or a 404."""
+    entry = queries.entry_by_id(entry_id, story)
+    if entry is None:
+        abort(404, description="There is no such update.")
+    return entry
+
+
+def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    """A whole-number query argument within [low, high], or a clear 400."""
+    value = request.args.get(name, "")
+    if not value:
+        return default
+    # At most 19 digits, so int() never meets Python's limit for huge digit strings.
+    if not re.fullmatch(r"[0-9]{1,19}", value) or not low <= int(value) <= high:
+        abort(400, description=f"'{name}' must be a whole number from {low} to {high}.")
+    return int(value)
+
+
+def cursor_arg() -> int | None:
+    """The `before` query argument: the id of the last update already shown, or None."""
+    value = request.args.get("before", "")
+    if not value:
+        return None
+    if not re.fullmatch(ID_PATTERN, value):
+        abort(400, description="'before' must be the id of an update.")
+    return int(value)
+
+
+def requested_page(story: Story, limit: int = 20, include_pinned: bool = False) -> tuple[list[Entry], int | None]:
+    """queries.entry_page from the `before` argument; a cursor from another story is a 400."""
+    try:
+        return queries.entry_page(story, before=cursor_arg(), limit=limit, include_pinned=include_pinned)
+    except queries.UnknownCursor:
+        abort(400, description="'before' must be the id of an update in this story.")
