@@ -21,7 +21,7 @@ if SERVING:
 
     eventlet.monkey_patch()
 
-from tracker import create_app, guard, socketio  # noqa: E402
+from tracker import create_app, demo, fanout, guard, metrics, socketio  # noqa: E402
 from tracker.events import rev_beacon  # noqa: E402
 from tracker.schema import upgrade_database  # noqa: E402
 
@@ -64,6 +64,7 @@ def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
         if sent < len(frame):
             lock.acquire()  # free, checked above: this does not block
             spawn(send_rest, frame[sent:])
+            metrics.PARTIAL_WRITES.inc()
         return True
 
     return direct_send
@@ -108,8 +109,46 @@ def _tune_engineio() -> None:
         if not self.closing and not self.closed:
             self.last_ping = time.time()
             self.send(packet.Packet(packet.PING))
+            metrics.TIMER_PINGS.inc()
 
     Socket.schedule_ping = schedule_ping
+    fanout.enabled = True
+    metrics.FAST_PATH.set(1)
+
+
+def _fast_path_missing() -> list[str]:
+    """The internals of python-engineio, python-socketio and eventlet the fast path relies on and can't find.
+
+    An upgrade can rename any of them; checked on real objects at startup, so that a missing one
+    turns the fast path off with a warning instead of breaking or silently bypassing it.
+    """
+    from engineio.async_drivers import eventlet as driver
+    from engineio.socket import Socket
+    from eventlet.green import socket as green
+    from eventlet.websocket import RFC6455WebSocket
+
+    server = socketio.server
+    missing = [name for name, there in [
+        ("engineio Server._async['websocket']", "websocket" in getattr(server.eio, "_async", {})),
+        ("engineio's eventlet WebSocketWSGI", isinstance(getattr(driver, "WebSocketWSGI", None), type)),
+        ("engineio Socket.schedule_ping", callable(getattr(Socket, "schedule_ping", None))),
+        ("socketio Server._send_eio_packet", callable(getattr(server, "_send_eio_packet", None))),
+        ("socketio Manager.get_participants", callable(getattr(server.manager, "get_participants", None))),
+        ("eventlet HttpProtocol.rbufsize", hasattr(eventlet.wsgi.HttpProtocol, "rbufsize")),
+    ] if not there]
+    near, far = green.socketpair()
+    try:
+        ws, eio_socket = RFC6455WebSocket(near, {}), Socket(server.eio, "shape-check")
+        missing += [name for name, there in [
+            ("eventlet WebSocket._sendlock.balance", hasattr(getattr(ws, "_sendlock", None), "balance")),
+            ("eventlet WebSocket.socket.fd", hasattr(getattr(ws, "socket", None), "fd")),
+            *((f"engineio Socket.{name}", hasattr(eio_socket, name))
+              for name in ("queue", "upgraded", "closed", "closing", "last_ping", "server")),
+        ] if not there]
+    finally:
+        near.close()
+        far.close()
+    return missing
 
 
 # eventlet's wsgi server stops accepting at 1024 connections and listens with a backlog of 50;
@@ -200,9 +239,11 @@ def _connection_limit() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     most = max(1, hard - SPARE_FILES)
     if MAX_CONNECTIONS > most:
-        log.warning("MAX_CONNECTIONS=%s is above what the file limit (%s) allows; serving at most %s "
-                    "connections (raise the limit with `ulimit -n` or LimitNOFILE= to serve more)",
-                    MAX_CONNECTIONS, hard, most)
+        # Said as a warning when an operator asked for more; the default just fits the machine.
+        level = logging.WARNING if "MAX_CONNECTIONS" in os.environ else logging.INFO
+        log.log(level, "MAX_CONNECTIONS=%s is above what the file limit (%s) allows; serving at most %s "
+                "connections (raise the limit with `ulimit -n` or LimitNOFILE= to serve more)",
+                MAX_CONNECTIONS, hard, most)
         return most
     return MAX_CONNECTIONS
 
@@ -212,12 +253,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Serve Tracker with eventlet.")
     parser.add_argument("--host", default=app.config["HOST"])
     parser.add_argument("--port", type=int, default=app.config["PORT"])
+    parser.add_argument("--demo", action="store_true", help="Seed the demo story into an empty database (make run).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     max_connections = _connection_limit()
     with app.app_context():
         upgrade_database()
-    _tune_engineio()
+        if args.demo:
+            print(demo.seed_if_empty() or demo.login_hint(), flush=True)
+    missing = _fast_path_missing()
+    if missing:
+        log.warning("broadcast fast path off: %s not found (python-engineio, python-socketio or eventlet "
+                    "changed); serving on the libraries' own paths, correctly but slower", ", ".join(missing))
+    elif not app.config["FAST_FANOUT"]:
+        log.info("broadcast fast path off (FAST_FANOUT=0)")
+    else:
+        _tune_engineio()
     book = guard.addresses(app)
     guard.protect_socketio(socketio.server, book, app.config)
     # Each reader adds a few hundred objects. With the collector's defaults (a pass every 700

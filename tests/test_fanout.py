@@ -2,13 +2,14 @@
 
 The direct writer itself (app.py, eventlet) has unit tests in test_app.py."""
 import json
+import os
 import struct
 import threading
 
 import pytest
 import requests
 import websocket
-from conftest import LiveServer, WireReader
+from helpers import LiveServer, WireReader
 
 from tracker.fanout import websocket_frame
 
@@ -105,3 +106,22 @@ def test_reader_that_leaves_too_much_unread_is_dropped_and_catches_up_exactly(li
     assert [entry["id"] for entry in caught] == [entry["id"] for entry in posted]
     assert "next_after_rev" in ack  # entries of ~40 KB of HTML each do not fit one 64 KB ack
     back.close()
+
+
+# FAST_FANOUT=0 (make test runs these tests once that way) must take the libraries' path instead.
+FAST = os.environ.get("FAST_FANOUT", "1") != "0"
+
+
+def test_a_broadcast_to_idle_readers_takes_the_path_fast_fanout_selects(live_server):
+    http, slug = api(live_server)
+    readers = [WireReader(live_server.port, slug) for _ in range(3)]
+    direct = live_server.metric("tracker_fanout_direct_writes_total")
+    queued = live_server.metric("tracker_fanout_fallbacks_total")
+    assert http.post(f"{live_server.url}/api/stories/{slug}/entries", json={"body": "Idle readers"}).status_code == 201
+    for reader in readers:
+        assert [entry["html"].strip() for entry in reader.entries(1)] == ["<p>Idle readers</p>"]
+        reader.close()
+    assert live_server.metric("tracker_fast_path") == FAST
+    # Idle readers have nothing queued and nobody writing: the frame goes to each of them directly.
+    assert live_server.metric("tracker_fanout_direct_writes_total") - direct == (3 if FAST else 0)
+    assert live_server.metric("tracker_fanout_fallbacks_total") - queued == 0

@@ -91,6 +91,9 @@ class Config:
     # Catch-up comes in pages of about this many bytes of entries: the join ack, then
     # GET /api/stories/<slug>/changes?since=<rev> (README, Event protocol).
     CATCHUP_PAGE_BYTES = _env_int("CATCHUP_PAGE_BYTES", 65_536)
+    # The broadcast fast path and timer-driven pings (app.py, tracker.fanout); 0 runs the libraries'
+    # own paths, as app.py also does when a library internal it relies on is missing.
+    FAST_FANOUT = os.environ.get("FAST_FANOUT", "1") != "0"
     # How often each process tells its readers every joined story's revision (0 turns it off).
     REV_BEACON_SECONDS = _env_int("REV_BEACON_SECONDS", 20)
     # Failed logins allowed per client address over all account names (LOGIN_RATE_LIMIT counts per

@@ -17,6 +17,8 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet
 
+from . import metrics
+
 # A connection's direct writer: takes a complete frame, tells whether it took care of it
 # (written, or its unsent rest queued behind nothing). False: use the normal path.
 DirectSend = Callable[[bytes], bool]
@@ -35,13 +37,18 @@ def websocket_frame(text: str) -> bytes:
     return header + data
 
 
+# Set by app.py once it has checked that the library internals the fast path uses are there;
+# until then (and with FAST_FANOUT=0, and in the threaded CLI and tests) the library's path runs.
+enabled = False
+
+
 class FanoutManager(socketio.Manager):
     """The in-process client manager, with broadcasts encoded and framed once."""
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
         """Send an event to a room; the common case (no ack, one argument, one room) is fanned out."""
         room = to or room
-        if callback or skip_sid or not isinstance(room, str) or isinstance(data, tuple) \
+        if not enabled or callback or skip_sid or not isinstance(room, str) or isinstance(data, tuple) \
                 or namespace not in self.rooms:
             return super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
                                 **kwargs)
@@ -51,11 +58,16 @@ class FanoutManager(socketio.Manager):
             return super().emit(event, data, namespace, room=room, **kwargs)
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         frame = websocket_frame(eio_pkt.encode())
-        sockets = self.server.eio.sockets
+        sockets, written, queued = self.server.eio.sockets, 0, 0
         for _, eio_sid in self.get_participants(namespace, room):
             direct: DirectSend | None = getattr(sockets.get(eio_sid), "direct_send", None)
-            if direct is None or not direct(frame):
+            if direct is not None and direct(frame):
+                written += 1
+            else:
                 self.server._send_eio_packet(eio_sid, eio_pkt)
+                queued += 1
+        metrics.DIRECT_WRITES.inc(written)  # once per broadcast: a counter takes a lock
+        metrics.FALLBACKS.inc(queued)
 
 
 class FanoutRedisManager(socketio.RedisManager, FanoutManager):

@@ -176,6 +176,20 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
     from socketio import packet as sio_packet
 
     eio = sio_server.eio
+    missing = [name for name, there in [
+        ("engineio Socket.receive/send/handle_post_request",
+         all(callable(getattr(Socket, n, None)) for n in ("receive", "send", "handle_post_request"))),
+        ("engineio Server.handlers", {"connect", "message", "disconnect"} <= set(getattr(eio, "handlers", {}))),
+        ("engineio Server.sockets", isinstance(getattr(eio, "sockets", None), dict)),
+        ("engineio SocketIsClosedError/ContentTooLongError",
+         hasattr(eio_exceptions, "SocketIsClosedError") and hasattr(eio_exceptions, "ContentTooLongError")),
+        ("socketio Server._send_packet/packet_class/environ", callable(getattr(sio_server, "_send_packet", None))
+         and hasattr(sio_server, "packet_class") and isinstance(getattr(sio_server, "environ", None), dict)),
+    ] if not there]
+    if missing:
+        log.error("per-connection limits NOT installed: %s not found (python-engineio or python-socketio "
+                  "changed); pin the tested versions (requirements.txt) and check tracker/guard.py", ", ".join(missing))
+        return
     eio.max_http_buffer_size = config["SOCKET_MAX_PACKET_BYTES"]  # websocket frames and polling bodies
     rate, burst = config["SOCKET_PACKETS_PER_SECOND"], config["SOCKET_PACKET_BURST"]
     max_unsent = config["SOCKET_MAX_UNSENT_BYTES"]

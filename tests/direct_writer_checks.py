@@ -1,0 +1,163 @@
+"""The direct writer (app.py) on real eventlet objects: a websocket and Engine.IO socket on a socket pair.
+
+Not collected by pytest on its own (eventlet's green sockets, used in a test process, hang the
+Playwright tests that run after them there): tests/test_app.py runs it in a child process.
+"""
+import importlib
+import socket
+
+import pytest
+
+from tracker.config import Config
+
+
+@pytest.fixture(scope="module")
+def serving():
+    """app.py, imported with a key and database of its own (importing it builds its app)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Config, "SECRET_KEY", "test-only")
+        patch.setattr(Config, "DATABASE_URL", "sqlite://")
+        return importlib.import_module("app")
+
+
+class Wire:
+    """A real eventlet websocket and Engine.IO socket on one end of a socket pair; `far` is the reader."""
+
+    def __init__(self, serving, buffer: int | None = None):
+        import engineio
+        from eventlet.green import socket as green_socket
+        from eventlet.websocket import RFC6455WebSocket
+
+        self.near, self.far = green_socket.socketpair()
+        if buffer:  # small kernel buffers, so a large frame is taken only in part
+            self.near.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer)
+            self.far.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+        self.ws = RFC6455WebSocket(self.near, {})
+        self.eio = engineio.socket.Socket(engineio.Server(async_mode="eventlet"), "test")
+        self.eio.upgraded = True
+        self.tasks: list = []
+        self.send = serving._direct_writer(self.eio, self.ws, spawn=lambda task, *args: self.tasks.append((task, args)))
+
+    @property
+    def lock_free(self) -> bool:
+        return self.ws._sendlock.balance == 1
+
+    def read(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self.far.recv(size - len(data))
+            assert chunk, "the connection closed"
+            data += chunk
+        return data
+
+    def fill(self) -> int:
+        """Fill the kernel's buffers so the next send takes nothing; returns how much it took."""
+        self.near.fd.setblocking(False)
+        filled = 0
+        try:
+            while True:
+                filled += self.near.fd.send(b"x" * 65536)
+        except BlockingIOError:
+            return filled
+
+    def close(self) -> None:
+        self.near.close()
+        self.far.close()
+
+
+@pytest.fixture
+def on_wire(serving):
+    """Run a test's body with a fresh Wire, closed afterwards."""
+    def run(body, **options) -> None:
+        w = Wire(serving, **options)
+        try:
+            body(w)
+        finally:
+            w.close()
+
+    return run
+
+
+def test_idle_connection_gets_the_frame_written_at_once(on_wire):
+    def body(w):
+        assert w.send(b"frame") is True
+        assert w.read(5) == b"frame" and w.tasks == [] and w.lock_free
+
+    on_wire(body)
+
+
+@pytest.mark.parametrize("state", ["held", "queued", "upgrading", "closed", "broken"])
+def test_busy_or_unready_connection_falls_back_to_the_normal_path(on_wire, state):
+    def body(w):
+        if state == "held":
+            w.ws._sendlock.acquire()
+        elif state == "queued":
+            w.eio.queue.put("earlier packet")
+        elif state == "upgrading":
+            w.eio.upgraded = False
+        elif state == "closed":
+            w.eio.closed = True
+        else:
+            w.near.shutdown(socket.SHUT_WR)
+        assert w.send(b"frame") is False
+        assert w.tasks == [] and w.lock_free == (state != "held")
+        if state != "broken":
+            w.far.setblocking(False)
+            with pytest.raises(BlockingIOError):  # nothing was written
+                w.far.recv(16)
+
+    on_wire(body)
+
+
+def test_writer_woken_by_the_lock_goes_before_a_broadcast(on_wire):
+    """Released with a writer waiting, eventlet's lock reads unlocked until that writer runs."""
+    def body(w):
+        order, lock = [], w.ws._sendlock
+        lock.acquire()  # a tail being written
+
+        def writer():  # engineio's writer, holding a packet it took off the queue
+            with lock:
+                order.append("queued packet")
+
+        import eventlet
+
+        waiting = eventlet.spawn(writer)
+        eventlet.sleep(0)  # the writer now waits for the lock
+        lock.release()
+        assert not lock.locked()  # what the direct writer used to look at
+        assert w.send(b"broadcast") is False
+        waiting.wait()
+        assert order == ["queued packet"] and w.send(b"broadcast") is True and w.read(9) == b"broadcast"
+
+    on_wire(body)
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["takes-part", "takes-nothing"])
+def test_unsent_tail_keeps_the_send_lock_until_a_task_has_written_it(on_wire, full):
+    def body(w):
+        junk = w.fill() if full else 0
+        frame = bytes(range(256)) * 2048  # 512 KB: more than the kernel takes at once
+        assert w.send(frame) is True
+        # Until the tail is out, every other writer (the writer task, later broadcasts, eventlet's
+        # pongs and close frames) finds the send lock taken and waits or falls back.
+        assert not w.lock_free and w.send(b"next") is False
+        [(task, args)] = w.tasks
+        import eventlet
+
+        sender = eventlet.spawn(task, *args)
+        assert w.read(junk + len(frame))[junk:] == frame
+        sender.wait()
+        assert w.lock_free and not w.ws.websocket_closed
+
+    on_wire(body, buffer=4096)
+
+
+def test_tail_that_cannot_be_written_frees_the_lock_and_closes_the_connection(on_wire):
+    def body(w):
+        assert w.send(b"0" * 512 * 1024) is True
+        [(task, args)] = w.tasks
+        w.far.close()  # the reader is gone: the rest can't be written
+        task(*args)
+        assert w.lock_free and w.ws.websocket_closed
+
+    on_wire(body, buffer=4096)
