@@ -4,23 +4,29 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app app
 SOCKETIO_JS := static/vendor/socket.io.min.js
 
-.PHONY: run test bench setup deps js db clean lock
+.PHONY: run test test-long bench setup deps js db clean lock
 
-run: setup db
-	$(PY) app.py
+# One process: app.py applies pending migrations and, on an empty database, seeds the demo.
+run: setup
+	$(PY) app.py --demo
 
-# The whole suite runs twice: on SQLite, then on PostgreSQL (skipped with a message when no
-# server answers, except in CI, where PostgreSQL and Redis must be there).
+# `make test`: ruff, then three pytest passes at the same time (tests/passes.py prints each one's
+# wall time at the end): the whole suite on SQLite; the engine-dependent tests again on PostgreSQL
+# (skipped with a message when no server answers, except in CI, where PostgreSQL and Redis must be
+# there); the end-to-end and browser tests again with FAST_FANOUT=0. TEST_JOBS pytest-xdist
+# workers per database pass. `make test-long` is the same with the long versions of the slow
+# tests (TEST_LONG=1: a 30 s network drop, more fuzzing examples).
 TEST_POSTGRES_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/test
+TEST_JOBS ?= 2
+export TEST_POSTGRES_URL TEST_JOBS PYTEST_ARGS
 
 test: setup $(VENV)/.dev-installed bench/node_modules/.package-lock.json
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
-	@if $(PY) tests/reachable.py "$(TEST_POSTGRES_URL)"; then \
-		echo "== the same suite on PostgreSQL =="; \
-		TEST_DATABASE_URL="$(TEST_POSTGRES_URL)" $(PY) -m pytest $(PYTEST_ARGS); \
-	elif [ "$$CI" = "true" ]; then echo "PostgreSQL is required in CI"; exit 1; \
-	else echo "== PostgreSQL run skipped: no server at $(TEST_POSTGRES_URL) =="; fi
+	$(PY) tests/passes.py
+
+test-long: setup $(VENV)/.dev-installed bench/node_modules/.package-lock.json
+	$(VENV)/bin/ruff check .
+	TEST_LONG=1 $(PY) tests/passes.py
 
 setup: deps js
 

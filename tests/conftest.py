@@ -1,70 +1,94 @@
-"""Shared fixtures: app and clients, accounts and login, socket clients, a real server, a browser."""
+"""Shared fixtures: app and clients, accounts and login, socket clients, a real server, a browser.
+
+Engine-dependent tests: a test whose fixtures include `database_engine` (every fixture that
+makes a database for the app does: `database_url`, hence `app`, `client`, `live_server`...,
+and the modules' shared servers) gets the `engine_dependent` mark. `make test` runs the whole
+suite on SQLite and only the marked tests again on PostgreSQL (TEST_DATABASE_URL); tests that
+use no database, or always PostgreSQL (`postgres_url`), run once.
+
+Tests marked `serial` (timing-sensitive) run one after another on one pytest-xdist worker.
+Plain helpers live in helpers.py; test modules import them from there.
+"""
 from __future__ import annotations
 
-import json
-import os
-import re
 import shutil
-import socket
-import subprocess
-import sys
-import threading
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
-import websocket
-from sqlalchemy import create_engine, make_url, text
+from helpers import (
+    CHROMIUM,
+    CI,
+    POSTGRES_URL,
+    REDIS_SERVER,
+    TEST_DATABASE_URL,
+    RedisServer,
+    copied_database,
+    fresh_database,
+    login,
+    make_user,
+    start_live_server,
+    unavailable,
+)
 
 from tracker import create_app, services
 from tracker.extensions import db, socketio
 
-ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "correct horse battery"
-CI = os.environ.get("CI") == "true"
-# Set to a PostgreSQL URL to run the whole suite on PostgreSQL (each test gets its own database).
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-POSTGRES_URL = TEST_DATABASE_URL or os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
-REDIS_SERVER = shutil.which("redis-server")
+# The end-to-end and browser tests, which `make test` runs once more with FAST_FANOUT=0.
+FANOUT_PATHS = {"test_e2e.py", "test_browser.py", "test_fanout.py"}
+# Modules whose tests share a module-scoped server: under pytest-xdist they stay on one worker,
+# so the server starts once.
+SHARED_SERVER = {"test_e2e.py", "test_browser.py", "test_xss.py"}
 
 
-def unavailable(what: str, reason: str):
-    """Skip a test that needs a service, except in CI, where the service must be there."""
-    if CI:
-        pytest.fail(f"{what} is required in CI: {reason}")
-    pytest.skip(f"{what} not available: {reason}")
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.path.name
+        if "database_engine" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.engine_dependent)
+        if module in FANOUT_PATHS:
+            item.add_marker(pytest.mark.fanout_paths)
+        if item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.xdist_group("serial"))
+        elif module in SHARED_SERVER:
+            item.add_marker(pytest.mark.xdist_group(module))
 
 
-@contextmanager
-def fresh_database(tmp: Path, url: str | None = TEST_DATABASE_URL):
-    """A new empty database: a SQLite file in tmp, or a new database on the PostgreSQL server of url."""
-    if not url:
-        yield f"sqlite:///{tmp / 'tracker.db'}"
-        return
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"tracker_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # any failure to connect or create means: no usable server
-        admin.dispose()
-        unavailable("PostgreSQL", f"{make_url(url).render_as_string()}: {exc.__class__.__name__}")
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+@pytest.fixture(scope="session")
+def database_engine():
+    """The engine under test: TEST_DATABASE_URL (PostgreSQL), or None for SQLite.
+
+    Request it from any fixture that makes a database with `fresh_database(tmp)`."""
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture(scope="session")
+def schema_template(tmp_path_factory, database_engine):
+    """An empty database with the models' tables (db.create_all()), made once per session."""
+    with fresh_database(tmp_path_factory.mktemp("schema"), database_engine) as url:
+        app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": url})
+        with app.app_context():
+            db.create_all()
+            db.engine.dispose()
+        yield url
 
 
 @pytest.fixture
-def database_url(tmp_path):
-    """The URL of a fresh, empty database for one test."""
-    with fresh_database(tmp_path) as url:
-        yield url
+def database_url(request, tmp_path, database_engine):
+    """The URL of a fresh database for one test, its own.
+
+    Empty; except that tests with the `app` fixture (which creates the models' tables) get a copy
+    of `schema_template`, and tests with a `database_template` fixture (a module's) a copy of
+    that: copies are cheaper than building each database again, on PostgreSQL most of all."""
+    names = request.fixturenames
+    template = (request.getfixturevalue("database_template") if "database_template" in names
+                else request.getfixturevalue("schema_template") if "app" in names else None)
+    if template is None:
+        with fresh_database(tmp_path, database_engine) as url:
+            yield url
+    else:
+        with copied_database(template, tmp_path) as url:
+            yield url
 
 
 @pytest.fixture
@@ -97,11 +121,6 @@ def client(app):
     return app.test_client()
 
 
-def make_user(app, username="alice", role="editor"):
-    with app.app_context():
-        return services.create_user(username, PASSWORD, role).id
-
-
 @pytest.fixture
 def editor(app):
     """An editor account's username."""
@@ -113,19 +132,6 @@ def editor(app):
 def admin(app):
     make_user(app, "root", "admin")
     return "root"
-
-
-def csrf_from(html: str) -> str:
-    """The CSRF token of the first form in a page."""
-    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"', html)
-    assert match, "page has no csrf_token field"
-    return match.group(1) or match.group(2)
-
-
-def login(client, username, password=PASSWORD, **request_options):
-    page = client.get("/login", **request_options).get_data(as_text=True)
-    return client.post("/login", data={"username": username, "password": password, "csrf_token": csrf_from(page)},
-                       **request_options)
 
 
 @pytest.fixture
@@ -163,117 +169,12 @@ def socket_client(app, client):
             sio.disconnect()
 
 
-# A real server process
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Process:
-    """A program the tests start, wait for until it says it is ready, and stop."""
-
-    process: subprocess.Popen | None = None
-
-    def spawn(self, command: list[str], ready: str, **options) -> None:
-        self.log: list[str] = []
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        **options)
-        for line in self.process.stdout:  # it prints `ready` once it accepts connections
-            self.log.append(line)
-            if ready in line:
-                threading.Thread(target=self._drain, daemon=True).start()
-                return
-        raise RuntimeError(f"{command[0]} exited with {self.process.wait()}: {''.join(self.log)}")
-
-    def _drain(self) -> None:
-        """Keep reading the output so a full pipe never blocks the program."""
-        for line in self.process.stdout:
-            self.log.append(line)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
-class LiveServer(Process):
-    """`python app.py` on a free port with the given database, plus CLI access to that database."""
-
-    def __init__(self, database_url: str, **env: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "live-secret",
-                    "PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1", **env}
-        self.log: list[str] = []
-        self.flask("init-db")
-
-    def flask(self, *args, input_text: str | None = None) -> str:
-        result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT, env=self.env,
-                                input=input_text, capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    def start(self) -> None:
-        self.spawn([sys.executable, "app.py"], "Tracker serving on", cwd=ROOT, env=self.env)
-
-
 @pytest.fixture
 def live_server(database_url):
     """A running server process with an editor account 'alice'."""
-    server = LiveServer(database_url)
-    server.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
-    server.start()
+    server = start_live_server(database_url)
     yield server
     server.stop()
-
-
-def http_login(base: str, username: str = "alice") -> requests.Session:
-    """A requests session logged in through a running server's /login form."""
-    http = requests.Session()
-    page = http.get(f"{base}/login", timeout=10).text
-    response = http.post(f"{base}/login", allow_redirects=False, timeout=10, data={
-        "username": username, "password": PASSWORD, "csrf_token": csrf_from(page)})
-    assert response.status_code == 302, response.text
-    return http
-
-
-class WireReader:
-    """A Socket.IO reader on a raw websocket: it sees events in the order the server wrote them.
-
-    Order checks use it because python-socketio's client runs the handler of each incoming
-    message in a thread of its own, so two events that arrive together can reach handlers swapped.
-    """
-
-    def __init__(self, port: int, slug: str, receive_buffer: int | None = None):
-        options = {"sockopt": [(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)]} if receive_buffer else {}
-        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket",
-                                              timeout=10, **options)
-        assert self.ws.recv().startswith("0")
-        self.ws.send("40")
-        assert self.ws.recv().startswith("40")
-        self.ws.send("420" + json.dumps(["join", {"story": slug, "since": 0}]))
-        assert json.loads(self.ws.recv()[3:])[0]["ok"]
-
-    def entries(self, count: int) -> list[dict]:
-        """Read until `count` entry events arrived, answering pings as a client must."""
-        found = []
-        while len(found) < count:
-            message = self.ws.recv()
-            if message == "2":
-                self.ws.send("3")
-            elif message.startswith('42["entry"'):
-                found.append(json.loads(message[2:])[1])
-        return found
-
-    def close(self) -> None:
-        self.ws.close()
-
-
-# A real browser
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="session")
@@ -291,28 +192,6 @@ def browser():
             "--disable-background-networking", "--disable-component-update", "--disable-sync"])
         yield browser
         browser.close()
-
-
-def browser_login(page, server, username: str = "alice") -> None:
-    """Log a Playwright page in through the server's /login form."""
-    page.goto(f"{server.url}/login")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{server.url}/editor/")
-
-
-class RedisServer(Process):
-    """A private redis-server on a free port, which a test may stop and start again."""
-
-    def __init__(self, tmp: Path):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.tmp = tmp
-
-    def start(self) -> None:
-        self.spawn([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--dir", str(self.tmp)], "Ready to accept connections")
 
 
 @pytest.fixture

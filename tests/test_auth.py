@@ -3,7 +3,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from conftest import PASSWORD, csrf_from, login, make_user
+from helpers import PASSWORD, csrf_from, login, make_user
 from sqlalchemy import func, select, update
 
 from tracker import create_app, services

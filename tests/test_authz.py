@@ -2,15 +2,16 @@
 
 The authorization table lists every route and method of `app.url_map` (HEAD, OPTIONS and
 static left out); a route added without a row fails `test_table_covers_every_route`. Each cell
-(route x caller) is its own test on a fresh app and database, and checks the status and that a
-refused request changed nothing in the database (a successful write must change something).
+(route x caller) is its own test on a fresh app and its own copy of a database built once, and
+checks the status and that a refused request changed nothing in the database (a successful write
+must change something).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pytest
-from conftest import PASSWORD, csrf_from, login
+from helpers import PASSWORD, csrf_from, fresh_database, login
 from sqlalchemy import select
 from werkzeug.routing import AnyConverter
 from werkzeug.security import generate_password_hash
@@ -68,6 +69,31 @@ def build_world(app) -> World:
         revoked = services.create_token("retired")[1]
         services.revoke_token("retired")
         return World(story.slug, ended.slug, entry.id, marked.id, gone.id, target, disabled, token, revoked)
+
+
+@pytest.fixture(scope="session")
+def world_database(tmp_path_factory, database_engine):
+    """A database with the world in it, built once: (its URL, the World)."""
+    with fresh_database(tmp_path_factory.mktemp("world"), database_engine) as url:
+        app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": url})
+        with app.app_context():
+            db.create_all()
+        made = build_world(app)
+        with app.app_context():
+            db.engine.dispose()
+        yield url, made
+
+
+@pytest.fixture
+def database_template(world_database):
+    """Tests that ask for `world` get a copy of the world's database (conftest's `database_url`)."""
+    return world_database[0]
+
+
+@pytest.fixture
+def world(database_template, world_database, app) -> World:
+    """The world of build_world, in this test's own copy of its database (the `app` fixture's)."""
+    return world_database[1]
 
 
 def snapshot(app) -> dict:
@@ -168,6 +194,7 @@ TABLE = [
     Row("/embed/<slug>/entries/<id:entry_id>", "GET", "/embed/{slug}/entries/{entry}", everyone(200)),
     Row("/oembed", "GET", "/oembed?url=/stories/{slug}", everyone(200)),
     Row("/healthz", "GET", "/healthz", everyone(200)),
+    Row("/metrics", "GET", "/metrics", everyone(200)),
     # Answered by the Socket.IO middleware before Flask; without Engine.IO's parameters: 400.
     Row("/socket.io/", "GET", "/socket.io/", everyone(400)),
     # Login and logout: open to anyone (the forms still need their CSRF token). A login writes its
@@ -256,8 +283,7 @@ CELLS = [pytest.param(row, caller, id=f"{row.id} as {caller}") for row in TABLE 
 
 
 @pytest.mark.parametrize("row, caller", CELLS)
-def test_authorization(app, row, caller):
-    world = build_world(app)
+def test_authorization(app, row, caller, world):
     client = app.test_client()
     headers = as_caller(app, client, caller, world)
     kwargs = {"headers": headers}
@@ -277,9 +303,8 @@ def test_authorization(app, row, caller):
     assert changed == (row.writes_as(caller) and status < 400 and (status, location) != TO_LOGIN)
 
 
-def test_a_disabled_accounts_open_session_grants_nothing(app):
+def test_a_disabled_accounts_open_session_grants_nothing(app, world):
     """An admin disables an editor who is logged in: the editor's next requests are refused."""
-    world = build_world(app)
     admin_client = app.test_client()
     assert login(admin_client, "root").status_code == 302
     eve = app.test_client()
@@ -320,8 +345,7 @@ def logged_in(client) -> bool:
 
 @pytest.mark.parametrize("sent", ["no token", "another session's token", "valid token"])
 @pytest.mark.parametrize("row", [pytest.param(row, id=row.id) for row in FORM_ROWS])
-def test_csrf(app, row, sent):
-    world = build_world(app)
+def test_csrf(app, row, sent, world):
     client = app.test_client()
     caller = FORM_CALLER.get(row.rule, "editor")
     as_caller(app, client, caller, world)
@@ -375,8 +399,7 @@ def test_only_read_only_socket_handlers_are_registered(app):
 
 @pytest.mark.parametrize("caller", ["reader", "editor"])
 @pytest.mark.parametrize("name", list(FORGED))
-def test_socket_events_cannot_write(request, app, socket_client, caller, name):
-    world = build_world(app)
+def test_socket_events_cannot_write(request, app, socket_client, caller, name, world):
     if caller == "editor":  # even a logged-in editor's socket carries no write power
         assert login(request.getfixturevalue("client"), "alice").status_code == 302
     watcher, sender = socket_client(), socket_client()
@@ -391,8 +414,7 @@ def test_socket_events_cannot_write(request, app, socket_client, caller, name):
     assert watcher.get_received() == []  # nothing was broadcast to readers
 
 
-def test_join_and_leave_write_nothing(app, socket_client):
-    world = build_world(app)
+def test_join_and_leave_write_nothing(app, socket_client, world):
     before = snapshot(app)
     sio = socket_client()
     assert sio.emit("join", {"story": world.slug, "since": 0}, callback=True)["ok"]

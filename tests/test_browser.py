@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import requests
-from conftest import PASSWORD, LiveServer, browser_login, csrf_from, fresh_database
+from helpers import PASSWORD, LiveServer, browser_login, csrf_from, fresh_database
 from playwright.sync_api import Page, expect
 
 WAIT = 10_000         # ms: ordinary live updates arrive well within this
@@ -22,9 +22,9 @@ RECONNECT = 30_000    # ms: socket.io's backoff after a server restart (delays o
 
 
 @pytest.fixture(scope="module")
-def shared_server(tmp_path_factory):
+def shared_server(tmp_path_factory, database_engine):
     """A running `python app.py` with its own database and the editor 'alice', shared by this module."""
-    with fresh_database(tmp_path_factory.mktemp("browser")) as url:
+    with fresh_database(tmp_path_factory.mktemp("browser"), database_engine) as url:
         live = LiveServer(url)
         live.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
         live.start()

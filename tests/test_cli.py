@@ -1,6 +1,6 @@
 """Command-line tools: accounts, database setup and the demo story."""
 import pytest
-from conftest import PASSWORD
+from helpers import PASSWORD
 from sqlalchemy import func, select
 
 from tracker.extensions import db
@@ -53,7 +53,7 @@ def test_seed_demo_once_with_a_fresh_password(app):
         story = db.session.scalar(select(Story))
         entries = db.session.scalars(select(Entry).where(Entry.story_id == story.id)).all()
         assert len(entries) == 12 and story.rev == 13
-        assert sum(e.key for e in entries) == 1 and sum(e.pinned for e in entries) == 1
+        assert sum(e.key_event for e in entries) == 1 and sum(e.pinned for e in entries) == 1
         assert db.session.scalar(select(User).where(User.username == "editor")).check_password(password)
     again = runner.invoke(args=["seed-demo"])
     assert "demo not added" in again.output and "password" not in again.output

@@ -1,101 +1,23 @@
 """End to end: a real server process, a real Socket.IO client over websocket, the real editor form."""
 import re
-import threading
-import uuid
 
 import pytest
 import requests
-import socketio
-from conftest import csrf_from, http_login
-
-TIMEOUT = 10
+from helpers import Editor, Reader, fresh_database, server_entries, start_live_server
 
 
-class Editor:
-    """An editor driving the real HTML forms over HTTP."""
-
-    def __init__(self, base: str):
-        self.base, self.http = base, http_login(base)
-
-    def token(self, path: str) -> str:
-        return csrf_from(self.http.get(self.base + path).text)
-
-    def create_story(self, title: str) -> str:
-        response = self.http.post(f"{self.base}/editor/stories/new", data={
-            "csrf_token": self.token("/editor/stories/new"), "title": title, "status": "live"}, allow_redirects=False)
-        assert response.status_code == 302
-        return response.headers["Location"].rsplit("/", 1)[1]
-
-    def post(self, slug: str, body: str, headline: str = "") -> None:
-        response = self.http.post(f"{self.base}/editor/stories/{slug}", data={
-            "csrf_token": self.token(f"/editor/stories/{slug}"), "body": body, "headline": headline,
-            "idempotency_key": uuid.uuid4().hex}, allow_redirects=False)
-        assert response.status_code == 302, response.text
-
-    def edit(self, entry_id: int, body: str) -> None:
-        path = f"/editor/entries/{entry_id}/edit"
-        response = self.http.post(self.base + path, data={"csrf_token": self.token(path), "body": body},
-                                  allow_redirects=False)
-        assert response.status_code == 302, response.text
-
-    def delete(self, slug: str, entry_id: int) -> None:
-        response = self.http.post(f"{self.base}/editor/entries/{entry_id}/delete", allow_redirects=False,
-                                  data={"csrf_token": self.token(f"/editor/stories/{slug}")})
-        assert response.status_code == 302
-
-
-class Reader:
-    """A Socket.IO client that keeps the newest state of each entry, as the reader page does."""
-
-    def __init__(self, base: str, slug: str):
-        self.base, self.slug, self.rev = base, slug, 0
-        self.entries: dict[int, dict] = {}
-        self.events: list[dict] = []
-        self.changed = threading.Condition()
-        self.sio = socketio.Client(reconnection=False)
-        self.sio.on("entry", self.apply)
-
-    def connect(self) -> dict:
-        self.sio.connect(self.base, transports=["websocket"], wait_timeout=TIMEOUT)
-        ack = self.sio.call("join", {"story": self.slug, "since": self.rev}, timeout=TIMEOUT)
-        assert ack["ok"], ack
-        for entry in ack["entries"]:
-            self.apply(entry, live=False)
-        self.rev = max(self.rev, ack["rev"])
-        return ack
-
-    def apply(self, entry: dict, live: bool = True) -> None:
-        with self.changed:
-            if live:
-                self.events.append(entry)
-            held = self.entries.get(entry["id"])
-            if held is None or held["rev"] < entry["rev"]:
-                self.entries[entry["id"]] = entry
-            self.rev = max(self.rev, entry["rev"])
-            self.changed.notify_all()
-
-    def wait_for(self, predicate) -> None:
-        with self.changed:
-            assert self.changed.wait_for(lambda: predicate(self), timeout=TIMEOUT), self.entries
-
-    def visible(self) -> dict[int, dict]:
-        return {i: e for i, e in self.entries.items() if not e["deleted"]}
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, database_engine):
+    """One server for the module: each test works on a story of its own."""
+    with fresh_database(tmp_path_factory.mktemp("e2e"), database_engine) as url:
+        server = start_live_server(url)
+        yield server
+        server.stop()
 
 
 @pytest.fixture
 def editor(live_server):
     return Editor(live_server.url)
-
-
-def server_entries(base: str, slug: str) -> dict[int, dict]:
-    """Every visible entry as the server has it, through the JSON pages."""
-    found, cursor = {}, ""
-    while True:
-        page = requests.get(f"{base}/stories/{slug}/entries", params={"before": cursor} if cursor else {}).json()
-        found.update({e["id"]: e for e in page["entries"]})
-        if not page["next"]:
-            return found
-        cursor = page["next"]
 
 
 def test_entry_posted_through_the_form_arrives_over_websocket(live_server, editor):
@@ -140,15 +62,6 @@ def test_reconnect_with_last_revision_catches_up_exactly(live_server, editor):
     assert [e["rev"] for e in ack["entries"]] == sorted(e["rev"] for e in ack["entries"])
     assert reader.rev == ack["rev"] == ack["story"]["rev"]
     reader.sio.disconnect()
-
-
-def test_join_of_unknown_story_is_an_error_ack(live_server):
-    sio = socketio.Client(reconnection=False)
-    sio.connect(live_server.url, transports=["websocket"], wait_timeout=TIMEOUT)
-    ack = sio.call("join", {"story": "no-such-story", "since": 0}, timeout=TIMEOUT)
-    assert ack == {"ok": False, "error": "There is no story 'no-such-story'."}
-    assert sio.call("join", ["not", "an", "object"], timeout=TIMEOUT)["ok"] is False
-    sio.disconnect()
 
 
 def test_server_pages_and_headers_from_the_real_server(live_server, editor):

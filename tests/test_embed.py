@@ -6,12 +6,11 @@ from functools import partial
 
 import pytest
 import socketio
-from conftest import LiveServer, free_port
+from helpers import Editor, LiveServer, free_port
 from playwright.sync_api import expect
-from test_e2e import Editor
 
 from tracker import services
-from tracker.queries import entry_or_404, story_or_404
+from tracker.web import entry_or_404, story_or_404
 
 
 def add(app, slug, n):

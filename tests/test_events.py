@@ -1,13 +1,13 @@
 """Socket.IO: the join handshake, its errors, and live events after changes."""
 import pytest
 from flask import request
+from helpers import JSON, form_page, post_entry
 from sqlalchemy.exc import OperationalError
-from test_editor import JSON, form_page, post_entry
 
 from tracker import services
 from tracker.events import HANDLER_FAILED
 from tracker.extensions import db
-from tracker.queries import entry_or_404, story_or_404
+from tracker.web import entry_or_404, story_or_404
 
 
 def join(sio, payload):
@@ -45,6 +45,7 @@ def test_join_without_since_means_from_the_start(app, socket_client, story):
     ({"story": "nope", "since": 0}, "There is no story 'nope'."),
     ("storm", "join expects an object"),
     (None, "join expects an object"),
+    (["not", "an", "object"], "join expects an object"),
     ({"since": 0}, "'story' must be a story slug."),
     ({"story": 5}, "'story' must be a story slug."),
     ({"story": "s" * 500}, "'story' must be a story slug."),

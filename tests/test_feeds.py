@@ -8,7 +8,7 @@ from sqlalchemy import update
 from tracker import services
 from tracker.extensions import db
 from tracker.models import Entry, Story
-from tracker.queries import entry_or_404, story_or_404
+from tracker.web import entry_or_404, story_or_404
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -1,6 +1,7 @@
 """Hypothesis throws arbitrary payloads at the socket handlers: every one gets an ack, none crashes.
 
 A crash would still be answered (events.on_error), so the acks must not be that answer."""
+from helpers import TEST_LONG
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -17,7 +18,9 @@ json_values = st.recursive(
 join_payloads = json_values | st.fixed_dictionaries(
     {"story": st.text(max_size=100) | st.just("fuzz-story"), "since": json_values | st.integers(-(2**70), 2**70)})
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# 300 examples per handler in `make test-long` (TEST_LONG=1), 100 in `make test`.
+FUZZ = settings(max_examples=300 if TEST_LONG else 100, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @FUZZ

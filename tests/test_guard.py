@@ -28,7 +28,7 @@ from select import POLLIN, poll
 import pytest
 import requests
 import websocket
-from conftest import ROOT, LiveServer, free_port, fresh_database
+from helpers import ROOT, LiveServer, free_port, fresh_database
 from requests.adapters import HTTPAdapter
 from sqlalchemy import select, update
 
@@ -37,6 +37,9 @@ from tracker.events import HANDLER_FAILED
 from tracker.extensions import db
 from tracker.models import Entry, Story
 from tracker.schema import upgrade_database
+
+# Timed probes (each answer within 1.5 s): never beside another of the timing-sensitive tests.
+pytestmark = pytest.mark.serial
 
 BYSTANDER = "127.0.0.2"     # probes, readers and the publisher: everyone who is not attacking
 FLOODER = "127.0.0.1"       # test_event_flood
@@ -157,11 +160,11 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
+def servers(tmp_path_factory, database_engine):
     """The shared server, for the attacks that do not interfere (each attacks from its own address),
     and a server with a low file limit; both start at once."""
-    with fresh_database(tmp_path_factory.mktemp("guard")) as url, \
-            fresh_database(tmp_path_factory.mktemp("guard-small")) as small_url:
+    with fresh_database(tmp_path_factory.mktemp("guard"), database_engine) as url, \
+            fresh_database(tmp_path_factory.mktemp("guard-small"), database_engine) as small_url:
         small = GuardServer(small_url, file_limit=FILE_LIMIT, HEADER_TIMEOUT=str(HEADER_TIMEOUT))
         failed: list[Exception] = []
 

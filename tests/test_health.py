@@ -3,12 +3,12 @@ import re
 import sqlite3
 
 import pytest
-from conftest import csrf_from
+from helpers import csrf_from
 from sqlalchemy import make_url
 from sqlalchemy.exc import OperationalError
 
 from tracker import queries
-from tracker.health import DATABASE_DOWN
+from tracker.errors import DATABASE_DOWN
 
 
 def test_healthz_reports_the_database(client):
@@ -46,7 +46,7 @@ def test_a_database_outage_is_a_503_and_the_editor_gets_the_form_back(editor_cli
     def unreachable(*args, **kwargs):
         raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
 
-    monkeypatch.setattr(queries, "story_or_404", unreachable)
+    monkeypatch.setattr(queries, "story_by_slug", unreachable)
     typed = {"csrf_token": csrf_from(page), "idempotency_key": key, "headline": "Levee <holds>",
              "body": "Water stays **below** the top."}
     response = editor_client.post(f"/editor/stories/{story}", data=typed)

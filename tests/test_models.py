@@ -3,7 +3,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from conftest import login
+from helpers import login
 from sqlalchemy import select
 
 from tracker import services

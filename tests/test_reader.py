@@ -8,7 +8,7 @@ from flask import url_for
 
 from tracker import create_app, services
 from tracker.extensions import db
-from tracker.queries import story_or_404
+from tracker.web import story_or_404
 
 # What a client that wants our absolute links to point elsewhere sends.
 FORGED = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
@@ -97,7 +97,7 @@ def test_bad_cursor_is_a_clear_400(app, client, story, query):
 def test_entry_permalink_and_history(app, client, story):
     [entry_id] = add(app, story)
     with app.test_request_context():
-        from tracker.queries import entry_or_404
+        from tracker.web import entry_or_404
         services.edit_entry(entry_or_404(entry_id), "Corrected text")
     html = client.get(f"/stories/{story}/entries/{entry_id}").get_data(as_text=True)
     assert "Corrected text" in html and "Earlier versions" in html and "Update number 0" in html
@@ -120,7 +120,7 @@ def test_entry_of_another_story_is_a_404(app, client, story):
 def test_deleted_entry_is_gone_from_page_and_permalink(app, client, story):
     [entry_id] = add(app, story)
     with app.test_request_context():
-        from tracker.queries import entry_or_404
+        from tracker.web import entry_or_404
         services.delete_entry(entry_or_404(entry_id))
     assert f'id="entry-{entry_id}"' not in client.get(f"/stories/{story}").get_data(as_text=True)
     response = client.get(f"/stories/{story}/entries/{entry_id}")

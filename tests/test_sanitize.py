@@ -152,10 +152,6 @@ def strict_audit(html: str) -> list[str]:
     return audit.problems
 
 
-def test_corpus_has_at_least_150_distinct_attacks():
-    assert len(set(CORPUS)) == len(CORPUS) >= 150
-
-
 @pytest.mark.parametrize("attack", CORPUS, ids=[f"xss{i:03d}" for i in range(len(CORPUS))])
 def test_corpus_attack_leaves_only_the_allowlist(attack):
     for html in (sanitize(attack), render_markdown(attack)):

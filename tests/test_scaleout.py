@@ -4,15 +4,14 @@ import re
 
 import pytest
 import requests
-from conftest import PASSWORD, LiveServer, WireReader
+from helpers import PASSWORD, Editor, LiveServer, Reader, WireReader, server_entries
 from playwright.sync_api import expect
 from sqlalchemy import select
-from test_e2e import Editor, Reader, server_entries
 
 from tracker import create_app, services
 from tracker.extensions import db
 from tracker.models import Entry, Story
-from tracker.queries import story_or_404
+from tracker.web import story_or_404
 
 WRITERS, EACH = 4, 25
 

@@ -4,8 +4,8 @@ import sys
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import ROOT
 from flask_migrate import upgrade
+from helpers import ROOT
 from sqlalchemy import inspect, text
 
 from tracker import create_app

@@ -4,6 +4,7 @@ from datetime import UTC
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from tracker import services
 from tracker.extensions import db
@@ -236,12 +237,7 @@ def test_broadcast_failure_keeps_the_saved_change(live, monkeypatch, caplog):
 
 
 def test_database_busy_is_a_clear_error_and_saves_nothing(live, monkeypatch):
-    from sqlalchemy.exc import OperationalError
-
-    def locked():
-        raise OperationalError("COMMIT", {}, Exception("database is locked"))
-
-    monkeypatch.setattr(db.session, "commit", locked)
+    busy(monkeypatch)
     with pytest.raises(ServiceError) as error:
         services.append_entry(live, "Not saved")
     assert error.value.status == 503 and "Nothing was saved" in error.value.message
@@ -252,3 +248,62 @@ def test_database_busy_is_a_clear_error_and_saves_nothing(live, monkeypatch):
 def test_title_without_latin_letters_still_gets_a_slug(ctx):
     story = services.create_story("Выборы")
     assert re.fullmatch(r"story-[0-9a-f]{6}", story.slug)
+
+
+def test_change_entry_is_one_revision_and_one_broadcast_per_changed_row(live, sent):
+    pinned, _ = services.append_entry(live, "Pinned", pinned=True)
+    entry, _ = services.append_entry(live, "Draft")
+    sent.clear()
+    services.change_entry(entry, body="Final", headline="News", key=True, pinned=True)
+    assert (entry.body, entry.headline, entry.key_event, entry.pinned, pinned.pinned) == (
+        "Final", "News", True, True, False)
+    assert [(kind, rev) for kind, rev, _ in sent] == [("Entry", 4), ("Entry", 5)]
+    assert (pinned.rev, entry.rev, db.session.get(Story, live.id).rev) == (4, 5, 5)
+    assert [v.body for v in entry.versions] == ["Draft"]
+
+
+def test_change_entry_with_nothing_new_takes_no_revision(live, sent):
+    entry, _ = services.append_entry(live, "Same", "Head", key=True)
+    sent.clear()
+    services.change_entry(entry, body="Same", key=True, pinned=False)
+    assert sent == [] and entry.rev == 2 and entry.edited_at is None
+
+
+def busy(monkeypatch):
+    def locked():
+        raise OperationalError("COMMIT", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(db.session, "commit", locked)
+
+
+def test_a_change_the_database_refuses_saves_none_of_its_fields(live, sent, monkeypatch):
+    entry, _ = services.append_entry(live, "Draft")
+    sent.clear()
+    busy(monkeypatch)
+    with pytest.raises(ServiceError) as error:
+        services.change_entry(entry, body="Final", headline="News", key=True, pinned=True)
+    assert error.value.status == 503 and sent == []
+    monkeypatch.undo()
+    db.session.expire_all()
+    stored = db.session.get(Entry, entry.id)
+    assert (stored.body, stored.headline, stored.key_event, stored.pinned, stored.rev) == ("Draft", "", False, False, 2)
+    assert db.session.scalar(select(func.count(EntryVersion.id))) == 0
+
+
+def test_change_story_is_one_revision_and_one_broadcast(live, sent):
+    services.change_story(live, title="Results", summary="All seats.", tags="vote, count", status="ended")
+    assert (live.title, live.summary, live.tag_list, live.status, live.rev) == (
+        "Results", "All seats.", ["vote", "count"], "ended", 2)
+    assert live.ended_at is not None and [(kind, rev) for kind, rev, _ in sent] == [("Story", 2)]
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"title": "Results", "status": "paused"}, "status"),
+    ({"summary": "All seats.", "image_url": "ftp://example.org/map.png"}, "image_url"),
+])
+def test_a_story_change_with_one_bad_field_changes_nothing(live, sent, kwargs, field):
+    with pytest.raises(ServiceError) as error:
+        services.change_story(live, **kwargs)
+    assert error.value.field == field and sent == []
+    db.session.expire_all()
+    assert (live.title, live.summary, live.rev) == ("Election night", "Results as they come in.", 1)

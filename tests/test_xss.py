@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from conftest import PASSWORD, LiveServer, browser_login, csrf_from, fresh_database, http_login
+from helpers import PASSWORD, LiveServer, browser_login, csrf_from, fresh_database, http_login
 from playwright.sync_api import expect
 
 from tracker import CSP, EMBED_CSP
@@ -227,9 +227,9 @@ def open_live(page, url: str) -> None:
 # The server and the ways in
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, database_engine):
     """`python app.py` on its own database, with the editor 'alice' and an API token."""
-    with fresh_database(tmp_path_factory.mktemp("xss")) as url:
+    with fresh_database(tmp_path_factory.mktemp("xss"), database_engine) as url:
         live = LiveServer(url)
         live.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
         live.token = live.flask("token", "create", "xss-corpus").strip().splitlines()[-1]
