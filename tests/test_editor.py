@@ -1,28 +1,12 @@
 """Editor pages: forms, JSON answers for the page's script, controls and permissions."""
-import re
 
 import pytest
-from helpers import csrf_from, login, make_user
+from helpers import JSON, form_page, login, make_user, post_entry
 from sqlalchemy import func, select
 
 from tracker.extensions import db
 from tracker.models import Entry, Story
 from tracker.services import MAX_BODY
-
-JSON = {"Accept": "application/json"}
-
-
-def form_page(client, path):
-    """GET a form page; return its CSRF token and idempotency key (if any)."""
-    html = client.get(path).get_data(as_text=True)
-    idem = re.search(r'id="idempotency_key" name="idempotency_key" type="hidden" value="([^"]*)"', html)
-    return csrf_from(html), idem.group(1) if idem else None
-
-
-def post_entry(client, slug, body="Water is rising.", headline="", headers=None, **extra):
-    token, idem = form_page(client, f"/editor/stories/{slug}")
-    data = {"csrf_token": token, "body": body, "headline": headline, "idempotency_key": idem, **extra}
-    return client.post(f"/editor/stories/{slug}", data=data, headers=headers or {})
 
 
 def entries(app):
