@@ -51,20 +51,15 @@ def fresh_database(tmp: Path, url: str | None):
     if not url:
         yield f"sqlite:///{tmp / 'tracker.db'}"
         return
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"tracker_test_{uuid.uuid4().hex[:12]}"
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        database = _postgres_database(make_url(url), "")
+        made = next(database)
     except Exception as exc:  # any failure to connect or create means: no usable server
-        admin.dispose()
         unavailable("PostgreSQL", f"{make_url(url).render_as_string()}: {exc.__class__.__name__}")
     try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+        yield made
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        database.close()
 
 
 @contextmanager
@@ -76,12 +71,18 @@ def copied_database(template_url: str, tmp: Path):
         shutil.copyfile(template.database, tmp / "tracker.db")
         yield f"sqlite:///{tmp / 'tracker.db'}"
         return
-    admin = create_engine(template, isolation_level="AUTOCOMMIT")
+    yield from _postgres_database(template, f' TEMPLATE "{template.database}"')
+
+
+def _postgres_database(server, options: str):
+    """Create a new database on the PostgreSQL server of the URL `server` (CREATE DATABASE ...
+    `options`), yield its URL, and drop it when closed."""
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     name = f"tracker_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template.database}"'))
-        yield template.set(database=name).render_as_string(hide_password=False)
+            conn.execute(text(f'CREATE DATABASE "{name}"{options}'))
+        yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
