@@ -4,6 +4,7 @@ All eventlet-specific code lives here, so the async mode can change in one place
 """
 import argparse
 import errno
+import functools
 import gc
 import logging
 import os
@@ -85,7 +86,7 @@ def _tune_engineio() -> None:
                     return handler(ws)  # a second, concurrent upgrade attempt: leave the first's
                 eio_socket.direct_send = _direct_writer(eio_socket, ws)
                 # The guards' way to end a connection now: its reader and any writer wake up.
-                eio_socket.hangup = lambda: eventlet.greenio.shutdown_safe(ws.socket)
+                eio_socket.hangup = functools.partial(eventlet.greenio.shutdown_safe, ws.socket)
                 try:
                     return handler(ws)
                 finally:
@@ -178,21 +179,24 @@ def _protocol(book, header_timeout: int):
         wbufsize = 512
 
         def handle_one_request(self):
-            self.deadline = eventlet.Timeout(header_timeout)
+            self.deadline = deadline = eventlet.Timeout(header_timeout)
             try:
                 super().handle_one_request()
             except eventlet.Timeout as timeout:
-                if timeout is not self.deadline:
+                if timeout is not deadline:
                     raise
                 self.close_connection = 1
             finally:
-                self.deadline.cancel()
+                deadline.cancel()
 
         def parse_request(self):
             try:
                 return super().parse_request()
             finally:
-                self.deadline.cancel()  # the headers are in: the request may now take its time
+                # The headers are in: the request may now take its time. Not kept: a websocket's
+                # handler lives as long as the reader.
+                self.deadline.cancel()
+                self.deadline = None
 
         def finish(self):
             try:

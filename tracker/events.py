@@ -127,12 +127,13 @@ def _join(slug: str, since: int) -> dict:
         ack = {"ok": True, "rev": story.rev, "story": story_state(story), "entries": []}
         if since >= story.rev:  # an up-to-date reader (the usual reconnect) needs no entry query
             return ack
-        if queries.changes_after(story.id, since, current_app.config["CATCHUP_LIMIT"] + 1) \
-                > current_app.config["CATCHUP_LIMIT"]:
+        entries, after = queries.changes_page(story.id, since, current_app.config["CATCHUP_PAGE_BYTES"])
+        most = current_app.config["CATCHUP_LIMIT"]
+        # Counted only past one page: a reader one update behind (after a restart, all of them) costs one query.
+        if (after is not None or len(entries) > most) and queries.changes_after(story.id, since, most + 1) > most:
             # Too far behind to replay: send the current first page and tell the client to start over.
             page, _ = queries.entry_page(story, include_pinned=True)
             return {**ack, "reset": True, "entries": [entry.to_dict() for entry in reversed(page)]}
-        entries, after = queries.changes_page(story.id, since, current_app.config["CATCHUP_PAGE_BYTES"])
         return {**ack, "entries": entries, **({"next_after_rev": after} if after is not None else {})}
 
 

@@ -204,35 +204,53 @@ class Entry(db.Model):
     @property
     def plain_text(self) -> str:
         """The entry's text without markup."""
-        return Markup(self.html).striptags()
+        return plain_text(self.html)
 
     @property
     def excerpt(self) -> str:
         """The plain text cut to about 80 characters (for lists and announcements)."""
-        text = self.plain_text
-        return text if len(text) <= 80 else text[:79].rstrip() + "…"
+        return excerpt(self.html)
 
     def to_dict(self) -> dict:
         """The entry's public state; a deleted entry keeps only what readers need to drop it."""
-        data = {
-            "id": self.id,
-            "rev": self.rev,
-            "story": self.story.slug,
-            "headline": self.headline,
-            "html": self.html,
-            "author": self.author.username if self.author else (self.byline or None),
-            "created_at": isoformat(self.created_at),
-            "updated_at": isoformat(self.updated_at),
-            "edited_at": isoformat(self.edited_at),
-            "pinned": self.pinned,
-            "key": self.key_event,
-            "deleted": self.deleted,
-            "excerpt": self.excerpt,
-            "url": f"/stories/{self.story.slug}/entries/{self.id}",
-        }
-        if self.deleted:
-            data.update(headline="", html="", excerpt="", author=None, pinned=False, key=False)
-        return data
+        return entry_state(self, self.story.slug, self.author.username if self.author else None)
+
+
+def plain_text(html: str) -> str:
+    """Text without markup."""
+    return Markup(html).striptags()
+
+
+def excerpt(html: str) -> str:
+    """The plain text of `html` cut to about 80 characters."""
+    text = plain_text(html)
+    return text if len(text) <= 80 else text[:79].rstrip() + "…"
+
+
+def entry_state(entry: Entry | Row, story_slug: str, username: str | None) -> dict:
+    """Entry.to_dict, also for a row read without the ORM (see queries.changes_page)."""
+    if entry.deleted:
+        headline = html = summary = ""
+        author, pinned, key = None, False, False
+    else:
+        headline, html, summary = entry.headline, entry.html, excerpt(entry.html)
+        author, pinned, key = username or entry.byline or None, entry.pinned, entry.key_event
+    return {
+        "id": entry.id,
+        "rev": entry.rev,
+        "story": story_slug,
+        "headline": headline,
+        "html": html,
+        "author": author,
+        "created_at": isoformat(entry.created_at),
+        "updated_at": isoformat(entry.updated_at),
+        "edited_at": isoformat(entry.edited_at),
+        "pinned": pinned,
+        "key": key,
+        "deleted": entry.deleted,
+        "excerpt": summary,
+        "url": f"/stories/{story_slug}/entries/{entry.id}",
+    }
 
 
 class EntryVersion(db.Model):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import bindparam, func, select, tuple_
 
 from .extensions import db
-from .models import Entry, Story, UTCDateTime
+from .models import Entry, Story, User, UTCDateTime, entry_state
 
 KEY_EVENTS_LIMIT = 50
 
@@ -85,15 +85,25 @@ def changes_after(story_id: int, since: int, most: int) -> int:
     return db.session.scalar(select(func.count()).select_from(changed.subquery()))
 
 
+# Catch-up reads many rows at once (every reader after a restart): Core rows, built once, cost a
+# third of ORM entities.
+CHANGES = (select(Entry.id, Entry.rev, Entry.headline, Entry.html, Entry.byline, Entry.pinned,
+                  Entry.key_event.label("key_event"), Entry.deleted, Entry.created_at, Entry.updated_at,
+                  Entry.edited_at, Story.slug.label("story_slug"), User.username)
+           .join(Story, Story.id == Entry.story_id).outerjoin(User, User.id == Entry.author_id)
+           .where(Entry.story_id == bindparam("story"), Entry.rev > bindparam("since"))
+           .order_by(Entry.rev).limit(bindparam("most")))
+
+
 def changes_page(story_id: int, since: int, max_bytes: int, most: int = 100) -> tuple[list[dict], int | None]:
     """Entry states changed after `since`, oldest first: at most `most`, about `max_bytes` of them
     (at least one); and the revision to ask from next when more remain, else None."""
-    rows = db.session.scalars(select(Entry).where(Entry.story_id == story_id, Entry.rev > since)
-                              .order_by(Entry.rev).limit(most + 1))
+    with db.engine.connect() as conn:
+        rows = conn.execute(CHANGES, {"story": story_id, "since": since, "most": most + 1}).all()
     page: list[dict] = []
     size = 0
-    for entry in rows:
-        state = entry.to_dict()
+    for row in rows:
+        state = entry_state(row, row.story_slug, row.username)
         size += len(json.dumps(state))  # as sent: non-ASCII text takes up to 6 bytes a character
         if page and (size > max_bytes or len(page) == most):
             return page, page[-1]["rev"]
