@@ -2,9 +2,11 @@
 
 Engine-dependent tests: a test whose fixtures include `database_engine` (every fixture that
 makes a database for the app does: `database_url`, hence `app`, `client`, `live_server`...,
-and the modules' shared servers) gets the `engine_dependent` mark. `make test` runs the whole
-suite on SQLite and only the marked tests again on PostgreSQL (TEST_DATABASE_URL); tests that
-use no database, or always PostgreSQL (`postgres_url`), run once.
+and the modules' shared servers) gets the `engine_dependent` mark, unless its module says
+`pytestmark = pytest.mark.engine_independent` (and why) and the test is not itself marked
+`engine_dependent`. `make test` runs the whole suite on SQLite and only the marked tests again
+on PostgreSQL (TEST_DATABASE_URL); tests that use no database, or always PostgreSQL
+(`postgres_url`), run once.
 
 Tests marked `serial` (timing-sensitive) run one after another on one pytest-xdist worker.
 Plain helpers live in helpers.py; test modules import them from there.
@@ -37,14 +39,16 @@ from tracker.extensions import db, socketio
 FANOUT_PATHS = {"test_e2e.py", "test_browser.py", "test_fanout.py"}
 # Modules whose tests share a module-scoped server: under pytest-xdist they stay on one worker,
 # so the server starts once.
-SHARED_SERVER = {"test_e2e.py", "test_browser.py", "test_xss.py"}
+SHARED_SERVER = {"test_e2e.py", "test_browser.py", "test_xss.py", "test_app.py"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.path.name
-        if "database_engine" in getattr(item, "fixturenames", ()):
+        if "database_engine" in getattr(item, "fixturenames", ()) and (
+                item.get_closest_marker("engine_dependent") is not None
+                or item.get_closest_marker("engine_independent") is None):
             item.add_marker(pytest.mark.engine_dependent)
         if module in FANOUT_PATHS:
             item.add_marker(pytest.mark.fanout_paths)

@@ -6,27 +6,33 @@ import sys
 
 import pytest
 import websocket
-from helpers import PASSWORD, ROOT, LiveServer
+from helpers import ROOT, LiveServer, fresh_database
+
+# The server's socket handling does not touch the database.
+pytestmark = pytest.mark.engine_independent
 
 
 def test_the_direct_writer_on_real_eventlet_objects():
     # In a child process: eventlet's green sockets would hang later browser tests in this one.
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+    # Without the plugins and conftest.py (browser, Hypothesis...), which it does not use: half the time.
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
                              str(ROOT / "tests" / "direct_writer_checks.py")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert "10 passed" in result.stdout, result.stdout
 
 
 # Heartbeat with the timer-driven pings, against the real server (1 s interval, 1 s timeout)
 
-@pytest.fixture
-def quick_pings(database_url):
-    server = LiveServer(database_url, SOCKETIO_PING_INTERVAL="1", SOCKETIO_PING_TIMEOUT="1")
-    server.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
-    server.start()
-    yield server
-    server.stop()
+@pytest.fixture(scope="module")
+def quick_pings(tmp_path_factory, database_engine):
+    """One server for both tests: each uses a connection of its own."""
+    with fresh_database(tmp_path_factory.mktemp("pings"), database_engine) as url:
+        server = LiveServer(url, SOCKETIO_PING_INTERVAL="1", SOCKETIO_PING_TIMEOUT="1")
+        server.start()
+        yield server
+        server.stop()
 
 
 def engineio_socket(server) -> websocket.WebSocket:

@@ -20,6 +20,9 @@ from tracker import create_app, events, services
 from tracker.extensions import csrf, db, socketio
 from tracker.models import User
 
+# Who may do what is decided in Python, the same on either engine: the table runs on SQLite only.
+pytestmark = pytest.mark.engine_independent
+
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Hashed once: every test's accounts share it, so a fresh database per cell stays cheap.
 PASSWORD_HASH = generate_password_hash(PASSWORD)

@@ -17,6 +17,9 @@ import requests
 from helpers import PASSWORD, LiveServer, browser_login, csrf_from, fresh_database
 from playwright.sync_api import Page, expect
 
+# What the browser shows does not depend on the engine; test_e2e covers the live path on PostgreSQL.
+pytestmark = pytest.mark.engine_independent
+
 WAIT = 10_000         # ms: ordinary live updates arrive well within this
 RECONNECT = 30_000    # ms: socket.io's backoff after a server restart (delays of 1, 2, 4, 8 s ± 50 %)
 

@@ -8,6 +8,9 @@ from tracker.extensions import db
 from tracker.models import Entry, Story
 from tracker.services import MAX_BODY
 
+# The forms call the same services as the API; test_services and test_api cover the engine.
+pytestmark = pytest.mark.engine_independent
+
 
 def entries(app):
     with app.app_context():

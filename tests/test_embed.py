@@ -12,6 +12,9 @@ from playwright.sync_api import expect
 from tracker import services
 from tracker.web import entry_or_404, story_or_404
 
+# The widget reads through the same queries as the reader page (test_reader runs on both engines).
+pytestmark = pytest.mark.engine_independent
+
 
 def add(app, slug, n):
     with app.test_request_context():

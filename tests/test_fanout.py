@@ -13,6 +13,9 @@ from helpers import LiveServer, WireReader
 
 from tracker.fanout import websocket_frame
 
+# Framing and writing to sockets do not touch the database.
+pytestmark = pytest.mark.engine_independent
+
 # 60 entries of ~120 KB as JSON (each "é" is sent as "\u00e9"): more than the 4 MB of socket
 # buffers the kernel gives a stalled reader on this machine, so the server meets a full socket.
 COUNT = 60

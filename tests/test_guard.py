@@ -39,7 +39,8 @@ from tracker.models import Entry, Story
 from tracker.schema import upgrade_database
 
 # Timed probes (each answer within 1.5 s): never beside another of the timing-sensitive tests.
-pytestmark = pytest.mark.serial
+# Only the catch-up attacks read the database: they run on PostgreSQL too (marked one by one).
+pytestmark = [pytest.mark.serial, pytest.mark.engine_independent]
 
 BYSTANDER = "127.0.0.2"     # probes, readers and the publisher: everyone who is not attacking
 FLOODER = "127.0.0.1"       # test_event_flood
@@ -519,6 +520,7 @@ def closed_by_server(socks: list[socket.socket], seconds: float) -> list[float |
 
 # Protocol guards (no attack)
 
+@pytest.mark.engine_dependent
 def test_deep_catchup_is_paged_and_the_pages_are_exact(site):
     """A join far behind gets about a page of entries and NEXT; the pages after it give every change once."""
     wire = Wire(site.server.port, BYSTANDER)
@@ -682,6 +684,7 @@ def test_big_frames(site):
     assert close_code(received) in (None, 1009), close_code(received)
 
 
+@pytest.mark.engine_dependent
 def test_catchup_amplification(site):
     """Sockets that ask for the whole deep story again and again and never read: 80 joins each
     after the connect packet: twice the packet burst (the old limit allowed 60 a minute per connection)."""

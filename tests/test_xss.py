@@ -40,6 +40,10 @@ from playwright.sync_api import expect
 from tracker import CSP, EMBED_CSP
 from tracker.sanitize import clean_text
 
+# Escaping and the CSP do not depend on the engine; how text is stored is checked on PostgreSQL by
+# test_services and test_api.
+pytestmark = pytest.mark.engine_independent
+
 CORPUS_FILE = Path(__file__).with_name("xss_corpus.json")
 CORPUS: list[str] = json.loads(CORPUS_FILE.read_text(encoding="utf-8"))
 WAIT = 15_000  # ms
