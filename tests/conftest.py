@@ -2,8 +2,8 @@
 
 Engine-dependent tests: a test whose fixtures include `database_engine` (every fixture that
 makes a database for the app does: `database_url`, hence `app`, `client`, `live_server`...,
-and the modules' shared servers) gets the `engine_dependent` mark, unless its module says
-`pytestmark = pytest.mark.engine_independent` (and why) and the test is not itself marked
+and the modules' shared servers) gets the `engine_dependent` mark, unless it or its module is
+marked `engine_independent` (with a comment saying why) and the test is not itself marked
 `engine_dependent`. `make test` runs the whole suite on SQLite and only the marked tests again
 on PostgreSQL (TEST_DATABASE_URL); tests that use no database, or always PostgreSQL
 (`postgres_url`), run once.

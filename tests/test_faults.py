@@ -553,6 +553,8 @@ def paging_server(database_url):
     server.stop()
 
 
+# The reader's side of a network cut: its catch-up reads are covered on PostgreSQL by test_events.
+@pytest.mark.engine_independent
 def test_reader_cut_off_from_the_network_catches_up_and_shows_its_state(browser, paging_server, make_proxy):
     live_server = paging_server
     api = Api(live_server)
@@ -606,6 +608,8 @@ def test_reader_cut_off_from_the_network_catches_up_and_shows_its_state(browser,
         check_backoff(log)
 
 
+# What the page says offline does not touch the database.
+@pytest.mark.engine_independent
 def test_page_says_offline_when_the_browser_has_no_network(browser, live_server, make_proxy):
     api = Api(live_server)
     slug = api.create_story("Quiet night")
