@@ -1,11 +1,12 @@
 """The JSON API: public reads, token-authenticated writes through the service layer."""
 import pytest
+from helpers import make_user
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from tracker import services
 from tracker.extensions import db
-from tracker.models import ApiToken, Entry, EntryVersion
+from tracker.models import ApiToken, Entry, EntryVersion, User
 from tracker.services import MAX_BODY
 
 
@@ -244,3 +245,42 @@ def test_a_failed_entry_patch_changes_nothing(app, client, auth, story, socket_c
     assert story_rev(client, story) == entry["rev"] and reader.get_received() == []
     with app.app_context():
         assert db.session.scalar(select(func.count(EntryVersion.id))) == 0
+
+
+def personal_token(app, username: str) -> dict:
+    """A bearer token made with `token create --user`, as request headers."""
+    result = app.test_cli_runner().invoke(args=["token", "create", f"{username}-laptop", "--user", username])
+    assert result.exit_code == 0, result.output
+    return {"Authorization": f"Bearer {result.output.strip().splitlines()[-1]}"}
+
+
+def test_a_personal_token_writes_as_its_person_with_their_display_name(app, client, editor, story):
+    with app.app_context():
+        services.change_user(db.session.scalar(select(User).where(User.username == "alice")),
+                             display_name="Alice Moreau")
+    response = client.post(f"/api/stories/{story}/entries", json={"body": "Bridge closed."},
+                           headers=personal_token(app, "alice"))
+    assert response.status_code == 201 and response.get_json()["entry"]["author"] == "Alice Moreau"
+    assert "By Alice Moreau" in client.get(f"/stories/{story}").get_data(as_text=True)
+    assert "<name>Alice Moreau</name>" in client.get(f"/stories/{story}/feed.atom").get_data(as_text=True)
+    assert '"author": {"@type": "Person", "name": "Alice Moreau"}' in client.get(f"/stories/{story}").get_data(
+        as_text=True)
+    assert client.get(f"/api/stories/{story}/entries?after_rev=0").get_json()["entries"][0]["author"] == "Alice Moreau"
+
+
+def test_a_contributors_token_may_not_publish_and_a_disabled_persons_token_is_dead(app, client, story):
+    make_user(app, "cole", "contributor")
+    make_user(app, "eve", "editor")
+    contributor, eve = personal_token(app, "cole"), personal_token(app, "eve")
+    refused = client.post(f"/api/stories/{story}/entries", json={"body": "Bridge closed."}, headers=contributor)
+    assert refused.status_code == 403 and "Contributors cannot publish" in refused.get_json()["error"]
+    with app.app_context():
+        services.set_user_active(db.session.scalar(select(User).where(User.username == "eve")), False)
+    assert client.post(f"/api/stories/{story}/entries", json={"body": "x"}, headers=eve).status_code == 401
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Entry)) == 0
+
+
+def test_token_create_for_an_unknown_person_is_refused(app):
+    result = app.test_cli_runner().invoke(args=["token", "create", "laptop", "--user", "nobody"])
+    assert result.exit_code == 1 and "There is no account 'nobody'." in result.output

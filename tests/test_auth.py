@@ -3,7 +3,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from helpers import PASSWORD, csrf_from, login, make_user
+from helpers import PASSWORD, csrf_from, login, make_user, post_entry
 from sqlalchemy import func, select, update
 
 from tracker import create_app, services
@@ -182,3 +182,35 @@ def test_session_ids_of_another_form_or_account_are_nobody(app, editor, user_id)
     with client.session_transaction() as session:
         session["_user_id"] = user_id
     assert client.get("/editor/").status_code == 302
+
+
+def profile_post(client, **fields):
+    token = csrf_from(client.get("/editor/profile").get_data(as_text=True))
+    data = {"display_name": "", "current_password": "", "new_password": "", **fields, "csrf_token": token}
+    return client.post("/editor/profile", data=data)
+
+
+def test_profile_sets_the_display_name_that_bylines_show(app, editor_client, story):
+    saved = profile_post(editor_client, display_name="  Alice Moreau ")
+    assert saved.status_code == 302 and saved.headers["Location"] == "/editor/profile"
+    with app.app_context():
+        assert db.session.scalar(select(User.display_name).where(User.username == "alice")) == "Alice Moreau"
+    post_entry(editor_client, story, "Bridge closed.")
+    assert "By Alice Moreau" in editor_client.get(f"/stories/{story}").get_data(as_text=True)
+    assert "Log out Alice Moreau" in editor_client.get("/editor/").get_data(as_text=True)
+
+
+def test_profile_password_change_needs_the_current_one_and_signs_out_only_the_other_sessions(app, editor_client,
+                                                                                             editor):
+    other = app.test_client()
+    assert login(other, editor).status_code == 302
+    wrong = profile_post(editor_client, current_password="not it", new_password="a new passphrase")
+    assert wrong.status_code == 403 and "current password is not right" in wrong.get_data(as_text=True)
+    assert login(app.test_client(), editor).status_code == 302  # the old password still works
+    changed = profile_post(editor_client, current_password=PASSWORD, new_password="a new passphrase")
+    assert changed.status_code == 302
+    assert editor_client.get("/editor/").status_code == 200  # this browser stays signed in
+    assert other.get("/editor/").status_code == 302  # the other one is out
+    assert login(app.test_client(), editor, "a new passphrase").status_code == 302
+    short = profile_post(editor_client, current_password="a new passphrase", new_password="short")
+    assert short.status_code == 400 and "at least 8" in short.get_data(as_text=True)

@@ -60,6 +60,7 @@ def build_world(app) -> World:
     with app.test_request_context():
         alice = db.session.get(User, _account("alice"))
         _account("root", "admin")
+        _account("cole", "contributor")
         _account("eve")  # logged in, then disabled: the "disabled_editor" caller
         target, disabled = _account("bea"), _account("dora", active=False)
         story = services.create_story("Flood warning on the river", "Rising water levels.")
@@ -111,7 +112,8 @@ def snapshot(app) -> dict:
 
 # Callers
 
-CALLERS = ("anonymous", "editor", "admin", "disabled_editor", "token", "revoked_token", "token_in_cookie")
+CALLERS = ("anonymous", "editor", "contributor", "admin", "disabled_editor", "token", "revoked_token",
+           "token_in_cookie")
 # Callers that hold no valid session: everything an anonymous reader may do, nothing more.
 NO_SESSION = ("anonymous", "disabled_editor", "token", "revoked_token", "token_in_cookie")
 TOKEN_COOKIES = ("token", "api_token", "access_token", "bearer")
@@ -119,8 +121,8 @@ TOKEN_COOKIES = ("token", "api_token", "access_token", "bearer")
 
 def as_caller(app, client, caller: str, world: World) -> dict:
     """Make `client` the caller; returns the headers each of its requests sends."""
-    if caller in ("editor", "admin", "disabled_editor"):
-        username = {"editor": "alice", "admin": "root", "disabled_editor": "eve"}[caller]
+    if caller in ("editor", "contributor", "admin", "disabled_editor"):
+        username = {"editor": "alice", "contributor": "cole", "admin": "root", "disabled_editor": "eve"}[caller]
         assert login(client, username).status_code == 302
     if caller == "disabled_editor":  # an admin disables the account while its session is open
         with app.app_context():
@@ -145,14 +147,19 @@ def everyone(status: int, location: str | None = None) -> dict:
     return dict.fromkeys(CALLERS, (status, location))
 
 
-def editors(ok: tuple) -> dict:
-    """Editor pages: logged-in editors and admins; anyone else is sent to the login page."""
-    return {**dict.fromkeys(NO_SESSION, TO_LOGIN), "editor": ok, "admin": ok}
+def staff(ok: tuple) -> dict:
+    """Editor pages to look at, and one's own profile: any logged-in account; anyone else is sent to log in."""
+    return {**dict.fromkeys(NO_SESSION, TO_LOGIN), "editor": ok, "contributor": ok, "admin": ok}
+
+
+def publishers(ok: tuple) -> dict:
+    """Changes to stories and updates: editors and admins; contributors get 403."""
+    return {**staff(ok), "contributor": (403, None)}
 
 
 def admins(ok: tuple) -> dict:
-    """Account pages: admins only; editors get 403."""
-    return {**editors(ok), "editor": (403, None)}
+    """Account pages: admins only; editors and contributors get 403."""
+    return {**publishers(ok), "editor": (403, None)}
 
 
 def token_holders(ok: tuple) -> dict:
@@ -207,32 +214,38 @@ TABLE = [
     Row("/login", "POST", "/login", everyone(302, "/editor/"), form={"username": "alice", "password": PASSWORD},
         writes=True),
     Row("/logout", "GET", "/logout", everyone(200)),
-    Row("/logout", "POST", "/logout", everyone(302, "/"), form={}, writes=("editor", "admin")),
-    # Editor pages: logged-in editors and admins.
-    Row("/editor/", "GET", "/editor/", editors((200, None))),
-    Row("/editor/stories/new", "GET", "/editor/stories/new", editors((200, None))),
-    Row("/editor/stories/new", "POST", "/editor/stories/new", editors((302, "/editor/stories/harbour-fire")),
+    Row("/logout", "POST", "/logout", everyone(302, "/"), form={}, writes=("editor", "contributor", "admin")),
+    # Editor pages: any account may look; editors and admins change things.
+    Row("/editor/", "GET", "/editor/", staff((200, None))),
+    Row("/editor/stories/new", "GET", "/editor/stories/new", staff((200, None))),
+    Row("/editor/stories/new", "POST", "/editor/stories/new", publishers((302, "/editor/stories/harbour-fire")),
         form={"title": "Harbour fire", "slug": "", "summary": "", "image_url": "", "status": "live"}, writes=True),
-    Row("/editor/stories/<slug>", "GET", "/editor/stories/{slug}", editors((200, None))),
-    Row("/editor/stories/<slug>", "POST", "/editor/stories/{slug}", editors((302, "/editor/stories/{slug}")),
+    Row("/editor/stories/<slug>", "GET", "/editor/stories/{slug}", staff((200, None))),
+    Row("/editor/stories/<slug>", "POST", "/editor/stories/{slug}", publishers((302, "/editor/stories/{slug}")),
         form={"body": "Water over the quay.", "headline": "", "idempotency_key": "k-1"}, writes=True),
-    Row("/editor/stories/<slug>/settings", "GET", "/editor/stories/{slug}/settings", editors((200, None))),
+    Row("/editor/stories/<slug>/settings", "GET", "/editor/stories/{slug}/settings", staff((200, None))),
     Row("/editor/stories/<slug>/settings", "POST", "/editor/stories/{slug}/settings",
-        editors((302, "/editor/stories/{slug}")), form={"title": "Flood: river peaks", "summary": "", "image_url": ""},
-        writes=True),
+        publishers((302, "/editor/stories/{slug}")),
+        form={"title": "Flood: river peaks", "summary": "", "image_url": ""}, writes=True),
     Row("/editor/stories/<slug>/status", "POST", "/editor/stories/{slug}/status",
-        editors((302, "/editor/stories/{slug}")), form={"status": "ended"}, writes=True),
-    Row("/editor/entries/<id:entry_id>/edit", "GET", "/editor/entries/{entry}/edit", editors((200, None))),
+        publishers((302, "/editor/stories/{slug}")), form={"status": "ended"}, writes=True),
+    Row("/editor/entries/<id:entry_id>/edit", "GET", "/editor/entries/{entry}/edit", staff((200, None))),
     Row("/editor/entries/<id:entry_id>/edit", "POST", "/editor/entries/{entry}/edit",
-        editors((302, "/editor/stories/{slug}")), form={"body": "Levels are falling.", "headline": ""}, writes=True),
-    *[Row(ENTRY_ACTION, "POST", f"/editor/entries/{{{target}}}/{action}", editors((302, "/editor/stories/{slug}")),
+        publishers((302, "/editor/stories/{slug}")), form={"body": "Levels are falling.", "headline": ""}, writes=True),
+    *[Row(ENTRY_ACTION, "POST", f"/editor/entries/{{{target}}}/{action}", publishers((302, "/editor/stories/{slug}")),
           form={}, writes=True, variant=action)
       for action, target in (("delete", "entry"), ("pin", "entry"), ("key", "entry"),
                              ("unpin", "marked"), ("unkey", "marked"))],
+    # One's own profile: anyone logged in.
+    Row("/editor/profile", "GET", "/editor/profile", staff((200, None))),
+    Row("/editor/profile", "POST", "/editor/profile", staff((302, "/editor/profile")),
+        form={"display_name": "Desk", "current_password": "", "new_password": ""}, writes=True),
     # Account pages: admins only.
     Row("/editor/users", "GET", "/editor/users", admins((200, None))),
     Row("/editor/users", "POST", "/editor/users", admins((302, "/editor/users")),
         form={"username": "carol", "password": "long enough pw", "role": "editor"}, writes=True),
+    Row("/editor/users/<id:user_id>", "POST", "/editor/users/{target}", admins((302, "/editor/users")),
+        form={"display_name": "Bea B.", "role": "contributor"}, writes=True),
     Row(USER_ACTION, "POST", "/editor/users/{target}/disable", admins((302, "/editor/users")), form={}, writes=True,
         variant="disable"),
     Row(USER_ACTION, "POST", "/editor/users/{disabled}/enable", admins((302, "/editor/users")), form={}, writes=True,
@@ -329,7 +342,8 @@ def test_a_disabled_accounts_open_session_grants_nothing(app, world):
 # CSRF
 
 # Who sends each form: the account the route is for.
-FORM_CALLER = {"/login": "anonymous", "/editor/users": "admin", USER_ACTION: "admin"}
+FORM_CALLER = {"/login": "anonymous", "/editor/users": "admin", "/editor/users/<id:user_id>": "admin",
+               USER_ACTION: "admin"}
 FORM_ROWS = [row for row in TABLE if row.form is not None]
 
 

@@ -74,3 +74,17 @@ def test_fresh_database_needs_no_setup_step(database_url):
     result = app.test_cli_runner().invoke(args=["user", "create", "new", "--password-stdin"], input="long enough pw\n")
     assert result.exit_code == 0, result.output
     assert app.test_client().get("/").status_code == 200
+
+
+def test_user_list_and_role(app, editor):
+    runner = app.test_cli_runner()
+    created = runner.invoke(args=["user", "create", "cole", "--role", "contributor", "--password-stdin"],
+                            input="a long password\n")
+    assert created.exit_code == 0 and "Created contributor account 'cole'." in created.output
+    assert runner.invoke(args=["user", "role", "alice", "admin"]).output.strip() == "'alice' is now an admin."
+    listed = runner.invoke(args=["user", "list"])
+    assert listed.exit_code == 0 and listed.output.splitlines() == ["alice\tadmin\talice", "cole\tcontributor\tcole"]
+    bad = runner.invoke(args=["user", "role", "alice", "owner"])
+    assert bad.exit_code == 2 and "'owner' is not one of" in bad.output
+    missing = runner.invoke(args=["user", "role", "nobody", "editor"])
+    assert missing.exit_code == 1 and "There is no account 'nobody'." in missing.output

@@ -5,7 +5,7 @@ from helpers import JSON, form_page, login, make_user, post_entry
 from sqlalchemy import func, select
 
 from tracker.extensions import db
-from tracker.models import Entry, Story
+from tracker.models import Entry, Story, User
 from tracker.services import MAX_BODY
 
 # The forms call the same services as the API; test_services and test_api cover the engine.
@@ -188,7 +188,6 @@ def test_admin_creates_and_disables_accounts(admin_client, app):
         "csrf_token": token, "username": "bea", "password": "long enough pw", "role": "editor"})
     assert response.status_code == 302
     with app.app_context():
-        from tracker.models import User
         bea = db.session.scalar(select(User).where(User.username == "bea"))
     admin_client.post(f"/editor/users/{bea.id}/disable", data={"csrf_token": token})
     other = app.test_client()
@@ -198,10 +197,29 @@ def test_admin_creates_and_disables_accounts(admin_client, app):
 def test_admin_cannot_disable_themselves(admin_client, app):
     token, _ = form_page(admin_client, "/editor/users")
     with app.app_context():
-        from tracker.models import User
         me = db.session.scalar(select(User.id).where(User.username == "root"))
     admin_client.post(f"/editor/users/{me}/disable", data={"csrf_token": token})
     assert admin_client.get("/editor/").status_code == 200
+
+
+def test_admin_changes_roles_and_display_names_but_not_their_own_role(admin_client, app):
+    bea = make_user(app, "bea")
+    with app.app_context():
+        me = db.session.scalar(select(User.id).where(User.username == "root"))
+    token, _ = form_page(admin_client, "/editor/users")
+    saved = admin_client.post(f"/editor/users/{bea}", data={"csrf_token": token, "display_name": "Bea Okafor",
+                                                             "role": "contributor"}, headers=JSON)
+    assert saved.status_code == 200 and saved.get_json()["ok"]
+    mine = admin_client.post(f"/editor/users/{me}", data={"csrf_token": token, "display_name": "Root",
+                                                          "role": "editor"}, headers=JSON)
+    assert mine.status_code == 400 and "your own role" in mine.get_json()["error"]
+    long_name = admin_client.post(f"/editor/users/{bea}", data={"csrf_token": token, "display_name": "x" * 101,
+                                                                "role": "editor"}, headers=JSON)
+    assert long_name.status_code == 400 and "100" in long_name.get_json()["error"]
+    with app.app_context():
+        accounts = {u.username: (u.role, u.name) for u in db.session.scalars(select(User))}
+    assert accounts == {"bea": ("contributor", "Bea Okafor"), "root": ("admin", "root")}
+    assert admin_client.post("/editor/users/999", data={"csrf_token": token, "role": "editor"}).status_code == 404
 
 
 def test_dashboard_lists_stories(editor_client, app, story):

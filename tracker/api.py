@@ -10,6 +10,7 @@ from functools import wraps
 from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 
 from . import openapi, queries, services
+from .auth import CONTRIBUTOR_REFUSAL
 from .extensions import csrf
 from .models import MAX_API_PAGE, MAX_REV, isoformat
 from .services import ServiceError
@@ -31,7 +32,11 @@ def service_error(exc: ServiceError):
 
 
 def token_required(view):
-    """Allow only requests with a valid bearer token."""
+    """Allow only requests with a valid bearer token of someone who may publish.
+
+    A token that belongs to a person acts as that person (`g.author`, their role); one made without
+    `--user` is a newsroom tool with editor rights and no byline.
+    """
     @wraps(view)
     def wrapped(*args, **kwargs):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -40,6 +45,9 @@ def token_required(view):
             response = jsonify(ok=False, error="Send a valid API token: 'Authorization: Bearer <token>'.")
             response.headers["WWW-Authenticate"] = 'Bearer realm="tracker"'
             return response, 401
+        g.author = g.token.user
+        if g.author is not None and not g.author.may_publish:
+            return jsonify(ok=False, error=CONTRIBUTOR_REFUSAL), 403
         return view(*args, **kwargs)
     return wrapped
 
@@ -138,7 +146,7 @@ def append_entry(slug):
     story = story_or_404(slug)
     data = _payload("body", "headline", "key", "pinned")
     entry, created = services.append_entry(
-        story, data.get("body", ""), data.get("headline", ""), key=data.get("key", False),
+        story, data.get("body", ""), data.get("headline", ""), author=g.author, key=data.get("key", False),
         pinned=data.get("pinned", False), idempotency_key=request.headers.get("Idempotency-Key"))
     location = url_for("reader.entry", slug=slug, entry_id=entry.id)
     return jsonify(entry=entry.to_dict()), 201 if created else 200, {"Location": location}

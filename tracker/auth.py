@@ -1,4 +1,4 @@
-"""Login, logout, server-side sessions and the role checks that guard editor pages."""
+"""Login, logout, server-side sessions, a person's own profile, and the role checks that guard editor pages."""
 import hashlib
 import re
 import secrets
@@ -11,13 +11,15 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import delete, select
 from werkzeug.security import generate_password_hash
 
+from . import services
 from .extensions import db, limiter, login_manager
-from .forms import ActionForm, LoginForm
+from .forms import ActionForm, LoginForm, ProfileForm
 from .models import ID_PATTERN, User, UserSession, utcnow
 
 bp = Blueprint("auth", __name__)
 
 _NOBODY = User(password_hash=generate_password_hash("unused"))
+CONTRIBUTOR_REFUSAL = "Contributors cannot publish or change updates and stories; ask an editor."
 # "<user id>-<session_version>-<token>"; the older "<id>-<version>" form matches nothing.
 _SESSION_ID = re.compile(rf"({ID_PATTERN})-({ID_PATTERN})-([A-Za-z0-9_-]{{43}})")
 _PROXY_WARNED = "tracker.proxy_warned"
@@ -77,6 +79,17 @@ def admin_required(view):
     return wrapped
 
 
+def publisher_required(view):
+    """Let editors and admins change things; contributors may look (GET) but not change (403)."""
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if request.method not in ("GET", "HEAD") and not current_user.may_publish:
+            abort(403, description=CONTRIBUTOR_REFUSAL)
+        return view(*args, **kwargs)
+    return wrapped
+
+
 def _safe_next(target: str | None) -> str:
     """Follow ?next= only to a path on this site."""
     parts = urlsplit(target or "")
@@ -124,6 +137,26 @@ def logout():
     _end_session()
     flash("You are logged out.")
     return redirect(url_for("reader.index"))
+
+
+@bp.route("/editor/profile", methods=["GET", "POST"])
+@login_required
+def profile():
+    """A person's own display name and password; a new password signs their other sessions out."""
+    user = current_user._get_current_object()  # the proxy turns anonymous while the session renews
+    form = ProfileForm(display_name=user.display_name)
+    if form.validate_on_submit():
+        try:
+            renewed = services.change_profile(user, form.display_name.data or "",
+                                              form.current_password.data or "", form.new_password.data or "")
+        except services.ServiceError as exc:
+            getattr(form, exc.field or "display_name").errors.append(exc.message)
+            return render_template("editor/profile.html", form=form), exc.status
+        if renewed:
+            _start_session(user)  # this browser stays signed in; every other one is out
+        flash("Password changed; your other sessions are signed out." if renewed else "Profile saved.")
+        return redirect(url_for("auth.profile"))
+    return render_template("editor/profile.html", form=form), 400 if form.errors else 200
 
 
 @bp.before_app_request

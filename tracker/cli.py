@@ -1,4 +1,4 @@
-"""Command-line tools: `flask --app app init-db | seed-demo | user create|password | token | import | export`."""
+"""Command-line tools: `flask --app app init-db | seed-demo | user | token | import | export`."""
 import logging
 import sys
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,15 +34,39 @@ def create_user(name, role, password_stdin):
     click.echo(f"Created {user.role} account '{user.username}'.")
 
 
+@user_cli.command("list")
+def list_users():
+    """List accounts: username, role, display name, whether active."""
+    upgrade_database()
+    for user in db.session.scalars(select(User).order_by(User.username)):
+        state = "" if user.active else "  (disabled)"
+        click.echo(f"{user.username}\t{user.role}\t{user.name}{state}")
+
+
+@user_cli.command("role")
+@click.argument("name")
+@click.argument("role", type=click.Choice(ROLES))
+def set_role(name, role):
+    """Give an account another role."""
+    upgrade_database()
+    services.change_user(_account(name), role=role)
+    click.echo(f"'{name}' is now {'an' if role[0] in 'aeiou' else 'a'} {role}.")
+
+
+def _account(name: str) -> User:
+    user = db.session.scalar(select(User).where(User.username == name))
+    if user is None:
+        raise click.ClickException(f"There is no account '{name}'.")
+    return user
+
+
 @user_cli.command("password")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
 def set_password(name, password_stdin):
     """Set an account's password and sign it out of every browser it is logged in on."""
     upgrade_database()
-    user = db.session.scalar(select(User).where(User.username == name))
-    if user is None:
-        raise click.ClickException(f"There is no account '{name}'.")
+    user = _account(name)
     try:
         services.change_password(user, _read_password(password_stdin))
     except ServiceError as exc:
@@ -61,11 +85,13 @@ token_cli = AppGroup("token", help="Manage bearer tokens for the JSON API.")
 
 @token_cli.command("create")
 @click.argument("name")
-def create_token(name):
+@click.option("--user", "username", metavar="USERNAME",
+              help="The account the token acts as: its role, and its name in bylines.")
+def create_token(name, username):
     """Create a token; it is printed once, alone on the last line."""
     upgrade_database()
     try:
-        _, token = services.create_token(name)
+        _, token = services.create_token(name, _account(username) if username else None)
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"API token '{name}' created. Store it now: it cannot be shown again.")

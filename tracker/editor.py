@@ -10,9 +10,9 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from . import queries, services
-from .auth import admin_required
+from .auth import admin_required, publisher_required
 from .extensions import db
-from .forms import ActionForm, EditEntryForm, EntryForm, StoryForm, UserForm
+from .forms import AccountForm, ActionForm, EditEntryForm, EntryForm, StoryForm, UserForm
 from .models import User
 from .services import ServiceError
 from .web import entry_or_404, requested_page, story_or_404, wants_json
@@ -69,6 +69,7 @@ def dashboard():
 
 
 @bp.route("/stories/new", methods=["GET", "POST"])
+@publisher_required
 def new_story():
     """Create a story."""
     form = StoryForm()
@@ -85,6 +86,7 @@ def new_story():
 
 
 @bp.route("/stories/<slug>/settings", methods=["GET", "POST"])
+@publisher_required
 def story_settings(slug):
     """Edit a story's title, summary and lead image."""
     story = story_or_404(slug)
@@ -102,6 +104,7 @@ def story_settings(slug):
 
 
 @bp.post("/stories/<slug>/status")
+@publisher_required
 def story_status(slug):
     """End or reopen a story."""
     story = story_or_404(slug)
@@ -114,6 +117,7 @@ def story_status(slug):
 
 
 @bp.route("/stories/<slug>", methods=["GET", "POST"])
+@publisher_required
 def story(slug):
     """The append form and the entry list with its controls."""
     story = story_or_404(slug)
@@ -138,6 +142,7 @@ def story(slug):
 
 
 @bp.route("/entries/<id:entry_id>/edit", methods=["GET", "POST"])
+@publisher_required
 def edit_entry(entry_id):
     """Correct an entry; the previous text is kept as a version."""
     entry = entry_or_404(entry_id)
@@ -157,6 +162,7 @@ def edit_entry(entry_id):
 
 
 @bp.post("/entries/<id:entry_id>/<any(delete, pin, unpin, key, unkey):action>")
+@publisher_required
 def entry_action(entry_id, action):
     """Delete, pin, unpin, mark or unmark an entry as a key event."""
     entry = entry_or_404(entry_id)
@@ -180,14 +186,36 @@ def users():
     form = UserForm()
     if form.validate_on_submit():
         try:
-            user = services.create_user(form.username.data, form.password.data, form.role.data)
+            user = services.create_user(form.username.data, form.password.data, form.role.data,
+                                        form.display_name.data or "")
         except ServiceError as exc:
             _attach(form, exc)
         else:
             flash(f"Account {user.username} created.")
             return redirect(url_for("editor.users"))
     accounts = db.session.scalars(select(User).order_by(User.username))
-    return render_template("editor/users.html", form=form, users=accounts, action=ActionForm()), _status(form)
+    return render_template("editor/users.html", form=form, users=accounts, action=ActionForm(),
+                           account_form=AccountForm), _status(form)
+
+
+@bp.post("/users/<id:user_id>")
+@admin_required
+def user_account(user_id):
+    """Change an account's role and display name (admins only; never your own role)."""
+    user = db.session.get(User, user_id)
+    form = AccountForm()
+    if user is None:
+        abort(404, description="There is no such account.")
+    if not form.validate_on_submit():
+        return _refused(ServiceError(next(iter(e for errs in form.errors.values() for e in errs))),
+                        url_for("editor.users"))
+    if user.id == current_user.id and form.role.data != user.role:
+        return _refused(ServiceError("You cannot change your own role; ask another admin."), url_for("editor.users"))
+    try:
+        services.change_user(user, form.role.data, form.display_name.data or "")
+    except ServiceError as exc:
+        return _refused(exc, url_for("editor.users"))
+    return _done(f"Account {user.username} saved.", target=url_for("editor.users"))
 
 
 @bp.post("/users/<id:user_id>/<any(enable, disable):action>")

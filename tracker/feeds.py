@@ -53,7 +53,7 @@ def story_feed(slug):
         item.updated(entry.updated_at)
         item.content(xml_text(entry.html), type="html")
         if entry.author:
-            item.author(name=_text(entry.author.username, "Newsroom"))
+            item.author(name=_text(entry.author.name, "Newsroom"))
     return _atom(feed)
 
 
@@ -97,6 +97,7 @@ def live_blog_posting(story: Story, entries: list[Entry]) -> dict:
             "datePublished": isoformat(entry.created_at),
             "dateModified": isoformat(entry.updated_at),
             "articleBody": entry.plain_text,
+            **({"author": {"@type": "Person", "name": entry.writer}} if entry.writer else {}),
         } for entry in entries],
     }
     if story.ended_at:

@@ -4,7 +4,17 @@ from wtforms import BooleanField, HiddenField, PasswordField, SelectField, Strin
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from .models import MAX_BODY, MAX_HEADLINE, MAX_IMAGE_URL, MAX_SLUG, MAX_SUMMARY, MAX_TITLE, ROLES, STATUSES
+from .models import (
+    MAX_BODY,
+    MAX_DISPLAY_NAME,
+    MAX_HEADLINE,
+    MAX_IMAGE_URL,
+    MAX_SLUG,
+    MAX_SUMMARY,
+    MAX_TITLE,
+    ROLES,
+    STATUSES,
+)
 
 
 def _unix_newlines(value):
@@ -55,9 +65,40 @@ class ActionForm(FlaskForm):
     """An empty form for buttons that change state (delete, pin, end): it carries the CSRF token."""
 
 
+def _role_field():
+    return SelectField("Role", default=ROLES[0], choices=[SelectChoice(role, role.capitalize()) for role in ROLES],
+                       description="Contributors write but cannot publish; editors publish and correct; "
+                                   "admins also manage accounts.")
+
+
+def _display_name_field():
+    return StringField("Display name", validators=[Optional(), Length(max=MAX_DISPLAY_NAME)],
+                       description="Shown in bylines; leave empty to show the username.")
+
+
 class UserForm(FlaskForm):
     """An admin creating an account."""
 
     username = StringField("Username", validators=[DataRequired(), Length(min=2, max=64)])
+    display_name = _display_name_field()
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=1024)])
-    role = SelectField("Role", default=ROLES[0], choices=[SelectChoice(role, role.capitalize()) for role in ROLES])
+    role = _role_field()
+
+
+class AccountForm(FlaskForm):
+    """An admin changing an account's role and display name."""
+
+    display_name = _display_name_field()
+    role = _role_field()
+
+
+class ProfileForm(FlaskForm):
+    """A person's own display name and password."""
+
+    display_name = _display_name_field()
+    current_password = PasswordField("Current password", validators=[Optional(), Length(max=1024)],
+                                     description="Needed only to change the password.")
+    new_password = PasswordField("New password", validators=[
+        Optional(), Length(min=8, max=1024, message="A new password needs at least 8 characters (at most 1,024).")],
+                                 description="At least 8 characters; leave empty to keep the current one. "
+                                             "Your other sessions are signed out.")

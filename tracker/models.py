@@ -14,7 +14,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db
 
-ROLES = ("editor", "admin")  # the first is the default
+# The first is the default. Contributors write but may not publish (drafts and review come with
+# entry states); editors publish and correct; admins also manage accounts.
+ROLES = ("editor", "contributor", "admin")
+PUBLISHING_ROLES = ("editor", "admin")
 STATUSES = ("live", "ended")
 MAX_SLUG = 80
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -31,6 +34,7 @@ MAX_SUMMARY = 1_000
 MAX_IMAGE_URL = 500
 MAX_TAGS = 1_000
 MAX_BYLINE = 100
+MAX_DISPLAY_NAME = 100
 
 
 def utcnow() -> datetime:
@@ -71,6 +75,8 @@ class User(UserMixin, db.Model):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16), default="editor")
+    # Shown in bylines; empty means the username.
+    display_name: Mapped[str] = mapped_column(String(MAX_DISPLAY_NAME), default="", server_default=text("''"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Part of the id in every session cookie: raising it signs the account out everywhere.
@@ -97,6 +103,16 @@ class User(UserMixin, db.Model):
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def may_publish(self) -> bool:
+        """Whether the account may publish, correct and manage updates and stories (not contributors)."""
+        return self.role in PUBLISHING_ROLES
+
+    @property
+    def name(self) -> str:
+        """The name bylines show."""
+        return self.display_name or self.username
 
 
 class UserSession(db.Model):
@@ -211,9 +227,14 @@ class Entry(db.Model):
         """The plain text cut to about 80 characters (for lists and announcements)."""
         return excerpt(self.html)
 
+    @property
+    def writer(self) -> str | None:
+        """The byline's name: the author's display name, else the imported byline, else None."""
+        return self.author.name if self.author else (self.byline or None)
+
     def to_dict(self) -> dict:
         """The entry's public state; a deleted entry keeps only what readers need to drop it."""
-        return entry_state(self, self.story.slug, self.author.username if self.author else None)
+        return entry_state(self, self.story.slug, self.author.name if self.author else None)
 
 
 def plain_text(html: str) -> str:
@@ -227,14 +248,14 @@ def excerpt(html: str) -> str:
     return text if len(text) <= 80 else text[:79].rstrip() + "…"
 
 
-def entry_state(entry: Entry | Row, story_slug: str, username: str | None) -> dict:
+def entry_state(entry: Entry | Row, story_slug: str, author_name: str | None) -> dict:
     """Entry.to_dict, also for a row read without the ORM (see queries.changes_page)."""
     if entry.deleted:
         headline = html = summary = ""
         author, pinned, key = None, False, False
     else:
         headline, html, summary = entry.headline, entry.html, excerpt(entry.html)
-        author, pinned, key = username or entry.byline or None, entry.pinned, entry.key_event
+        author, pinned, key = author_name or entry.byline or None, entry.pinned, entry.key_event
     return {
         "id": entry.id,
         "rev": entry.rev,
@@ -281,3 +302,7 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The person API writes with this token act as; None: a newsroom tool with editor rights and no byline.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_api_tokens_user_id_users"),
+                                                nullable=True)
+    user: Mapped[User | None] = relationship(lazy="joined")

@@ -69,6 +69,7 @@ def _errors(*statuses: int) -> dict:
 ERROR_RESPONSES = {
     400: ("BadRequest", "The request is malformed: not a JSON object, or a bad paging argument."),
     401: ("Unauthorized", "No valid bearer token was sent."),
+    403: ("Forbidden", "The token belongs to a contributor, who may not publish or change updates and stories."),
     404: ("NotFound", "There is no such story or entry."),
     409: ("Conflict", "The slug is taken (creating a story), or the story has ended (posting an entry)."),
     410: ("Gone", "The entry was deleted; it can no longer be changed."),
@@ -210,7 +211,7 @@ def spec() -> dict:
     ]})
     story_action = {
         "security": WRITE, "parameters": [SLUG_PARAM],
-        "responses": {"200": story_ok, **_errors(401, 404, 503)},
+        "responses": {"200": story_ok, **_errors(401, 403, 404, 503)},
     }
     return {
         "openapi": "3.1.0",
@@ -238,7 +239,7 @@ def spec() -> dict:
                         "201": _ok("The new story.", _wrap("story", _ref("schemas", "Story")), {"Location": {
                             "required": True, "description": "The story in this API.",
                             "schema": {"type": "string", "pattern": "^/api/stories/[a-z0-9-]+$"}}}),
-                        **_errors(400, 401, 409, 413, 422),
+                        **_errors(400, 401, 403, 409, 413, 422),
                     },
                 },
             },
@@ -252,7 +253,7 @@ def spec() -> dict:
                     "operationId": "updateStory", "summary": "Change a story's title, summary, lead image or status.",
                     "security": WRITE,
                     "requestBody": _body("StoryUpdate"),
-                    "responses": {"200": story_ok, **_errors(400, 401, 404, 413, 422, 503)},
+                    "responses": {"200": story_ok, **_errors(400, 401, 403, 404, 413, 422, 503)},
                 },
             },
             "/api/stories/{slug}/end": {"post": {
@@ -293,7 +294,7 @@ def spec() -> dict:
                     "responses": {
                         "201": _ok("The new entry.", entry_schema, entry_location),
                         "200": _ok("The entry this Idempotency-Key made before.", entry_schema, entry_location),
-                        **_errors(400, 401, 404, 409, 413, 422, 503),
+                        **_errors(400, 401, 403, 404, 409, 413, 422, 503),
                     },
                 },
             },
@@ -304,12 +305,12 @@ def spec() -> dict:
                     "summary": "Correct an entry's text, pin or unpin it, mark or unmark it as a key event.",
                     "security": WRITE,
                     "requestBody": _body("EntryUpdate"),
-                    "responses": {"200": entry_ok, **_errors(400, 401, 404, 410, 413, 422, 503)},
+                    "responses": {"200": entry_ok, **_errors(400, 401, 403, 404, 410, 413, 422, 503)},
                 },
                 "delete": {
                     "operationId": "deleteEntry", "summary": "Soft-delete an entry (no change if it is deleted).",
                     "security": WRITE,
-                    "responses": {"200": entry_ok, **_errors(401, 404, 503)},
+                    "responses": {"200": entry_ok, **_errors(401, 403, 404, 503)},
                 },
             },
         },

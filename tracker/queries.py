@@ -89,7 +89,8 @@ def changes_after(story_id: int, since: int, most: int) -> int:
 # third of ORM entities.
 CHANGES = (select(Entry.id, Entry.rev, Entry.headline, Entry.html, Entry.byline, Entry.pinned,
                   Entry.key_event.label("key_event"), Entry.deleted, Entry.created_at, Entry.updated_at,
-                  Entry.edited_at, Story.slug.label("story_slug"), User.username)
+                  Entry.edited_at, Story.slug.label("story_slug"),
+                  func.coalesce(func.nullif(User.display_name, ""), User.username).label("author_name"))
            .join(Story, Story.id == Entry.story_id).outerjoin(User, User.id == Entry.author_id)
            .where(Entry.story_id == bindparam("story"), Entry.rev > bindparam("since"))
            .order_by(Entry.rev).limit(bindparam("most")))
@@ -103,7 +104,7 @@ def changes_page(story_id: int, since: int, max_bytes: int, most: int = 100) -> 
     page: list[dict] = []
     size = 0
     for row in rows:
-        state = entry_state(row, row.story_slug, row.username)
+        state = entry_state(row, row.story_slug, row.author_name)
         size += len(json.dumps(state))  # as sent: non-ASCII text takes up to 6 bytes a character
         if page and (size > max_bytes or len(page) == most):
             return page, page[-1]["rev"]

@@ -24,6 +24,7 @@ from .extensions import db
 from .models import (
     MAX_BODY,
     MAX_BYLINE,
+    MAX_DISPLAY_NAME,
     MAX_HEADLINE,
     MAX_IMAGE_URL,
     MAX_SLUG,
@@ -436,17 +437,30 @@ def _check_password(password: str) -> None:
         raise ServiceError("Password must be at least 8 characters.", "password")
 
 
-def create_user(username: str, password: str, role: str = "editor") -> User:
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ServiceError(f"Role must be {', '.join(repr(role) for role in ROLES)}.", "role")
+    return role
+
+
+def _display_name(name: str) -> str:
+    name = clean_text(name)
+    if len(name) > MAX_DISPLAY_NAME:
+        raise ServiceError(f"Display name is too long (at most {MAX_DISPLAY_NAME} characters).", "display_name")
+    return name
+
+
+def create_user(username: str, password: str, role: str = "editor", display_name: str = "") -> User:
     """Create an account with a hashed password."""
     username = clean_text(username)
     if not re.fullmatch(r"[A-Za-z0-9_.-]{2,64}", username):
         raise ServiceError("Username must be 2-64 letters, digits, dots, dashes or underscores.", "username")
     _check_password(password)
-    if role not in ROLES:
-        raise ServiceError(f"Role must be {' or '.join(repr(role) for role in ROLES)}.", "role")
+    _check_role(role)
+    display_name = _display_name(display_name)
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         raise ServiceError(f"The username '{username}' is already taken.", "username", 409)
-    user = User(username=username, role=role)
+    user = User(username=username, role=role, display_name=display_name)
     user.set_password(password)
     db.session.add(user)
     db.session.commit()
@@ -471,6 +485,32 @@ def change_password(user: User, password: str) -> User:
     return user
 
 
+def change_user(user: User, role: str | None = None, display_name: str | None = None) -> User:
+    """Change an account's role and display name, in one transaction (None leaves a field as it is)."""
+    if role is not None:
+        user.role = _check_role(role)
+    if display_name is not None:
+        user.display_name = _display_name(display_name)
+    db.session.commit()
+    return user
+
+
+def change_profile(user: User, display_name: str, current_password: str, new_password: str = "") -> bool:
+    """A person's own display name and, with the current password, a new password (which signs
+    their other sessions out); returns whether the password changed."""
+    display_name = _display_name(display_name)
+    if new_password:
+        if not user.check_password(current_password):
+            raise ServiceError("Your current password is not right; the password was not changed.",
+                               "current_password", 403)
+        _check_password(new_password)
+        user.set_password(new_password)
+        user.session_version += 1
+    user.display_name = display_name
+    db.session.commit()
+    return bool(new_password)
+
+
 # API tokens
 
 TOKEN_PREFIX = "trk_"
@@ -481,15 +521,15 @@ def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(name: str) -> tuple[ApiToken, str]:
-    """Make a bearer token; returns the row and the token itself, which is not stored."""
+def create_token(name: str, user: User | None = None) -> tuple[ApiToken, str]:
+    """Make a bearer token (acting as `user`, if given); returns the row and the token itself, which is not stored."""
     name = clean_text(name)
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
         raise ServiceError("Token name must be 1-64 letters, digits, dots, dashes or underscores.", "name")
     if db.session.scalar(select(ApiToken.id).where(ApiToken.name == name, ApiToken.revoked_at.is_(None))):
         raise ServiceError(f"An active token named '{name}' exists; revoke it first.", "name", 409)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, token_hash=_token_digest(token))
+    row = ApiToken(name=name, token_hash=_token_digest(token), user=user)
     db.session.add(row)
     db.session.commit()
     return row, token
@@ -508,5 +548,6 @@ def token_holder(token: str) -> ApiToken | None:
     """The active token row matching a presented bearer token, if any."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         return None
-    return db.session.scalar(select(ApiToken).where(
+    row = db.session.scalar(select(ApiToken).where(
         ApiToken.token_hash == _token_digest(token), ApiToken.revoked_at.is_(None)))
+    return None if row is None or (row.user is not None and not row.user.active) else row
