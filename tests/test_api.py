@@ -284,3 +284,35 @@ def test_a_contributors_token_may_not_publish_and_a_disabled_persons_token_is_de
 def test_token_create_for_an_unknown_person_is_refused(app):
     result = app.test_cli_runner().invoke(args=["token", "create", "laptop", "--user", "nobody"])
     assert result.exit_code == 1 and "There is no account 'nobody'." in result.output
+
+
+def test_one_entry_with_its_version_as_etag(app, client, auth, story):
+    entry = client.post(f"/api/stories/{story}/entries", json={"body": "Bridge closed."}, headers=auth).get_json()
+    got = client.get(f"/api/entries/{entry['entry']['id']}")
+    assert got.status_code == 200 and got.get_json()["entry"] == entry["entry"]
+    assert got.headers["ETag"] == f'"{entry["entry"]["rev"]}"'
+    client.delete(f"/api/entries/{entry['entry']['id']}", headers=auth)
+    assert client.get(f"/api/entries/{entry['entry']['id']}").status_code == 410
+    assert client.get("/api/entries/999999").status_code == 404
+
+
+def test_if_match_applies_a_correction_only_to_the_version_it_started_from(app, client, auth, story):
+    make_user(app, "alice", "editor")
+    alice = personal_token(app, "alice")
+    entry_id = client.post(f"/api/stories/{story}/entries", json={"body": "Bridge closed."},
+                           headers=auth).get_json()["entry"]["id"]
+    etag = client.get(f"/api/entries/{entry_id}").headers["ETag"]
+    first = client.patch(f"/api/entries/{entry_id}", json={"body": "Bridge closed both ways."},
+                         headers={**alice, "If-Match": etag})
+    assert first.status_code == 200 and first.headers["ETag"] != etag
+    late = client.patch(f"/api/entries/{entry_id}", json={"body": "Bridge open."}, headers={**auth, "If-Match": etag})
+    body = late.get_json()
+    assert late.status_code == 412 and body["ok"] is False and body["error"].startswith("alice changed this update")
+    assert body["current"] == first.get_json()["entry"]
+    assert client.get(f"/api/entries/{entry_id}").get_json()["entry"]["html"] == "<p>Bridge closed both ways.</p>\n"
+    assert client.patch(f"/api/entries/{entry_id}", json={"body": "Bridge open."},
+                        headers={**auth, "If-Match": first.headers["ETag"]}).status_code == 200
+    assert client.patch(f"/api/entries/{entry_id}", json={"pinned": True},
+                        headers={**auth, "If-Match": "*"}).status_code == 200
+    page = client.get(f"/stories/{story}/entries/{entry_id}").get_data(as_text=True)
+    assert "Correction by alice, published" in page  # the earlier versions say who wrote them

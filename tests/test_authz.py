@@ -263,6 +263,8 @@ TABLE = [
     Row(API_STATUS, "POST", "/api/stories/{ended}/reopen", token_holders((200, None)), writes=True, variant="reopen"),
     Row("/api/stories/<slug>/entries", "POST", "/api/stories/{slug}/entries",
         token_holders((201, "/stories/{slug}/entries/")), json={"body": "Water over the quay."}, writes=True),
+    Row("/api/entries/<id:entry_id>", "GET", "/api/entries/{entry}", everyone(200)),
+    Row("/api/entries/<id:entry_id>", "GET", "/api/entries/{gone}", everyone(410), variant="deleted"),
     Row("/api/entries/<id:entry_id>", "PATCH", "/api/entries/{entry}", token_holders((200, None)),
         json={"body": "Levels are falling."}, writes=True),
     Row("/api/entries/<id:entry_id>", "DELETE", "/api/entries/{entry}", token_holders((200, None)), writes=True),

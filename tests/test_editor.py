@@ -1,5 +1,7 @@
 """Editor pages: forms, JSON answers for the page's script, controls and permissions."""
 
+import re
+
 import pytest
 from helpers import JSON, form_page, login, make_user, post_entry
 from sqlalchemy import func, select
@@ -255,3 +257,27 @@ def test_editor_pages_back_through_older_entries(editor_client, app, story):
     older = editor_client.get(f"/editor/stories/{story}?before={ids[5]}").get_data(as_text=True)
     assert f'id="entry-{ids[0]}"' in older and f'id="entry-{ids[5]}"' not in older
     assert 'data-head="0"' in older
+
+
+def test_a_correction_made_from_an_older_version_is_refused_and_shows_both_texts(app, editor_client, story):
+    entry_id = post_entry(editor_client, story, "First text.", headers=JSON).get_json()["entry"]["id"]
+    other = app.test_client()
+    make_user(app, "bea")
+    assert login(other, "bea").status_code == 302
+    mine, _ = form_page(editor_client, f"/editor/entries/{entry_id}/edit")  # both open the form at one version
+    theirs, _ = form_page(other, f"/editor/entries/{entry_id}/edit")
+    html = editor_client.get(f"/editor/entries/{entry_id}/edit").get_data(as_text=True)
+    base = re.search(r'id="base_rev" name="base_rev" type="hidden" value="(\d+)"', html).group(1)
+    saved = other.post(f"/editor/entries/{entry_id}/edit", headers=JSON,
+                       data={"csrf_token": theirs, "body": "Bea's text.", "headline": "", "base_rev": base})
+    assert saved.status_code == 200
+    refused = editor_client.post(f"/editor/entries/{entry_id}/edit",
+                                 data={"csrf_token": mine, "body": "Alice's text.", "headline": "", "base_rev": base})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 412 and "bea changed this update after you started" in page
+    assert "Alice&#39;s text." in page and "Bea&#39;s text." in page  # mine kept in the form, theirs beside it
+    with app.app_context():
+        assert db.session.get(Entry, entry_id).body == "Bea's text."
+    as_json = editor_client.post(f"/editor/entries/{entry_id}/edit", headers=JSON,
+                                 data={"csrf_token": mine, "body": "Alice's text.", "headline": "", "base_rev": base})
+    assert as_json.status_code == 412 and as_json.get_json()["current"]["html"] == "<p>Bea's text.</p>\n"

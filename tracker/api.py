@@ -26,9 +26,25 @@ _STATUS = {400: 422}
 
 @bp.errorhandler(ServiceError)
 def service_error(exc: ServiceError):
-    """A refused change: JSON with the message, the field and a fitting status."""
+    """A refused change: JSON with the message, the field and a fitting status (and, for an entry
+    changed since the version the request named, the entry as it is now)."""
     status = _STATUS.get(exc.status, exc.status)
-    return jsonify(ok=False, error=exc.message, field=exc.field), status
+    current = {"current": exc.current.to_dict()} if isinstance(exc, services.Changed) else {}
+    return jsonify(ok=False, error=exc.message, field=exc.field, **current), status
+
+
+def _tagged(entry) -> dict:
+    """Response headers naming the entry's version: its revision as a strong ETag, for If-Match."""
+    return {"ETag": f'"{entry.rev}"'}
+
+
+def _base_rev(entry) -> int | None:
+    """The revision a request's If-Match says it started from: None without If-Match (no check)."""
+    if not request.if_match:
+        return None
+    if request.if_match.star_tag or request.if_match.contains(str(entry.rev)):
+        return entry.rev
+    raise services.Changed(entry)
 
 
 def token_required(view):
@@ -110,6 +126,15 @@ def entries(slug):
     return jsonify(rev=story.rev, entries=[e.to_dict() for e in page], next_before=cursor)
 
 
+@bp.get("/entries/<id:entry_id>")
+def entry(entry_id):
+    """One entry, with its version as the ETag (send it back as If-Match when correcting it)."""
+    entry = entry_or_404(entry_id)
+    if entry.deleted:
+        abort(410, description="This update was removed by the newsroom.")
+    return jsonify(entry=entry.to_dict()), 200, _tagged(entry)
+
+
 # Writes (bearer token)
 
 @bp.post("/stories")
@@ -155,10 +180,11 @@ def append_entry(slug):
 @bp.patch("/entries/<id:entry_id>")
 @token_required
 def update_entry(entry_id):
-    """Correct an entry's text, pin or unpin it, mark or unmark it as a key event."""
+    """Correct, pin or mark an entry; with If-Match, only if it is still at that version (else 412)."""
     entry = entry_or_404(entry_id)
-    services.change_entry(entry, **_payload("body", "headline", "key", "pinned"))
-    return jsonify(entry=entry.to_dict())
+    services.change_entry(entry, **_payload("body", "headline", "key", "pinned"), base_rev=_base_rev(entry),
+                          editor=g.author)
+    return jsonify(entry=entry.to_dict()), 200, _tagged(entry)
 
 
 @bp.delete("/entries/<id:entry_id>")

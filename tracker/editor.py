@@ -26,11 +26,13 @@ def require_login():
     """Every editor page needs a logged-in account."""
 
 
-def _failed(form, status: int = 400):
-    """Answer an invalid form: JSON field errors for fetch, None to re-render the page."""
+def _failed(form, status: int = 400, current=None):
+    """Answer an invalid form: JSON field errors (and the entry as it is now, after a conflict) for
+    fetch, None to re-render the page."""
     if wants_json():
         message = next(iter(e for errors in form.errors.values() for e in errors), "Invalid form.")
-        return jsonify(ok=False, error=str(message), errors=form.errors), status
+        extra = {"current": current.to_dict()} if current is not None else {}
+        return jsonify(ok=False, error=str(message), errors=form.errors, **extra), status
     return None
 
 
@@ -148,17 +150,28 @@ def edit_entry(entry_id):
     entry = entry_or_404(entry_id)
     if entry.deleted:
         abort(410, description="This update was deleted, so it can no longer be corrected.")
-    form = EditEntryForm(obj=entry)
+    form = EditEntryForm(obj=entry, base_rev=entry.rev)
+    theirs = None
     if form.validate_on_submit():
         try:
-            services.edit_entry(entry, form.body.data, form.headline.data)
+            services.edit_entry(entry, form.body.data, form.headline.data, base_rev=_int(form.base_rev.data),
+                                editor=current_user)
+        except services.Changed as exc:
+            theirs, form.base_rev.data = exc.current, exc.current.rev  # saving again overwrites, knowingly
+            _attach(form, exc)
         except ServiceError as exc:
             _attach(form, exc)
         else:
             return _done("Correction published.", entry, url_for("editor.story", slug=entry.story.slug))
-    if form.errors and (answer := _failed(form, _status(form))):
+    if form.errors and (answer := _failed(form, _status(form), theirs)):
         return answer
-    return render_template("editor/entry_form.html", form=form, entry=entry), _status(form)
+    return render_template("editor/entry_form.html", form=form, entry=entry, theirs=theirs), _status(form)
+
+
+def _int(value) -> int | None:
+    """A hidden field's whole number; None when absent or not a number (an old page: no check)."""
+    value = str(value or "")
+    return int(value) if value.isdigit() and len(value) <= 18 else None
 
 
 @bp.post("/entries/<id:entry_id>/<any(delete, pin, unpin, key, unkey):action>")

@@ -55,10 +55,11 @@ class EntryForm(FlaskForm):
 
 
 class EditEntryForm(FlaskForm):
-    """A correction of an entry's text."""
+    """A correction of an entry's text, and the revision it started from (see services.Changed)."""
 
     headline = StringField("Headline (optional)", validators=[Optional(), Length(max=MAX_HEADLINE)])
     body = TextAreaField("Update", filters=[_unix_newlines], validators=[DataRequired(), Length(max=MAX_BODY)])
+    base_rev = HiddenField()
 
 
 class ActionForm(FlaskForm):

@@ -213,7 +213,11 @@ class Entry(db.Model):
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     story: Mapped[Story] = relationship(lazy="joined")
-    author: Mapped[User | None] = relationship(lazy="joined")
+    author: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[author_id])
+    # Who made the latest correction (None: never corrected, or corrected by a newsroom tool's token).
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_entries_editor_id_users"),
+                                                  nullable=True)
+    editor: Mapped[User | None] = relationship(foreign_keys=[editor_id])
     versions: Mapped[list[EntryVersion]] = relationship(
         back_populates="entry", order_by="EntryVersion.id.desc()", lazy="select")
 
@@ -288,6 +292,10 @@ class EntryVersion(db.Model):
     replaced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # When this text was first published (the entry's creation or its previous correction).
     published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who wrote this text as a correction (None: the original text, or a newsroom tool's token).
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_entry_versions_editor_id_users"),
+                                                  nullable=True)
+    editor: Mapped[User | None] = relationship()
 
     entry: Mapped[Entry] = relationship(back_populates="versions")
 

@@ -73,6 +73,8 @@ ERROR_RESPONSES = {
     404: ("NotFound", "There is no such story or entry."),
     409: ("Conflict", "The slug is taken (creating a story), or the story has ended (posting an entry)."),
     410: ("Gone", "The entry was deleted; it can no longer be changed."),
+    412: ("Changed", "The entry changed since the version in If-Match; nothing was saved. `current` is the "
+                     "entry as it is now."),
     413: ("TooLarge", "A field is over its limit, or the request body is over 256 KiB."),
     422: ("Unprocessable", "A field is unknown, of the wrong type or has a value the service refuses."),
     503: ("Busy", "The database refused the change; nothing was saved, try again."),
@@ -197,6 +199,12 @@ def spec() -> dict:
     story_ok = _ok("The story.", _wrap("story", _ref("schemas", "Story")))
     entry_schema = _wrap("entry", _ref("schemas", "Entry"))
     entry_ok = _ok("The entry.", entry_schema)
+    etag = {"ETag": {"required": True, "description": "The entry's version; send it as If-Match to correct it.",
+                     "schema": {"type": "string", "pattern": '^"[0-9]+"$'}}}
+    tagged_ok = _ok("The entry, with its version.", entry_schema, etag)
+    if_match = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                "description": "The ETag the change started from: applied only if the entry is still at that "
+                               "version, else 412 with the entry as it is now."}
     entry_location = {"Location": {"required": True, "description": "The entry's public page.",
                                    "schema": {"type": "string", "pattern": "^/stories/[^/]+/entries/[0-9]+$"}}}
     page = {"rev": {"type": "integer", "minimum": 0}, "entries": {"type": "array", "items": _ref("schemas", "Entry")}}
@@ -300,12 +308,17 @@ def spec() -> dict:
             },
             "/api/entries/{entry_id}": {
                 "parameters": [ENTRY_ID_PARAM],
+                "get": {
+                    "operationId": "getEntry", "summary": "One entry, with its version as the ETag.",
+                    "responses": {"200": tagged_ok, **_errors(404, 410)},
+                },
                 "patch": {
                     "operationId": "updateEntry",
                     "summary": "Correct an entry's text, pin or unpin it, mark or unmark it as a key event.",
                     "security": WRITE,
+                    "parameters": [if_match],
                     "requestBody": _body("EntryUpdate"),
-                    "responses": {"200": entry_ok, **_errors(400, 401, 403, 404, 410, 413, 422, 503)},
+                    "responses": {"200": tagged_ok, **_errors(400, 401, 403, 404, 410, 412, 413, 422, 503)},
                 },
                 "delete": {
                     "operationId": "deleteEntry", "summary": "Soft-delete an entry (no change if it is deleted).",

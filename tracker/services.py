@@ -57,6 +57,16 @@ class ServiceError(ValueError):
         self.status = status
 
 
+class Changed(ServiceError):
+    """The entry changed since the version a correction started from; `current` is the entry now."""
+
+    def __init__(self, current: Entry):
+        who = current.editor.name if current.editor else "Someone else"
+        super().__init__(f"{who} changed this update after you started; nothing was saved. The update as it is "
+                         "now is shown; copy what you need from yours, then save again.", None, 412)
+        self.current = current
+
+
 def _require(value: str, field: str, label: str, limit: int) -> str:
     if not value:
         raise ServiceError(f"{label} is required.", field)
@@ -365,9 +375,10 @@ def append_entry(story: Story, body: str, headline: str = "", author: User | Non
     return entry, True
 
 
-def edit_entry(entry: Entry, body: str, headline: str = "", byline: str | None = None) -> Entry:
+def edit_entry(entry: Entry, body: str, headline: str = "", byline: str | None = None, base_rev: int | None = None,
+               editor: User | None = None) -> Entry:
     """Correct an entry's text (and, unless None, its byline), keeping the previous text as a version."""
-    return change_entry(entry, body=body, headline=headline, byline=byline)
+    return change_entry(entry, body=body, headline=headline, byline=byline, base_rev=base_rev, editor=editor)
 
 
 def delete_entry(entry: Entry) -> Entry:
@@ -391,12 +402,17 @@ def set_key(entry: Entry, key: bool) -> Entry:
 
 
 def change_entry(entry: Entry, body: str | None = None, headline: str | None = None, byline: str | None = None,
-                 pinned: bool | None = None, key: bool | None = None) -> Entry:
+                 pinned: bool | None = None, key: bool | None = None, base_rev: int | None = None,
+                 editor: User | None = None) -> Entry:
     """Correct an entry's text, pin or unpin it, mark or unmark it as a key event (None keeps a field).
 
     All or nothing, and one revision for the entry (plus one for an entry its pinning unpins).
-    A changed body, headline or byline is a correction: the previous text is kept as a version.
+    A changed body, headline or byline is a correction: the previous text is kept as a version,
+    and `editor` is recorded as who made it. With `base_rev` (the revision the change started
+    from) the change applies only if nobody changed the entry since, else raises Changed.
     """
+    if base_rev is not None and entry.rev != base_rev:
+        raise Changed(entry)
     if (body, headline, byline, pinned, key) == (None,) * 5:
         return entry
     _alive(entry)
@@ -411,18 +427,31 @@ def change_entry(entry: Entry, body: str | None = None, headline: str | None = N
     if not corrected and (pinned, key) == (entry.pinned, entry.key_event):
         return entry
     with _story_change(entry.story) as changed:
+        if base_rev is not None:
+            _still_at(entry, base_rev)
         if pinned and not entry.pinned:
             _unpin_others(changed, entry.story, entry)
         if corrected:
-            db.session.add(EntryVersion(entry=entry, headline=entry.headline, body=entry.body,
-                                        html=entry.html, published_at=entry.edited_at or entry.created_at))
+            db.session.add(EntryVersion(entry=entry, headline=entry.headline, body=entry.body, html=entry.html,
+                                        published_at=entry.edited_at or entry.created_at, editor=entry.editor))
             entry.body, entry.headline, entry.byline = text
             entry.html = render_markdown(entry.body)
+            entry.editor = editor
         entry.pinned, entry.key_event = pinned, key
         _take_revision(changed, entry, entry.story)
         if corrected:
             entry.edited_at = entry.updated_at
     return entry
+
+
+def _still_at(entry: Entry, base_rev: int) -> None:
+    """Lock the entry's row if it still has revision `base_rev` (a write: exact on SQLite too), else raise Changed."""
+    kept = db.session.execute(update(Entry).where(Entry.id == entry.id, Entry.rev == base_rev)
+                              .values(rev=base_rev).execution_options(synchronize_session=False)).rowcount
+    if kept != 1:
+        db.session.rollback()
+        db.session.refresh(entry)
+        raise Changed(entry)
 
 
 def _alive(entry: Entry) -> None:
