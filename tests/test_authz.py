@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from helpers import PASSWORD, csrf_from, fresh_database, login
+from helpers import PASSWORD, copied_database, csrf_from, login
 from sqlalchemy import select
 from werkzeug.routing import AnyConverter
 from werkzeug.security import generate_password_hash
@@ -77,12 +77,10 @@ def build_world(app) -> World:
 
 
 @pytest.fixture(scope="session")
-def world_database(tmp_path_factory, database_engine):
-    """A database with the world in it, built once: (its URL, the World)."""
-    with fresh_database(tmp_path_factory.mktemp("world"), database_engine) as url:
+def world_database(tmp_path_factory, schema_template):
+    """A database with the world in it, built once on a copy of conftest's empty schema: (its URL, the World)."""
+    with copied_database(schema_template, tmp_path_factory.mktemp("world")) as url:
         app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": url})
-        with app.app_context():
-            db.create_all()
         made = build_world(app)
         with app.app_context():
             db.engine.dispose()

@@ -276,8 +276,13 @@ def test_a_correction_made_from_an_older_version_is_refused_and_shows_both_texts
     page = refused.get_data(as_text=True)
     assert refused.status_code == 412 and "bea changed this update after you started" in page
     assert "Alice&#39;s text." in page and "Bea&#39;s text." in page  # mine kept in the form, theirs beside it
+    now = re.search(r'id="base_rev" name="base_rev" type="hidden" value="(\d+)"', page).group(1)
+    assert int(now) == int(base) + 1  # the form now starts from their version: saving again is a choice
     with app.app_context():
         assert db.session.get(Entry, entry_id).body == "Bea's text."
     as_json = editor_client.post(f"/editor/entries/{entry_id}/edit", headers=JSON,
                                  data={"csrf_token": mine, "body": "Alice's text.", "headline": "", "base_rev": base})
     assert as_json.status_code == 412 and as_json.get_json()["current"]["html"] == "<p>Bea's text.</p>\n"
+    forged = editor_client.post(f"/editor/entries/{entry_id}/edit", headers=JSON,
+                                data={"csrf_token": mine, "body": "Mine.", "headline": "", "base_rev": "9" * 40})
+    assert forged.status_code == 400 and "out of date" in forged.get_json()["error"]

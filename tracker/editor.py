@@ -154,10 +154,11 @@ def edit_entry(entry_id):
     theirs = None
     if form.validate_on_submit():
         try:
-            services.edit_entry(entry, form.body.data, form.headline.data, base_rev=_int(form.base_rev.data),
+            services.edit_entry(entry, form.body.data, form.headline.data, base_rev=form.base_rev.data,
                                 editor=current_user)
         except services.Changed as exc:
-            theirs, form.base_rev.data = exc.current, exc.current.rev  # saving again overwrites, knowingly
+            theirs = exc.current
+            form.base_rev.raw_data, form.base_rev.data = [], theirs.rev  # saving again overwrites, knowingly
             _attach(form, exc)
         except ServiceError as exc:
             _attach(form, exc)
@@ -166,12 +167,6 @@ def edit_entry(entry_id):
     if form.errors and (answer := _failed(form, _status(form), theirs)):
         return answer
     return render_template("editor/entry_form.html", form=form, entry=entry, theirs=theirs), _status(form)
-
-
-def _int(value) -> int | None:
-    """A hidden field's whole number; None when absent or not a number (an old page: no check)."""
-    value = str(value or "")
-    return int(value) if value.isdigit() and len(value) <= 18 else None
 
 
 @bp.post("/entries/<id:entry_id>/<any(delete, pin, unpin, key, unkey):action>")

@@ -1,14 +1,16 @@
 """WTForms for the editor and login pages (CSRF comes with FlaskForm)."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.widgets import HiddenInput
 
 from .models import (
     MAX_BODY,
     MAX_DISPLAY_NAME,
     MAX_HEADLINE,
     MAX_IMAGE_URL,
+    MAX_REV,
     MAX_SLUG,
     MAX_SUMMARY,
     MAX_TITLE,
@@ -59,7 +61,8 @@ class EditEntryForm(FlaskForm):
 
     headline = StringField("Headline (optional)", validators=[Optional(), Length(max=MAX_HEADLINE)])
     body = TextAreaField("Update", filters=[_unix_newlines], validators=[DataRequired(), Length(max=MAX_BODY)])
-    base_rev = HiddenField()
+    base_rev = IntegerField(widget=HiddenInput(), validators=[
+        Optional(), NumberRange(0, MAX_REV, message="This form is out of date; reload the page and correct again.")])
 
 
 class ActionForm(FlaskForm):
