@@ -22,7 +22,7 @@ if SERVING:
 
     eventlet.monkey_patch()
 
-from tracker import create_app, demo, fanout, guard, metrics, socketio  # noqa: E402
+from tracker import create_app, demo, fanout, guard, metrics, scheduler, socketio  # noqa: E402
 from tracker.events import rev_beacon  # noqa: E402
 from tracker.schema import upgrade_database  # noqa: E402
 
@@ -281,6 +281,7 @@ def main() -> None:
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
     socketio.start_background_task(rev_beacon, app)
+    socketio.start_background_task(scheduler.run, app)
     listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)
     # Behind a proxy every connection comes from the proxy; guard counts by X-Forwarded-For then.
     per_peer = None if app.config["TRUSTED_PROXIES"] else book

@@ -39,7 +39,7 @@ from tracker.extensions import db, socketio
 FANOUT_PATHS = {"test_e2e.py", "test_browser.py", "test_fanout.py"}
 # Modules whose tests share a module-scoped server: under pytest-xdist they stay on one worker,
 # so the server starts once.
-SHARED_SERVER = {"test_e2e.py", "test_browser.py", "test_xss.py", "test_app.py"}
+SHARED_SERVER = {"test_e2e.py", "test_browser.py", "test_xss.py", "test_app.py", "test_scheduler.py"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks

@@ -1,4 +1,6 @@
 """The JSON API: public reads, token-authenticated writes through the service layer."""
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from helpers import make_user
 from sqlalchemy import func, select
@@ -268,17 +270,23 @@ def test_a_personal_token_writes_as_its_person_with_their_display_name(app, clie
     assert client.get(f"/api/stories/{story}/entries?after_rev=0").get_json()["entries"][0]["author"] == "Alice Moreau"
 
 
-def test_a_contributors_token_may_not_publish_and_a_disabled_persons_token_is_dead(app, client, story):
+def test_a_contributors_token_submits_for_review_may_not_publish_and_a_disabled_persons_token_is_dead(
+        app, client, story):
     make_user(app, "cole", "contributor")
     make_user(app, "eve", "editor")
     contributor, eve = personal_token(app, "cole"), personal_token(app, "eve")
-    refused = client.post(f"/api/stories/{story}/entries", json={"body": "Bridge closed."}, headers=contributor)
-    assert refused.status_code == 403 and "Contributors cannot publish" in refused.get_json()["error"]
+    submitted = client.post(f"/api/stories/{story}/entries", json={"body": "Bridge closed."}, headers=contributor)
+    assert submitted.status_code == 201
+    assert submitted.get_json()["entry"]["status"] == "submitted" and submitted.get_json()["entry"]["author"] == "cole"
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    for asked in ({"status": "published"}, {"publish_at": later}):
+        refused = client.post(f"/api/stories/{story}/entries", json={"body": "x", **asked}, headers=contributor)
+        assert refused.status_code == 403 and "Ask an editor" in refused.get_json()["error"]
     with app.app_context():
         services.set_user_active(db.session.scalar(select(User).where(User.username == "eve")), False)
     assert client.post(f"/api/stories/{story}/entries", json={"body": "x"}, headers=eve).status_code == 401
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Entry)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Entry)) == 1
 
 
 def test_token_create_for_an_unknown_person_is_refused(app):
@@ -316,3 +324,86 @@ def test_if_match_applies_a_correction_only_to_the_version_it_started_from(app, 
                         headers={**auth, "If-Match": "*"}).status_code == 200
     page = client.get(f"/stories/{story}/entries/{entry_id}").get_data(as_text=True)
     assert "Correction by alice, published" in page  # the earlier versions say who wrote them
+
+
+# Entry states: drafts, submissions, the schedule
+
+LATER = (datetime.now(UTC) + timedelta(days=365)).isoformat()
+
+
+def test_nothing_unpublished_reaches_a_reader_and_publishing_reaches_them_once(app, client, auth, story,
+                                                                              socket_client):
+    make_user(app, "cole", "contributor")
+    published = post_entry(client, auth, story, body="Bridge open.").get_json()["entry"]
+    reader = socket_client()
+    assert reader.emit("join", {"story": story, "since": 0}, callback=True)["rev"] == published["rev"]
+    secret = {"draft": post_entry(client, auth, story, body="Secret draft", status="draft"),
+              "submitted": post_entry(client, personal_token(app, "cole"), story, body="Secret submission"),
+              "scheduled": post_entry(client, auth, story, body="Secret schedule", publish_at=LATER)}
+    ids = {}
+    for status, response in secret.items():
+        entry = response.get_json()["entry"]
+        assert response.status_code == 201 and entry["status"] == status and entry["rev"] < 0
+        ids[status] = entry["id"]
+    assert secret["scheduled"].get_json()["entry"]["publish_at"].startswith(LATER[:16])
+    public = [f"/stories/{story}", f"/stories/{story}/entries", f"/stories/{story}/feed.atom", "/feed.atom",
+              f"/embed/{story}", f"/api/stories/{story}", f"/api/stories/{story}/entries",
+              f"/api/stories/{story}/entries?after_rev=0", "/api/stories", "/"]
+    for path in public:
+        assert "Secret" not in client.get(path).get_data(as_text=True), path
+    for entry_id in ids.values():
+        for path in (f"/stories/{story}/entries/{entry_id}", f"/embed/{story}/entries/{entry_id}",
+                     f"/oembed?url=/stories/{story}/entries/{entry_id}", f"/api/entries/{entry_id}"):
+            assert client.get(path).status_code == 404, path
+    assert "Secret" not in app.test_cli_runner().invoke(args=["export", story]).output
+    assert client.get("/api/stories").get_json()["stories"][0]["entries"] == 1
+    ack = reader.emit("join", {"story": story, "since": 0}, callback=True)
+    assert ack["rev"] == published["rev"] and [e["id"] for e in ack["entries"]] == [published["id"]]
+    assert [e["name"] for e in reader.get_received()] == []
+
+    made = client.post(f"/api/entries/{ids['draft']}/publish", headers=auth)
+    entry = made.get_json()["entry"]
+    assert made.status_code == 200 and entry["status"] == "published" and entry["rev"] == published["rev"] + 1
+    assert entry["created_at"] > published["created_at"] and made.headers["ETag"] == f'"{entry["rev"]}"'
+    assert [(e["name"], e["args"][0]["id"]) for e in reader.get_received()] == [("entry", ids["draft"])]
+    again = client.post(f"/api/entries/{ids['draft']}/publish", headers=auth)
+    assert again.status_code == 409 and "already published" in again.get_json()["error"]
+    assert reader.get_received() == []
+    assert "Secret draft" in client.get(f"/stories/{story}").get_data(as_text=True)
+
+
+def test_the_drafts_list_is_the_newsrooms_and_a_contributor_sees_their_own(app, client, auth, story):
+    make_user(app, "cole", "contributor")
+    make_user(app, "dana", "contributor")
+    cole, dana = personal_token(app, "cole"), personal_token(app, "dana")
+    coles = post_entry(client, cole, story, body="Cole's", status="draft").get_json()["entry"]
+    post_entry(client, dana, story, body="Dana's")
+    scheduled = post_entry(client, auth, story, body="Desk's", publish_at=LATER).get_json()["entry"]
+    post_entry(client, auth, story, body="Out already.")
+    listed = client.get(f"/api/stories/{story}/drafts", headers=auth).get_json()["entries"]
+    assert [e["excerpt"] for e in listed] == ["Desk's", "Dana's", "Cole's"], "the schedule first, then the latest"
+    assert [e["id"] for e in client.get(f"/api/stories/{story}/drafts", headers=cole).get_json()["entries"]] == [
+        coles["id"]]
+    assert client.get(f"/api/stories/{story}/drafts").status_code == 401
+    assert client.get(f"/api/entries/{coles['id']}", headers=cole).status_code == 200
+    assert client.get(f"/api/entries/{coles['id']}", headers=dana).status_code == 403
+    assert client.get(f"/api/entries/{scheduled['id']}", headers=auth).get_json()["entry"]["status"] == "scheduled"
+
+
+def test_unpublished_entries_move_along_with_patch(app, client, auth, story):
+    make_user(app, "cole", "contributor")
+    cole = personal_token(app, "cole")
+    draft = post_entry(client, cole, story, body="Queues.", status="draft").get_json()["entry"]
+    path = f"/api/entries/{draft['id']}"
+    edited = client.patch(path, json={"body": "Long queues.", "status": "submitted"}, headers=cole)
+    assert edited.status_code == 200 and edited.get_json()["entry"]["status"] == "submitted"
+    assert edited.headers["ETag"] == f'"{draft["rev"] - 2}"', "a text change and a step: two desk revisions"
+    stale = client.patch(path, json={"status": "draft", "note": "Source?"}, headers={**auth, "If-Match": '"-1"'})
+    assert stale.status_code == 412 and stale.get_json()["current"]["status"] == "submitted"
+    back = client.patch(path, json={"status": "draft", "note": "Which school?"}, headers=auth).get_json()["entry"]
+    assert (back["status"], back["review_note"]) == ("draft", "Which school?")
+    later = client.patch(path, json={"publish_at": LATER}, headers=auth).get_json()["entry"]
+    assert later["status"] == "scheduled" and "review_note" not in later
+    assert client.patch(path, json={"body": "Mine again."}, headers=cole).status_code == 403
+    assert client.patch(path, json={"status": "published"}, headers=cole).status_code == 403
+    assert client.patch(path, json={"status": "published"}, headers=auth).get_json()["entry"]["status"] == "published"

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import requests
-from helpers import PASSWORD, LiveServer, browser_login, csrf_from, fresh_database
+from helpers import PASSWORD, LiveServer, axe_violations, browser_login, csrf_from, fresh_database
 from playwright.sync_api import Page, expect
 
 # What the browser shows does not depend on the engine; test_e2e covers the live path on PostgreSQL.
@@ -143,7 +143,7 @@ def ui_publish(page: Page, body: str, headline: str = "") -> None:
     page.fill("#headline", headline)
     page.fill("#body", body)
     page.click("[data-publish]")
-    expect(page.locator("[data-compose-status]")).to_have_text("Published.", timeout=WAIT)
+    expect(page.locator("[data-compose-status]")).to_have_text("Update published.", timeout=WAIT)
     expect(page.locator("#body")).to_have_value("")
     expect(page.locator("#headline")).to_have_value("")
 
@@ -595,3 +595,87 @@ def test_key_event_without_headline_reads_the_same_live_and_after_reload(browser
 
         reader.reload()
         expect(item).to_have_text("Winds reach 120 km/h on the coast.", timeout=1000)  # server-rendered
+
+
+# The desk: autosave, drafts, presence and conflicts
+
+def test_compose_keeps_text_across_a_reload_counts_it_and_ctrl_enter_publishes(browser, server):
+    slug = http_create_story(http_login(server), server, "Ferry strike", "ferry-strike")
+    with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
+        reader = open_reader(reader_ctx, server, slug)
+        editor = editor_ctx.new_page()
+        browser_login(editor, server)
+        open_editor(editor, server, slug)
+        editor.fill("#headline", "Sailings cancelled")
+        editor.locator("#body").press_sequentially("All sailings are cancel")
+        expect(editor.locator("[data-counter]")).to_have_text("23 / 20,000")
+        editor.reload()  # or a crash, or a closed tab: the text is kept in this browser
+        expect(editor.locator("#body")).to_have_value("All sailings are cancel")
+        expect(editor.locator("#headline")).to_have_value("Sailings cancelled")
+        expect(editor.locator("[data-autosave]")).to_contain_text("Your unsent text from")
+        assert axe_violations(editor) == []
+        editor.locator("#body").press_sequentially("led until Monday.")
+        editor.locator("#body").press("Control+Enter")
+        expect(editor.locator("[data-compose-status]")).to_have_text("Update published.", timeout=WAIT)
+        expect(entry_with(reader, "Sailings cancelled")).to_be_visible(timeout=WAIT)
+        editor.reload()
+        expect(editor.locator("#body")).to_have_value("")
+        expect(editor.locator("[data-autosave]")).to_be_hidden()
+
+
+def test_a_draft_published_from_the_desk_reaches_an_open_reader(browser, server):
+    slug = http_create_story(http_login(server), server, "Dam inspection", "dam-inspection")
+    with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
+        reader = open_reader(reader_ctx, server, slug)
+        editor = editor_ctx.new_page()
+        browser_login(editor, server)
+        open_editor(editor, server, slug)
+        editor.fill("#headline", "Engineers on site")
+        editor.fill("#body", "Engineers are checking the spillway.")
+        editor.click("button[value=draft]")
+        expect(editor.locator("[data-compose-status]")).to_have_text("Draft saved.", timeout=WAIT)
+        card = editor.locator(".desk-item", has_text="Engineers on site")
+        expect(card.locator("[data-desk-status]")).to_have_text("Draft")
+        expect(entry_with(reader, "Engineers on site")).to_have_count(0)
+        card.get_by_role("button", name="Publish now").click()
+        expect(entry_with(reader, "Engineers on site")).to_be_visible(timeout=WAIT)
+        expect(card).to_have_count(0, timeout=WAIT)
+        expect(entry_with(editor, "Engineers on site")).to_be_visible()
+
+
+def test_two_editors_see_each_other_and_a_second_correction_shows_both_texts(browser, server):
+    if "bea" not in server.flask("user", "list"):
+        server.flask("user", "create", "bea", "--password-stdin", input_text=PASSWORD + "\n")
+    session = http_login(server)
+    slug = http_create_story(session, server, "Harbour crane collapse", "harbour-crane")
+    entry_id = http_post_entry(session, server, slug, "One crane fell.", "Crane falls")
+    with new_context(browser) as alice_ctx, new_context(browser) as bea_ctx:
+        alice, bea = alice_ctx.new_page(), bea_ctx.new_page()
+        browser_login(alice, server)
+        browser_login(bea, server, "bea")
+        for page in (alice, bea):
+            open_editor(page, server, slug)
+        expect(alice.locator("[data-presence]")).to_have_text("bea is here.", timeout=WAIT)
+        expect(bea.locator("[data-presence]")).to_have_text("alice is here.", timeout=WAIT)
+
+        for page in (alice, bea):
+            page.locator(f"article#entry-{entry_id} [data-entry-controls] a").click()
+            expect(page.locator(f"#correct-body-{entry_id}")).to_have_value("One crane fell.", timeout=WAIT)
+        expect(alice.locator(f"article#entry-{entry_id} [data-correcting]")).to_have_text(
+            "bea is correcting this update.", timeout=WAIT)
+        alice.fill(f"#correct-body-{entry_id}", "Two cranes fell.")
+        alice.locator(f"article#entry-{entry_id} .correction button[type=submit]").click()
+        expect(alice.locator(f"article#entry-{entry_id} .entry__body")).to_have_text("Two cranes fell.", timeout=WAIT)
+        bea.fill(f"#correct-body-{entry_id}", "One crane fell onto a ship.")
+        bea.locator(f"article#entry-{entry_id} .correction button[type=submit]").click()
+        conflict = bea.locator(f"article#entry-{entry_id} .conflict")
+        expect(conflict).to_be_visible(timeout=WAIT)
+        expect(conflict.locator(".conflict__theirs")).to_have_text("Two cranes fell.")
+        expect(bea.locator(f"article#entry-{entry_id} .correction__status")).to_contain_text(
+            "alice changed this update after you started; nothing was saved.")
+        expect(bea.locator(f"#correct-body-{entry_id}")).to_have_value("One crane fell onto a ship.")
+        stored = requests.get(f"{server.url}/api/entries/{entry_id}").json()["entry"]
+        assert stored["html"] == "<p>Two cranes fell.</p>\n", "nothing was overwritten"
+
+        bea.close()
+        expect(alice.locator("[data-presence]")).to_have_text("Only you are on this story.", timeout=WAIT)

@@ -86,7 +86,8 @@ def test_each_form_render_gets_a_fresh_idempotency_key(editor_client, story):
 
 @pytest.mark.parametrize("body, status, message", [
     ("", 400, "Write the update before publishing it."),
-    ("x" * (MAX_BODY + 1), 400, "Field cannot be longer than 20000 characters."),
+    ("x" * (MAX_BODY + 1), 400,
+     "The update is too long: the limit is 20,000 characters. Nothing was cut; shorten it and send again."),
 ])
 def test_bad_entries_get_a_message_and_keep_the_text(editor_client, app, story, body, status, message):
     response = post_entry(editor_client, story, body, "Kept headline")
@@ -286,3 +287,64 @@ def test_a_correction_made_from_an_older_version_is_refused_and_shows_both_texts
     forged = editor_client.post(f"/editor/entries/{entry_id}/edit", headers=JSON,
                                 data={"csrf_token": mine, "body": "Mine.", "headline": "", "base_rev": "9" * 40})
     assert forged.status_code == 400 and "out of date" in forged.get_json()["error"]
+
+
+# The desk: what the compose form's buttons make, and the steps of unpublished entries
+
+def test_the_compose_buttons_publish_save_a_draft_or_schedule_in_the_browsers_time(editor_client, app, story):
+    assert post_entry(editor_client, story, "Out now.", intent="publish", headers=JSON).get_json()["message"] == (
+        "Update published.")
+    draft = post_entry(editor_client, story, "Not yet.", intent="draft", headers=JSON).get_json()
+    assert draft["message"] == "Draft saved." and draft["entry"]["status"] == "draft"
+    # 09:30 in a browser two hours ahead of UTC (getTimezoneOffset() is -120 there) is 07:30 UTC.
+    scheduled = post_entry(editor_client, story, "At half past.", intent="schedule", publish_at="2999-01-01T09:30",
+                           tz_offset="-120", headers=JSON).get_json()["entry"]
+    assert scheduled["status"] == "scheduled" and scheduled["publish_at"] == "2999-01-01T07:30:00.000Z"
+    past = post_entry(editor_client, story, "Too late.", intent="schedule", publish_at="2001-01-01T09:30")
+    assert past.status_code == 400 and "must be in the future" in past.get_data(as_text=True)
+    desk = editor_client.get(f"/editor/stories/{story}").get_data(as_text=True)
+    assert "Not yet." in desk and "At half past." in desk and 'data-status="scheduled"' in desk
+    reader = editor_client.get(f"/stories/{story}").get_data(as_text=True)
+    assert "Out now." in reader and "Not yet." not in reader and "At half past." not in reader
+
+
+def test_a_contributor_submits_for_review_and_the_editor_sends_back_and_publishes(client, app, story):
+    make_user(app, "cole", "contributor")
+    make_user(app, "alice", "editor")
+    assert login(client, "cole").status_code == 302
+    page = client.get(f"/editor/stories/{story}").get_data(as_text=True)
+    assert "Submit for review" in page and "Publish update" not in page and "End story" not in page
+    refused = post_entry(client, story, "Let me publish.", intent="publish")
+    assert refused.status_code == 403 and "Let me publish." in refused.get_data(as_text=True), "the text is kept"
+    sent = post_entry(client, story, "Long queues at the school.", headers=JSON).get_json()
+    assert sent["message"] == "Sent to the editors for review." and sent["entry"]["status"] == "submitted"
+    entry_id = sent["entry"]["id"]
+    client.post("/logout", data={"csrf_token": form_page(client, "/logout")[0]})
+    assert login(client, "alice").status_code == 302
+    token, _ = form_page(client, f"/editor/stories/{story}")
+    back = client.post(f"/editor/entries/{entry_id}/return", data={"csrf_token": token, "note": "Which school?"},
+                       headers=JSON).get_json()
+    assert back["entry"]["status"] == "draft" and back["entry"]["review_note"] == "Which school?"
+    stale = client.post(f"/editor/entries/{entry_id}/publish", data={"csrf_token": token, "base_rev": "-1"},
+                        headers=JSON)
+    assert stale.status_code == 412, "publishing names the version the editor reviewed"
+    done = client.post(f"/editor/entries/{entry_id}/publish",
+                       data={"csrf_token": token, "base_rev": str(back["entry"]["rev"])}, headers=JSON).get_json()
+    assert done["entry"]["status"] == "published" and done["message"] == "Update published."
+    assert "Long queues at the school." in client.get(f"/stories/{story}").get_data(as_text=True)
+
+
+def test_preview_renders_with_the_publishing_sanitizer_and_saves_nothing(editor_client, app, story):
+    token, _ = form_page(editor_client, f"/editor/stories/{story}")
+    shown = editor_client.post("/editor/preview", headers=JSON, data={
+        "csrf_token": token, "body": "**Bold** <script>alert(1)</script>", "headline": "Head"}).get_json()
+    assert shown == {"ok": True, "headline": "Head",
+                     "html": "<p><strong>Bold</strong> &lt;script&gt;alert(1)&lt;/script&gt;</p>\n"}
+    assert entries(app) == []
+
+
+def test_the_story_page_counts_instead_of_cutting_and_keeps_end_story_apart(editor_client, story):
+    page = editor_client.get(f"/editor/stories/{story}").get_data(as_text=True)
+    body = re.search(r"<textarea[^>]*name=\"body\"[^>]*>", page).group(0)
+    assert "maxlength" not in body and 'data-limit="20000"' in body
+    assert page.index("data-entries") < page.index("End story") and "data-confirm=" in page

@@ -1,12 +1,14 @@
 """Socket.IO: the join handshake, its errors, and live events after changes."""
 import pytest
 from flask import request
-from helpers import JSON, form_page, post_entry
+from helpers import JSON, form_page, login, make_user, post_entry
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from tracker import services
 from tracker.events import HANDLER_FAILED
-from tracker.extensions import db
+from tracker.extensions import db, socketio
+from tracker.models import User
 from tracker.web import entry_or_404, story_or_404
 
 
@@ -183,3 +185,36 @@ def test_join_while_the_database_is_unreachable_gets_an_error_ack(app, socket_cl
     assert ack == {"ok": False, "error": HANDLER_FAILED}
     monkeypatch.undo()
     assert sio.is_connected() and join(sio, {"story": story, "since": 0})["ok"] is True
+
+
+# The desk: presence and unpublished entries, for signed-in staff only
+
+def desk(sio, story, **doing):
+    return sio.emit("desk", {"story": story, **doing}, callback=True)
+
+
+def test_desk_presence_comes_and_goes_and_anonymous_connections_get_nothing(app, client, story, socket_client):
+    make_user(app, "alice", "editor")
+    make_user(app, "cole", "contributor")
+    with app.test_request_context():
+        services.change_user(db.session.scalar(select(User).where(User.username == "cole")), display_name="Cole Ray")
+    anonymous = socket_client()
+    assert desk(anonymous, story) == {"ok": False, "error": "Sign in to the newsroom to see who is on a story's desk."}
+    assert login(client, "alice").status_code == 302
+    alice = socket_client()
+    assert desk(alice, story) == {"ok": True, "here": ["alice"],
+                                  "people": [{"name": "alice", "writing": False, "correcting": []}]}
+    other = app.test_client()
+    assert login(other, "cole").status_code == 302
+    cole = socketio.test_client(app, flask_test_client=other)
+    assert desk(cole, story, doing="writing")["here"] == ["alice", "Cole Ray"]
+    assert received(alice, "presence")[-1]["people"][1] == {"name": "Cole Ray", "writing": True, "correcting": []}
+    assert desk(cole, story, doing="correcting", entry=7)["people"][1]["correcting"] == [7]
+    assert desk(cole, story, doing="shouting")["ok"] is False
+    with app.test_request_context():
+        draft, _ = services.append_entry(story_or_404(story), "Desk only.", status="draft")
+    assert [e["id"] for e in received(cole, "draft")] == [draft.id]
+    assert received(anonymous, "draft") == [] and received(anonymous, "presence") == []
+    cole.disconnect()
+    assert received(alice, "presence")[-1] == {"story": story, "here": ["alice"],
+                                               "people": [{"name": "alice", "writing": False, "correcting": []}]}

@@ -719,7 +719,7 @@ def check_database_outage(browser, server: LiveServer, *, fail, heal, saved_stat
                                         "body": "Water is released <slowly> & steadily."})
         assert response.status_code == 302, response.text[:500]
         page.click("[data-publish]")
-        expect(page.locator("[data-compose-status]")).to_have_text("Published.", timeout=WAIT * 1000)
+        expect(page.locator("[data-compose-status]")).to_have_text("Update published.", timeout=WAIT * 1000)
         expect(page.locator("#body")).to_have_value("")
         assert api.post(slug, "Gates are checked hourly.", "Gates", key=api_key).status_code == 201
         rev, entries = server_state(server.url, slug)

@@ -1,10 +1,13 @@
 """Several processes sharing PostgreSQL and fanning out through Redis, and what happens when Redis goes."""
 import multiprocessing
 import re
+import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from helpers import PASSWORD, Editor, LiveServer, Reader, WireReader, server_entries
+import socketio
+from helpers import PASSWORD, Editor, LiveServer, Reader, WireReader, http_login, server_entries
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -105,6 +108,43 @@ def test_reader_on_one_process_gets_every_change_made_on_another(cluster):
             i: e["rev"] for i, e in reader.visible().items()}
     assert requests.get(f"{a.url}/healthz").json() == {"ok": True, "database": "ok", "queue": "ok"}
     reader.sio.disconnect()
+
+
+def test_scheduled_updates_publish_once_across_processes_and_the_desk_is_shared(cluster):
+    """Both processes' schedulers see the same due updates: each is published once. Presence on
+    one process reaches the desk on the other."""
+    a, b = cluster
+    a.flask("user", "create", "bea", "--password-stdin", input_text=PASSWORD + "\n")
+    token = a.flask("token", "create", "desk").strip().splitlines()[-1]
+    api = {"Authorization": f"Bearer {token}"}
+    slug = requests.post(f"{a.url}/api/stories", json={"title": "Budget day"}, headers=api).json()["story"]["slug"]
+    readers = [Reader(server.url, slug) for server in cluster]
+    for reader in readers:
+        reader.connect()
+    due = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    ids = {requests.post(f"{a.url}/api/stories/{slug}/entries", json={"body": f"Measure {n}", "publish_at": due},
+                         headers=api).json()["entry"]["id"] for n in range(5)}
+    for reader in readers:
+        reader.wait_for(lambda r: len(r.events) == 5)
+    requests.post(f"{b.url}/api/stories/{slug}/entries", json={"body": "Speech ends."}, headers=api)
+    for reader in readers:
+        reader.wait_for(lambda r: len(r.events) == 6)
+        assert {e["id"] for e in reader.events[:5]} == ids and [e["rev"] for e in reader.events] == list(range(2, 8))
+    assert requests.get(f"{b.url}/api/stories/{slug}").json()["story"]["rev"] == 7, "none published twice"
+
+    desks = []
+    for server, name in ((a, "alice"), (b, "bea")):
+        cookies = "; ".join(f"{c.name}={c.value}" for c in http_login(server.url, name).cookies)
+        desk = socketio.Client(reconnection=False)
+        desk.connect(server.url, transports=["websocket"], headers={"Cookie": cookies}, wait_timeout=10)
+        desks.append(desk)
+    heard = threading.Event()
+    desks[0].on("presence", lambda state: heard.set() if state["here"] == ["alice", "bea"] else None)
+    assert desks[0].call("desk", {"story": slug}, timeout=10)["here"] == ["alice"]
+    assert desks[1].call("desk", {"story": slug}, timeout=10)["here"] == ["alice", "bea"]
+    assert heard.wait(10), "bea's arrival on B reached alice's desk on A"
+    for desk in desks + [reader.sio for reader in readers]:
+        desk.disconnect()
 
 
 def test_redis_outage_keeps_saving_and_readers_catch_up(cluster, redis_server, browser):

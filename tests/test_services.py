@@ -1,14 +1,15 @@
 """The service layer: one path for every change, with revisions and broadcasts after commit."""
 import re
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from helpers import make_user
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-from tracker import services
+from tracker import queries, services
 from tracker.extensions import db
-from tracker.models import Entry, EntryVersion, Story
+from tracker.models import Entry, EntryVersion, Story, User
 from tracker.services import MAX_BODY, ServiceError
 
 
@@ -307,3 +308,90 @@ def test_a_story_change_with_one_bad_field_changes_nothing(live, sent, kwargs, f
     assert error.value.field == field and sent == []
     db.session.expire_all()
     assert (live.title, live.summary, live.rev) == ("Election night", "Results as they come in.", 1)
+
+
+# Entry states: drafts, submissions and scheduled updates
+
+def test_unpublished_entries_take_no_public_revision_and_publishing_takes_the_next(live, sent):
+    first, _ = services.append_entry(live, "Polls close.")
+    draft, _ = services.append_entry(live, "Turnout looks *high*.", status="draft")
+    assert (draft.status, draft.rev, live.rev) == ("draft", -1, 2)
+    services.edit_entry(draft, "Turnout looks *very* high.")
+    services.submit_entry(draft)
+    second, _ = services.append_entry(live, "First results.")
+    assert (draft.rev, draft.status, second.rev) == (-3, "submitted", 3)
+    assert not db.session.scalars(select(EntryVersion)).all(), "a draft's edits are not corrections"
+    written = draft.created_at
+    services.publish_entry(draft)
+    assert (draft.status, draft.rev, live.rev, draft.edited_at) == ("published", 4, 4, None)
+    assert draft.created_at > written, "stamped with the time it was published"
+    page, _ = queries.changes_page(live.id, 0, 1_000_000)
+    assert [entry["rev"] for entry in page] == [2, 3, 4]
+    # Readers were sent the three published changes only, in order; the desk its three drafts.
+    assert [(kind, rev) for kind, rev, _ in sent if rev > 0] == [("Entry", 2), ("Entry", 3), ("Entry", 4)]
+    with pytest.raises(ServiceError, match="already published") as refused:
+        services.publish_entry(draft)
+    assert refused.value.status == 409
+
+
+def test_publish_due_publishes_each_once_and_logs_a_missed_time(live, caplog):
+    entry, _ = services.append_entry(live, "Polls close in an hour.",
+                                     publish_at=datetime.now(UTC) + timedelta(hours=1))
+    assert (entry.status, entry.rev, live.rev) == ("scheduled", -1, 1)
+    assert services.publish_due() == []
+    # Its time passes while no server runs.
+    db.session.execute(update(Entry).where(Entry.id == entry.id)
+                       .values(publish_at=datetime.now(UTC) - timedelta(minutes=2)))
+    db.session.commit()
+    caplog.set_level("INFO", "tracker.services")
+    assert [e.id for e in services.publish_due()] == [entry.id]
+    assert services.publish_due() == []
+    assert (entry.status, entry.rev, entry.publish_at) == ("published", 2, None)
+    assert any("after its time" in record.getMessage() for record in caplog.records)
+
+
+def test_a_scheduled_update_whose_story_ended_goes_back_to_the_desk_with_a_note(live):
+    entry, _ = services.append_entry(live, "Later.", publish_at=datetime.now(UTC) + timedelta(hours=1))
+    services.set_status(live, "ended")
+    db.session.execute(update(Entry).where(Entry.id == entry.id).values(publish_at=datetime.now(UTC)))
+    db.session.commit()
+    assert services.publish_due() == []
+    db.session.refresh(entry)
+    assert entry.status == "draft" and "story has ended" in entry.review_note
+
+
+@pytest.mark.parametrize("status, publish_at, message", [
+    ("scheduled", None, "needs publish_at"),
+    ("draft", "2999-01-01T09:00:00Z", "cannot be 'draft'"),
+    (None, "2999-01-01T09:00:00", "needs a time zone"),
+    (None, "2000-01-01T09:00:00Z", "must be in the future"),
+    (None, "next tuesday", "ISO 8601"),
+    ("live", None, "Status must be"),
+])
+def test_bad_states_and_times_are_refused(live, status, publish_at, message):
+    with pytest.raises(ServiceError, match=message):
+        services.append_entry(live, "Text.", status=status, publish_at=publish_at)
+    assert db.session.scalars(select(Entry)).all() == []
+
+
+def test_contributors_write_drafts_and_submissions_and_change_only_their_own(ctx, live):
+    make_user(ctx, "cole", "contributor")
+    make_user(ctx, "dana", "contributor")
+    cole, dana = (db.session.scalar(select(User).where(User.username == name)) for name in ("cole", "dana"))
+    submitted, _ = services.append_entry(live, "Queues at the school.", author=cole)
+    assert submitted.status == "submitted"
+    draft, _ = services.append_entry(live, "Maybe a recount.", author=cole, status="draft")
+    services.edit_entry(draft, "A recount is likely.", editor=cole)
+    services.submit_entry(draft, by=cole)
+    published, _ = services.append_entry(live, "Official.")
+    for refused in (lambda: services.append_entry(live, "x", author=cole, status="published"),
+                    lambda: services.append_entry(live, "x", author=cole, key=True),
+                    lambda: services.publish_entry(draft, by=cole),
+                    lambda: services.edit_entry(draft, "Not mine.", editor=dana),
+                    lambda: services.edit_entry(published, "Corrected by a contributor.", editor=cole),
+                    lambda: services.return_entry(draft, "No.", by=cole)):
+        with pytest.raises(ServiceError) as exc:
+            refused()
+        assert exc.value.status == 403 and "Ask an editor" in exc.value.message
+    services.return_entry(draft, "Needs a second source.")
+    assert (draft.status, draft.review_note) == ("draft", "Needs a second source.")

@@ -107,9 +107,11 @@ DOM_AUDIT = r"""
   // Elements that must not be anywhere on these pages.
   for (const el of document.querySelectorAll(
       "iframe, frame, frameset, object, embed, applet, portal, style, svg, math, noscript, noembed, " +
-      "xmp, plaintext, meta[http-equiv], base[href], link[rel~=import], template:not(#entry-template)"))
+      "xmp, plaintext, meta[http-equiv], base[href], link[rel~=import], " +
+      "template:not(#entry-template):not(#desk-template)"))
     problems.push(`page has ${where(el)}`);
-  if (document.querySelectorAll("template").length > 1) problems.push("more than one template");
+  if (document.querySelectorAll("template#entry-template").length > 1 ||
+      document.querySelectorAll("template#desk-template").length > 1) problems.push("a template twice");
   for (const s of document.querySelectorAll("script")) {
     const own = s.type === "application/ld+json" ? !s.src
       : !!s.src && new URL(s.src).origin === location.origin && new URL(s.src).pathname.startsWith("/static/");
@@ -123,8 +125,8 @@ DOM_AUDIT = r"""
     blockquote: [], ul: [], ol: ["start"], li: [], a: ["href", "title", "rel", "target"], h3: [], h4: [],
     img: ["src", "alt", "title"], sup: [], sub: []};
   let bodies = 0;
-  for (const body of document.querySelectorAll(".entry__body")) {
-    bodies += 1;
+  for (const body of document.querySelectorAll(".entry__body, .desk-item__body, .preview__body, .conflict__theirs")) {
+    if (body.matches(".entry__body, .desk-item__body")) bodies += 1;  // an update's (the others hold a copy)
     for (const el of body.querySelectorAll("*")) {
       if (el.namespaceURI !== "http://www.w3.org/1999/xhtml" || !(el.localName in ALLOWED)) {
         problems.push(`user HTML has ${where(el)}`);
@@ -145,6 +147,7 @@ DOM_AUDIT = r"""
   }
   // Plain-text fields hold text only.
   const TEXT = ".entry__headline, .entry__author, [data-story-title], [data-story-summary], .story-list__title, " +
+    ".desk-item__headline, [data-desk-author], [data-desk-note] span, [data-presence], " +
     ".story-list__summary, .key-events__list li span, .table tbody td:first-child > a:first-child, title, " +
     ".history__version > h3";
   let texts = 0;
@@ -568,7 +571,7 @@ def test_live_updates_run_no_payload(browser, server, tmp_path):
             editor.fill("#headline", payload(i))
             editor.fill("#body", payload((i + 4) % n))
             editor.click("[data-publish]")
-            expect(editor.locator("[data-compose-status]")).to_have_text("Published.", timeout=WAIT)
+            expect(editor.locator("[data-compose-status]")).to_have_text("Update published.", timeout=WAIT)
             expect(editor.locator("#body")).to_have_value("", timeout=WAIT)
         r = writer.api.patch(f"{server.url}/api/stories/{slug}", timeout=10,
                              json={"title": joined(packs[0]), "summary": joined(packs[-1])})
@@ -598,6 +601,38 @@ def test_live_updates_run_no_payload(browser, server, tmp_path):
             assert page.url.startswith(server.url), name
         watch.assert_clean("live pages")
     print(f"live: {len(states)} entries and {len(packs) + 1} story changes")
+
+
+def test_the_desk_runs_no_payload(browser, server):
+    """Every payload as an unpublished update's body, headline and send-back note: on the desk as the
+    server renders it, and as desk.js renders it from live `draft` events."""
+    writer = Writer(server, Path("."))
+    slug = "xss-desk"
+    writer.story("api", slug, "Desk", "", [])
+    url = f"{server.url}/editor/stories/{slug}"
+    half = len(CORPUS) // 2
+
+    def add(indexes) -> None:
+        for i in indexes:
+            r = writer.api.post(f"{server.url}/api/stories/{slug}/entries", timeout=10, json={
+                "body": payload(i), "headline": payload((i + 1) % len(CORPUS)), "status": "submitted"})
+            assert r.status_code == 201, r.text
+            if i % 3 == 0:
+                r = writer.api.patch(f"{server.url}/api/entries/{r.json()['entry']['id']}", timeout=10,
+                                     json={"status": "draft", "note": payload((i + 2) % len(CORPUS))})
+                assert r.status_code == 200, r.text
+
+    add(range(half))
+    with watched(browser, server.url, bypass_csp=True) as watch:
+        page = watch.context.new_page()
+        browser_login(page, server)
+        open_live(page, url)
+        assert audit(page, url)["bodies"] >= half
+        watch.assert_clean(url)
+        add(range(half, len(CORPUS)))  # now live, through desk.js
+        expect(page.locator(".desk-item")).to_have_count(len(CORPUS), timeout=WAIT)
+        audit(page, url + " (live)")
+        watch.assert_clean(url + " (live)")
 
 
 def wait_for_rev(server, pages: dict) -> None:

@@ -5,15 +5,14 @@ broadcast the same events. Cookies are never consulted here: a logged-in browser
 grants nothing, so the API cannot be driven cross-site.
 """
 import re
-from functools import wraps
+from functools import partial, wraps
 
 from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 
 from . import openapi, queries, services
-from .auth import CONTRIBUTOR_REFUSAL
 from .extensions import csrf
 from .models import MAX_API_PAGE, MAX_REV, isoformat
-from .services import ServiceError
+from .services import CONTRIBUTOR_REFUSAL, ServiceError
 from .web import entry_or_404, int_arg, requested_page, story_or_404
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -47,25 +46,40 @@ def _base_rev(entry) -> int | None:
     raise services.Changed(entry)
 
 
-def token_required(view):
-    """Allow only requests with a valid bearer token of someone who may publish.
+def _authenticated() -> bool:
+    """Whether the request carries a valid bearer token; sets `g.token` and `g.author`, the person
+    it acts as (None: a newsroom tool made without `--user`, with editor rights and no byline)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    g.token = services.token_holder(token.strip()) if scheme.lower() == "bearer" else None
+    g.author = g.token.user if g.token is not None else None
+    return g.token is not None
 
-    A token that belongs to a person acts as that person (`g.author`, their role); one made without
-    `--user` is a newsroom tool with editor rights and no byline.
-    """
+
+def _unauthorized():
+    response = jsonify(ok=False, error="Send a valid API token: 'Authorization: Bearer <token>'.")
+    response.headers["WWW-Authenticate"] = 'Bearer realm="tracker"'
+    return response, 401
+
+
+def token_required(view=None, *, contributors: bool = False):
+    """Allow only requests with a valid bearer token of someone who may publish (or, with
+    `contributors`, of a contributor too: the service layer then says what they may do)."""
+    if view is None:
+        return partial(token_required, contributors=contributors)
+
     @wraps(view)
     def wrapped(*args, **kwargs):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        g.token = services.token_holder(token.strip()) if scheme.lower() == "bearer" else None
-        if g.token is None:
-            response = jsonify(ok=False, error="Send a valid API token: 'Authorization: Bearer <token>'.")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="tracker"'
-            return response, 401
-        g.author = g.token.user
-        if g.author is not None and not g.author.may_publish:
+        if not _authenticated():
+            return _unauthorized()
+        if not contributors and g.author is not None and not g.author.may_publish:
             return jsonify(ok=False, error=CONTRIBUTOR_REFUSAL), 403
         return view(*args, **kwargs)
     return wrapped
+
+
+def _contributor_id() -> int | None:
+    """The token's person when a contributor (who sees only their own unpublished entries), else None."""
+    return g.author.id if g.author is not None and not g.author.may_publish else None
 
 
 def _payload(*allowed: str) -> dict:
@@ -81,6 +95,8 @@ def _payload(*allowed: str) -> dict:
         raise ServiceError(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}.")
     for name, value in data.items():
         expected = bool if name in ("key", "pinned") else str
+        if name == "publish_at" and value is None:
+            continue
         if not isinstance(value, expected):
             raise ServiceError(f"'{name}' must be {'true or false' if expected is bool else 'a string'}.", name)
         if isinstance(value, str) and _SURROGATE.search(value):
@@ -128,11 +144,27 @@ def entries(slug):
 
 @bp.get("/entries/<id:entry_id>")
 def entry(entry_id):
-    """One entry, with its version as the ETag (send it back as If-Match when correcting it)."""
+    """One entry, with its version as the ETag (send it back as If-Match when correcting it).
+    Public when published; an unpublished one needs a token (a contributor's: their own)."""
     entry = entry_or_404(entry_id)
+    if not entry.is_published:
+        if "Authorization" not in request.headers:
+            abort(404, description="There is no such update.")  # a draft's existence is the newsroom's
+        if not _authenticated():
+            return _unauthorized()
+        if _contributor_id() not in (None, entry.author_id):
+            return jsonify(ok=False, error=CONTRIBUTOR_REFUSAL), 403
     if entry.deleted:
         abort(410, description="This update was removed by the newsroom.")
     return jsonify(entry=entry.to_dict()), 200, _tagged(entry)
+
+
+@bp.get("/stories/<slug>/drafts")
+@token_required(contributors=True)
+def drafts(slug):
+    """The story's unpublished entries: drafts, submissions and the schedule (a contributor's: their own)."""
+    entries = queries.desk_entries(story_or_404(slug), author_id=_contributor_id())
+    return jsonify(entries=[entry.to_dict() for entry in entries])
 
 
 # Writes (bearer token)
@@ -165,25 +197,56 @@ def story_status(slug, action):
 
 
 @bp.post("/stories/<slug>/entries")
-@token_required
+@token_required(contributors=True)
 def append_entry(slug):
-    """Publish an entry; a repeated `Idempotency-Key` header returns the first one (200)."""
+    """Add an entry: published, a draft, submitted or scheduled (`status`, `publish_at`); a repeated
+    `Idempotency-Key` header returns the first one (200)."""
     story = story_or_404(slug)
-    data = _payload("body", "headline", "key", "pinned")
+    data = _payload("body", "headline", "key", "pinned", "status", "publish_at")
     entry, created = services.append_entry(
         story, data.get("body", ""), data.get("headline", ""), author=g.author, key=data.get("key", False),
-        pinned=data.get("pinned", False), idempotency_key=request.headers.get("Idempotency-Key"))
+        pinned=data.get("pinned", False), idempotency_key=request.headers.get("Idempotency-Key"),
+        status=data.get("status"), publish_at=data.get("publish_at"))
     location = url_for("reader.entry", slug=slug, entry_id=entry.id)
     return jsonify(entry=entry.to_dict()), 201 if created else 200, {"Location": location}
 
 
 @bp.patch("/entries/<id:entry_id>")
-@token_required
+@token_required(contributors=True)
 def update_entry(entry_id):
-    """Correct, pin or mark an entry; with If-Match, only if it is still at that version (else 412)."""
+    """Correct, pin or mark an entry; move an unpublished one (`status` submitted, or draft with a
+    `note`; `publish_at` to reschedule). With If-Match, only if it is still at that version (else 412)."""
     entry = entry_or_404(entry_id)
-    services.change_entry(entry, **_payload("body", "headline", "key", "pinned"), base_rev=_base_rev(entry),
-                          editor=g.author)
+    data = _payload("body", "headline", "key", "pinned", "status", "publish_at", "note")
+    moves = {name: data.pop(name) for name in ("status", "publish_at", "note") if name in data}
+    with services.atomic():
+        services.change_entry(entry, **data, base_rev=_base_rev(entry), editor=g.author)
+        if moves:
+            _move(entry, **moves)
+    return jsonify(entry=entry.to_dict()), 200, _tagged(entry)
+
+
+def _move(entry, status: str | None = None, publish_at: str | None = None, note: str = "") -> None:
+    """The state change a PATCH asks for, through the service that makes it."""
+    if publish_at is not None and status in (None, "scheduled"):
+        services.schedule_entry(entry, publish_at, by=g.author)
+    elif status == "submitted" and publish_at is None:
+        services.submit_entry(entry, by=g.author)
+    elif status == "draft" and publish_at is None:
+        services.return_entry(entry, note, by=g.author)
+    elif status == "published" and publish_at is None:
+        services.publish_entry(entry, by=g.author)
+    else:
+        raise ServiceError("Send 'status' as submitted, draft (with a 'note') or published, or 'publish_at' "
+                           "to schedule.", "status")
+
+
+@bp.post("/entries/<id:entry_id>/publish")
+@token_required
+def publish_entry(entry_id):
+    """Publish a draft, submission or scheduled entry now (with If-Match: only that version)."""
+    entry = entry_or_404(entry_id)
+    services.publish_entry(entry, by=g.author, base_rev=_base_rev(entry))
     return jsonify(entry=entry.to_dict()), 200, _tagged(entry)
 
 

@@ -19,7 +19,6 @@ from .models import ID_PATTERN, User, UserSession, utcnow
 bp = Blueprint("auth", __name__)
 
 _NOBODY = User(password_hash=generate_password_hash("unused"))
-CONTRIBUTOR_REFUSAL = "Contributors cannot publish or change updates and stories; ask an editor."
 # "<user id>-<session_version>-<token>"; the older "<id>-<version>" form matches nothing.
 _SESSION_ID = re.compile(rf"({ID_PATTERN})-({ID_PATTERN})-([A-Za-z0-9_-]{{43}})")
 _PROXY_WARNED = "tracker.proxy_warned"
@@ -85,7 +84,7 @@ def publisher_required(view):
     @login_required
     def wrapped(*args, **kwargs):
         if request.method not in ("GET", "HEAD") and not current_user.may_publish:
-            abort(403, description=CONTRIBUTOR_REFUSAL)
+            abort(403, description=services.CONTRIBUTOR_REFUSAL)
         return view(*args, **kwargs)
     return wrapped
 

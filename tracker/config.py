@@ -94,6 +94,11 @@ class Config:
     # The broadcast fast path and timer-driven pings (app.py, tracker.fanout); 0 runs the libraries'
     # own paths, as app.py also does when a library internal it relies on is missing.
     FAST_FANOUT = os.environ.get("FAST_FANOUT", "1") != "0"
+    # How often each process looks for scheduled updates whose time has come (0 turns it off).
+    SCHEDULER_SECONDS = float(os.environ.get("SCHEDULER_SECONDS", "0.5"))
+    # How long a signed-in connection counts as at a story's desk after it last said so; editor
+    # pages say so every third of this, so a tab that vanished without a goodbye fades out by then.
+    DESK_PRESENCE_SECONDS = _env_int("DESK_PRESENCE_SECONDS", 45)
     # How often each process tells its readers every joined story's revision (0 turns it off).
     REV_BEACON_SECONDS = _env_int("REV_BEACON_SECONDS", 20)
     # Failed logins allowed per client address over all account names (LOGIN_RATE_LIMIT counts per

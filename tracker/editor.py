@@ -12,8 +12,8 @@ from sqlalchemy import select
 from . import queries, services
 from .auth import admin_required, publisher_required
 from .extensions import db
-from .forms import AccountForm, ActionForm, EditEntryForm, EntryForm, StoryForm, UserForm
-from .models import User
+from .forms import AccountForm, ActionForm, DeskForm, EditEntryForm, EntryForm, StoryForm, UserForm
+from .models import DRAFT, PUBLISHED, SCHEDULED, SUBMITTED, User
 from .services import ServiceError
 from .web import entry_or_404, requested_page, story_or_404, wants_json
 
@@ -49,9 +49,11 @@ def _status(form) -> int:
 
 
 def _refused(exc: ServiceError, target: str):
-    """Answer a refused button action: JSON for fetch, else flash and redirect."""
+    """Answer a refused button action: JSON for fetch, else flash and redirect (a 403 is an error page)."""
     if wants_json():
         return jsonify(ok=False, error=exc.message), exc.status
+    if exc.status == 403:
+        abort(403, description=exc.message)
     flash(exc.message, "error")
     return redirect(target)
 
@@ -118,38 +120,59 @@ def story_status(slug):
                  target=url_for("editor.story", slug=slug))
 
 
+# What the compose form's buttons make of a new update, and what the page then says.
+INTENTS = {"publish": (PUBLISHED, "Update published."), "draft": (DRAFT, "Draft saved."),
+           "submit": (SUBMITTED, "Sent to the editors for review."), "schedule": (SCHEDULED, "Update scheduled.")}
+
+
 @bp.route("/stories/<slug>", methods=["GET", "POST"])
-@publisher_required
 def story(slug):
-    """The append form and the entry list with its controls."""
+    """The story's desk: the compose form, drafts, review and schedule, and the entries with their controls."""
     story = story_or_404(slug)
     form = EntryForm()
     if form.validate_on_submit():
+        status, message = INTENTS.get(request.form.get("intent", ""), (None, "Saved."))
         try:
             entry, created = services.append_entry(
-                story, form.body.data, form.headline.data, author=current_user,
-                key=form.key.data, pinned=form.pinned.data, idempotency_key=form.idempotency_key.data)
+                story, form.body.data, form.headline.data, author=current_user, key=form.key.data,
+                pinned=form.pinned.data, idempotency_key=form.idempotency_key.data, status=status,
+                publish_at=form.publish_time() if status == SCHEDULED else None)
         except ServiceError as exc:
             _attach(form, exc)
         else:
-            return _done("Update published." if created else "Already published.", entry,
+            return _done(INTENTS[_intent(entry)][1] if created else _ALREADY[entry.is_published], entry,
                          url_for("editor.story", slug=slug))
     if form.errors and (answer := _failed(form, _status(form))):
         return answer
     if not form.errors:
         form.idempotency_key.data = uuid.uuid4().hex
     entries, next_cursor = requested_page(story, limit=50, include_pinned=True)
-    return render_template("editor/story.html", story=story, form=form, entries=entries,
+    desk = queries.desk_entries(story, None if current_user.may_publish else current_user.id)
+    return render_template("editor/story.html", story=story, form=form, entries=entries, desk=desk,
                            next_cursor=next_cursor, action=ActionForm()), _status(form)
 
 
+_ALREADY = {True: "Already published.", False: "Already saved."}
+
+
+def _intent(entry) -> str:
+    return next(name for name, (status, _) in INTENTS.items() if status == entry.status)
+
+
+@bp.post("/preview")
+def preview():
+    """The compose form's text as readers would see it, rendered by the publishing path's sanitizer."""
+    form = EntryForm()
+    if not form.validate_on_submit():
+        return _failed(form) or abort(400)
+    headline, html = services.preview(form.body.data, form.headline.data)
+    return jsonify(ok=True, headline=headline, html=html)
+
+
 @bp.route("/entries/<id:entry_id>/edit", methods=["GET", "POST"])
-@publisher_required
 def edit_entry(entry_id):
-    """Correct an entry; the previous text is kept as a version."""
-    entry = entry_or_404(entry_id)
-    if entry.deleted:
-        abort(410, description="This update was deleted, so it can no longer be corrected.")
+    """Correct an entry (the previous text is kept as a version), or change an unpublished one."""
+    entry = _changeable(entry_or_404(entry_id))
     form = EditEntryForm(obj=entry, base_rev=entry.rev)
     theirs = None
     if form.validate_on_submit():
@@ -163,10 +186,47 @@ def edit_entry(entry_id):
         except ServiceError as exc:
             _attach(form, exc)
         else:
-            return _done("Correction published.", entry, url_for("editor.story", slug=entry.story.slug))
+            return _done("Correction published." if entry.is_published else "Saved.", entry,
+                         url_for("editor.story", slug=entry.story.slug))
     if form.errors and (answer := _failed(form, _status(form), theirs)):
         return answer
+    if request.method == "GET" and wants_json():
+        return jsonify(ok=True, headline=entry.headline, body=entry.body, base_rev=entry.rev, entry=entry.to_dict())
     return render_template("editor/entry_form.html", form=form, entry=entry, theirs=theirs), _status(form)
+
+
+def _changeable(entry):
+    """The entry, if it was not deleted and the signed-in person may change it (else 410 or 403)."""
+    if entry.deleted:
+        abort(410, description="This update was deleted, so it can no longer be corrected.")
+    try:
+        services.check_may_change(entry, current_user)
+    except ServiceError as exc:
+        abort(exc.status, description=exc.message)
+    return entry
+
+
+DESK_STEPS = {"publish": "Update published.", "submit": "Sent to the editors for review.",
+              "return": "Sent back to its writer as a draft.", "schedule": "Update scheduled."}
+
+
+@bp.post("/entries/<id:entry_id>/<any(publish, submit, return, schedule):step>")
+def desk_action(entry_id, step):
+    """Move an unpublished entry along: publish it now, submit it, send it back with a note, (re)schedule it."""
+    entry = entry_or_404(entry_id)
+    form, target = DeskForm(), url_for("editor.story", slug=entry.story.slug)
+    if not form.validate_on_submit():
+        return _refused(ServiceError(next(iter(e for errs in form.errors.values() for e in errs))), target)
+    base, by = form.base_rev.data, current_user
+    apply = {"publish": lambda: services.publish_entry(entry, by, base),
+             "submit": lambda: services.submit_entry(entry, by, base),
+             "return": lambda: services.return_entry(entry, form.note.data or "", by, base),
+             "schedule": lambda: services.schedule_entry(entry, form.publish_time(), by, base)}[step]
+    try:
+        apply()
+    except ServiceError as exc:
+        return _refused(exc, target)
+    return _done(DESK_STEPS[step], entry, target)
 
 
 @bp.post("/entries/<id:entry_id>/<any(delete, pin, unpin, key, unkey):action>")

@@ -44,7 +44,7 @@ def story(slug):
 def entry(slug, entry_id):
     """One entry as a widget that follows corrections; a removed one answers 410 and says so."""
     story = story_or_404(slug)
-    entry = entry_or_404(entry_id, story)
+    entry = entry_or_404(entry_id, story, published=True)
     theme, _, _ = _options()
     page = render_template("embed.html", story=story, rev=story.rev, entries=[] if entry.deleted else [entry],
                            next_cursor=None, theme=theme, limit=1, key_events=None, single=entry)
@@ -65,7 +65,7 @@ def oembed():
     width = min(int_arg("maxwidth", OEMBED_WIDTH, 100, 10_000), OEMBED_WIDTH)
     height = min(int_arg("maxheight", OEMBED_HEIGHT, 100, 10_000), OEMBED_HEIGHT)
     if match["entry"]:
-        entry = entry_or_404(int(match["entry"]), story)
+        entry = entry_or_404(int(match["entry"]), story, published=True)
         if entry.deleted:
             abort(410, description="This update was removed by the newsroom, so it can no longer be embedded.")
         src = url_for("embed.entry", slug=story.slug, entry_id=entry.id, _external=True)

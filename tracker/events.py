@@ -7,15 +7,17 @@ import time
 from contextlib import contextmanager
 
 from flask import Flask, current_app, request
+from flask_login import current_user
 from flask_socketio import join_room, leave_room
 from sqlalchemy import bindparam, select
 
 from . import guard, queries
 from .extensions import db, socketio
-from .models import MAX_REV, MAX_SLUG, SLUG_RE, Story, story_state
+from .models import MAX_ID, MAX_REV, MAX_SLUG, SLUG_RE, Story, story_state
 
 log = logging.getLogger(__name__)
 ROOM_PREFIX = "story:"
+DESK_PREFIX = "desk:"
 # Every reader joins, so the join's lookup is built once and reads a plain row: building the
 # statement, and loading an ORM object from the row, each cost more than running the query.
 # (Everything else looks a story up with queries.story_by_slug.)
@@ -29,12 +31,25 @@ def room(story: Story | str) -> str:
     return ROOM_PREFIX + (story if isinstance(story, str) else story.slug)
 
 
+def desk_room(slug: str) -> str:
+    """The Socket.IO room of a story's desk: signed-in staff only (see on_desk)."""
+    return DESK_PREFIX + slug
+
+
 def broadcast(item) -> None:
-    """Send the full current state of a changed story or entry to everyone joined to its story."""
+    """Send the full current state of a changed story or entry to everyone joined to its story;
+    an unpublished entry's only to its story's desk, as a `draft` event."""
     if isinstance(item, Story):
         socketio.emit("story", item.to_dict(), to=room(item))
+    elif not item.is_published:
+        socketio.emit("draft", item.to_dict(), to=desk_room(item.story.slug))
     else:
         socketio.emit("entry", item.to_dict(), to=room(item.story))
+
+
+def broadcast_presence(slug: str, people: dict) -> None:
+    """Tell everyone at a story's desk who is there now (see queries.desk_people)."""
+    socketio.emit("presence", {"story": slug, **people}, to=desk_room(slug))
 
 
 def _parse_join(data) -> tuple[str, int]:
@@ -78,9 +93,13 @@ def on_error(error: Exception):
 
 @socketio.on("disconnect")
 def on_disconnect(reason=None):
-    """Forget the connection's event count and stories."""
+    """Forget the connection's event count and stories; tell its desk it left."""
     _recent.pop(request.sid, None)
     _following.pop(request.sid, None)
+    if _at_desk.pop(request.sid, None):
+        from . import services  # services broadcasts through this module
+
+        services.leave_desk(request.sid, current_app.config["DESK_PRESENCE_SECONDS"])
 
 
 @socketio.on("join")
@@ -152,6 +171,52 @@ def _reading():
 
 class JoinBusy(Exception):
     """Every join slot stayed taken while the join waited."""
+
+
+# The desk each connection of this process is at (so a reader's disconnect costs no query).
+_at_desk: dict[str, str] = {}
+DESK_REFUSAL = "Sign in to the newsroom to see who is on a story's desk."
+
+
+def _parse_desk(data) -> tuple[str, str]:
+    if not isinstance(data, dict):
+        raise ValueError("desk expects an object like {\"story\": \"slug\", \"doing\": \"writing\"}.")
+    slug, doing, entry = data.get("story"), data.get("doing") or "", data.get("entry")
+    if not isinstance(slug, str) or not SLUG_RE.fullmatch(slug) or len(slug) > MAX_SLUG:
+        raise ValueError("'story' must be a story slug.")
+    if doing not in ("", "writing", "correcting"):
+        raise ValueError("'doing' must be \"writing\", \"correcting\" or left out.")
+    if doing == "correcting":
+        if isinstance(entry, bool) or not isinstance(entry, int) or not 0 < entry <= MAX_ID:
+            raise ValueError("'entry' must be the id of the update being corrected.")
+        doing = f"correcting:{entry}"
+    return slug, doing
+
+
+@socketio.on("desk")
+def on_desk(data=None):
+    """A signed-in person's editor page: be at the story's desk (its drafts and who is there, live);
+    say again now and then, and when starting or stopping writing or correcting. Acks who is here."""
+    if _over_rate():
+        return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
+    if not current_user.is_authenticated:
+        return {"ok": False, "error": DESK_REFUSAL}
+    try:
+        slug, doing = _parse_desk(data)
+    except ValueError as exc:
+        return {"ok": False, "error": str(exc)}
+    story = queries.story_by_slug(slug)
+    if story is None:
+        return {"ok": False, "error": f"There is no story '{slug}'."}
+    from . import services  # services broadcasts through this module
+
+    left = _at_desk.get(request.sid)
+    if left is not None and left != slug:
+        leave_room(desk_room(left))
+    join_room(desk_room(slug))
+    _at_desk[request.sid] = slug
+    people = services.be_at_desk(request.sid, story, current_user, doing, current_app.config["DESK_PRESENCE_SECONDS"])
+    return {"ok": True, **people}
 
 
 @socketio.on("*")

@@ -1,6 +1,17 @@
 """WTForms for the editor and login pages (CSRF comes with FlaskForm)."""
+from datetime import datetime, timedelta, timezone
+
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import HiddenInput
@@ -10,6 +21,7 @@ from .models import (
     MAX_DISPLAY_NAME,
     MAX_HEADLINE,
     MAX_IMAGE_URL,
+    MAX_NOTE,
     MAX_REV,
     MAX_SLUG,
     MAX_SUMMARY,
@@ -43,26 +55,53 @@ class StoryForm(FlaskForm):
                          choices=[SelectChoice(status, status.capitalize()) for status in STATUSES])
 
 
-class EntryForm(FlaskForm):
-    """A new update; the idempotency key makes a double submit publish once."""
+_TOO_LONG = f"The update is too long: the limit is {MAX_BODY:,} characters. Nothing was cut; shorten it and send again."
+
+
+class _PublishTime:
+    """A time to publish at, typed in the browser's local time; the page's script sends the browser's
+    UTC offset in tz_offset (without it, the time is taken as UTC)."""
+
+    publish_at = DateTimeLocalField("Publish at", format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    tz_offset = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(-24 * 60, 24 * 60)])
+
+    def publish_time(self) -> datetime | None:
+        """The time asked for, as an aware datetime (None when left empty)."""
+        if self.publish_at.data is None:
+            return None
+        return self.publish_at.data.replace(tzinfo=timezone(timedelta(minutes=-(self.tz_offset.data or 0))))
+
+
+class EntryForm(_PublishTime, FlaskForm):
+    """A new update; the idempotency key makes a double submit publish once. The button pressed
+    (`intent`: publish, draft, submit or schedule) says what becomes of it."""
 
     headline = StringField("Headline (optional)", validators=[Optional(), Length(max=MAX_HEADLINE)])
     body = TextAreaField("Update", filters=[_unix_newlines],
                          validators=[DataRequired(message="Write the update before publishing it."),
-                                     Length(max=MAX_BODY)],
+                                     Length(max=MAX_BODY, message=_TOO_LONG)],
                          description="Markdown: **bold**, _italic_, [links](https://example.com), > quotes, - lists.")
     key = BooleanField("Key event")
     pinned = BooleanField("Pin to top")
     idempotency_key = HiddenField()
 
 
+class DeskForm(_PublishTime, FlaskForm):
+    """A step on the desk: publish, submit, send back (with a note) or schedule an unpublished entry."""
+
+    note = TextAreaField("What needs changing", validators=[Optional(), Length(max=MAX_NOTE)])
+    base_rev = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(-MAX_REV, MAX_REV)])
+
+
 class EditEntryForm(FlaskForm):
     """A correction of an entry's text, and the revision it started from (see services.Changed)."""
 
     headline = StringField("Headline (optional)", validators=[Optional(), Length(max=MAX_HEADLINE)])
-    body = TextAreaField("Update", filters=[_unix_newlines], validators=[DataRequired(), Length(max=MAX_BODY)])
-    base_rev = IntegerField(widget=HiddenInput(), validators=[
-        Optional(), NumberRange(0, MAX_REV, message="This form is out of date; reload the page and correct again.")])
+    body = TextAreaField("Update", filters=[_unix_newlines],
+                         validators=[DataRequired(), Length(max=MAX_BODY, message=_TOO_LONG)])
+    # Negative for an unpublished entry (see models.Entry.rev).
+    base_rev = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(
+        -MAX_REV, MAX_REV, message="This form is out of date; reload the page and correct again.")])
 
 
 class ActionForm(FlaskForm):

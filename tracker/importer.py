@@ -49,12 +49,10 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
-from sqlalchemy import select
 
 from . import services
-from .extensions import db
-from .models import STATUSES, Entry, Story, utcnow
-from .queries import entry_by_idempotency_key, story_by_slug
+from .models import STATUSES, Story, utcnow
+from .queries import entry_by_idempotency_key, story_by_slug, visible_entries
 from .sanitize import clean_text
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -410,10 +408,8 @@ def export_story(story: Story) -> str:
     meta = {"title": story.title, "slug": story.slug, "date": isoformat_exact(story.created_at),
             "summary": story.summary, "image": story.image_url, "tags": story.tag_list, "status": story.status}
     front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=10_000).strip()
-    entries = db.session.scalars(select(Entry).where(Entry.story_id == story.id, Entry.deleted.is_(False))
-                                 .order_by(Entry.created_at, Entry.id)).all()
     sections = []
-    for entry in entries:
+    for entry in visible_entries(story):
         headline = " ".join(entry.headline.split())
         heading = f"## {isoformat_exact(entry.created_at)}" + (f" · {headline}" if headline else "")
         body = _ESCAPE_ON_EXPORT.sub(r"\\\1", entry.body)

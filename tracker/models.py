@@ -19,6 +19,10 @@ from .extensions import db
 ROLES = ("editor", "contributor", "admin")
 PUBLISHING_ROLES = ("editor", "admin")
 STATUSES = ("live", "ended")
+# An entry's states: only published ones ever reach readers. A draft is its writer's; a
+# submission waits for an editor; a scheduled one publishes itself at its publish_at.
+PUBLISHED, DRAFT, SUBMITTED, SCHEDULED = "published", "draft", "submitted", "scheduled"
+ENTRY_STATES = (PUBLISHED, DRAFT, SUBMITTED, SCHEDULED)
 MAX_SLUG = 80
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 # Ids in URLs, cursors and session cookies have at most 18 digits, so any of them fits a 64-bit column.
@@ -35,6 +39,7 @@ MAX_IMAGE_URL = 500
 MAX_TAGS = 1_000
 MAX_BYLINE = 100
 MAX_DISPLAY_NAME = 100
+MAX_NOTE = 1_000
 
 
 def utcnow() -> datetime:
@@ -191,11 +196,18 @@ class Entry(db.Model):
         UniqueConstraint("story_id", "idempotency_key"),
         Index("ix_entries_story_rev", "story_id", "rev"),
         Index("ix_entries_story_created", "story_id", "created_at", "id"),
+        Index("ix_entries_status_publish_at", "status", "publish_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"))
+    # Published: the story's revision of the entry's last change. Unpublished: minus the number of
+    # its changes, outside the story's revisions, so readers' revisions stay contiguous.
     rev: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=PUBLISHED, server_default=text("'published'"))
+    publish_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Why an editor sent a submission back to its writer.
+    review_note: Mapped[str] = mapped_column(String(MAX_NOTE), default="", server_default=text("''"))
     headline: Mapped[str] = mapped_column(String(MAX_HEADLINE), default="")
     body: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
@@ -220,6 +232,10 @@ class Entry(db.Model):
     editor: Mapped[User | None] = relationship(foreign_keys=[editor_id])
     versions: Mapped[list[EntryVersion]] = relationship(
         back_populates="entry", order_by="EntryVersion.id.desc()", lazy="select")
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == PUBLISHED
 
     @property
     def plain_text(self) -> str:
@@ -275,6 +291,9 @@ def entry_state(entry: Entry | Row, story_slug: str, author_name: str | None) ->
         "deleted": entry.deleted,
         "excerpt": summary,
         "url": f"/stories/{story_slug}/entries/{entry.id}",
+        "status": entry.status,
+        **({"publish_at": isoformat(entry.publish_at)} if entry.status == SCHEDULED else {}),
+        **({"review_note": entry.review_note} if entry.review_note else {}),
     }
 
 
@@ -298,6 +317,23 @@ class EntryVersion(db.Model):
     editor: Mapped[User | None] = relationship()
 
     entry: Mapped[Entry] = relationship(back_populates="versions")
+
+
+class DeskPresence(db.Model):
+    """A signed-in connection on a story's editor page, and what it is doing there (see services.be_at_desk)."""
+
+    __tablename__ = "desk_presence"
+
+    # The Socket.IO connection id: random, so unique across processes too.
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # "", "writing", or "correcting:<entry id>".
+    doing: Mapped[str] = mapped_column(String(32), default="")
+    # Refreshed by the page now and then: a row of a process that died fades out by this time.
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(lazy="joined")
 
 
 class ApiToken(db.Model):

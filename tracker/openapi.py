@@ -8,16 +8,22 @@ leaves the public document alone.
 from __future__ import annotations
 
 from .models import (
+    DRAFT,
+    ENTRY_STATES,
     MAX_API_PAGE,
     MAX_BODY,
     MAX_HEADLINE,
     MAX_ID,
     MAX_IMAGE_URL,
+    MAX_NOTE,
     MAX_REV,
     MAX_SLUG,
     MAX_SUMMARY,
     MAX_TITLE,
+    PUBLISHED,
+    SCHEDULED,
     STATUSES,
+    SUBMITTED,
 )
 
 JSON = "application/json"
@@ -69,9 +75,11 @@ def _errors(*statuses: int) -> dict:
 ERROR_RESPONSES = {
     400: ("BadRequest", "The request is malformed: not a JSON object, or a bad paging argument."),
     401: ("Unauthorized", "No valid bearer token was sent."),
-    403: ("Forbidden", "The token belongs to a contributor, who may not publish or change updates and stories."),
+    403: ("Forbidden", "The token belongs to a contributor, who may only write drafts, submit them and change their "
+                       "own unpublished entries."),
     404: ("NotFound", "There is no such story or entry."),
-    409: ("Conflict", "The slug is taken (creating a story), or the story has ended (posting an entry)."),
+    409: ("Conflict", "The slug is taken (creating a story), the story has ended (publishing or scheduling an "
+                      "entry), or the entry is already published."),
     410: ("Gone", "The entry was deleted; it can no longer be changed."),
     412: ("Changed", "The entry changed since the version in If-Match; nothing was saved. `current` is the "
                      "entry as it is now."),
@@ -118,6 +126,8 @@ def _schemas() -> dict:
                  "description": "An http:// or https:// address, or empty for none. Over the limit is a 413."}
     status = {"type": "string", "enum": list(STATUSES)}
     flag = {"type": "boolean"}
+    publish_at = {"type": ["string", "null"], "format": "date-time",
+                  "description": "ISO 8601 with a time zone, in the future."}
     return {
         "Story": {"type": "object", "required": list(story), "properties": story, "additionalProperties": False},
         "StoryOverview": {"type": "object", "required": list(overview), "properties": overview,
@@ -127,16 +137,22 @@ def _schemas() -> dict:
             "description": "A deleted entry keeps only what readers need to drop it: empty text, no author, "
                            "pinned and key false.",
             "required": ["id", "rev", "story", "headline", "html", "author", "created_at", "updated_at",
-                         "edited_at", "pinned", "key", "deleted", "excerpt", "url"],
+                         "edited_at", "pinned", "key", "deleted", "excerpt", "url", "status"],
             "properties": {
                 "id": {"type": "integer", "minimum": 1},
-                "rev": {"type": "integer", "minimum": 1, "description": "The story revision of the last change."},
+                "rev": {"type": "integer", "description": "Published: the story revision of the entry's last "
+                                                          "change. Unpublished: minus the number of its changes."},
+                "status": {"type": "string", "enum": list(ENTRY_STATES),
+                           "description": "Only published entries are ever shown to readers."},
+                "publish_at": {**TIMESTAMP, "description": "When a scheduled entry publishes itself."},
+                "review_note": {"type": "string", "description": "Why an editor sent the entry back to its writer."},
                 "story": {"type": "string", "description": "The story's slug."},
                 "headline": {"type": "string"},
                 "html": {"type": "string", "description": "The body rendered from Markdown and sanitized."},
                 "author": {"type": ["string", "null"],
-                           "description": "The editor's username or an imported post's byline; null through the API."},
-                "created_at": TIMESTAMP,
+                           "description": "The writer's display name, or an imported post's byline; null for an "
+                                          "entry made with a token that belongs to no person."},
+                "created_at": {**TIMESTAMP, "description": "When it was published (unpublished: created)."},
                 "updated_at": TIMESTAMP,
                 "edited_at": {**NULLABLE_TIMESTAMP, "description": "When the text was last corrected."},
                 "pinned": flag,
@@ -182,13 +198,23 @@ def _schemas() -> dict:
             "required": ["body"],
             "properties": {"body": body, "headline": headline, "key": {**flag, "default": False},
                            "pinned": {**flag, "default": False,
-                                      "description": "Pinning an entry unpins the story's other one."}},
+                                      "description": "Pinning an entry unpins the story's other one."},
+                           "status": {"type": "string", "enum": [PUBLISHED, DRAFT, SUBMITTED, SCHEDULED],
+                                      "description": "Default: published for editors and tokens of no person, "
+                                                     "submitted for contributors (who may not ask for published)."},
+                           "publish_at": {**publish_at, "description": "Schedules the entry (editors only)."}},
             "additionalProperties": False,
         },
         "EntryUpdate": {
             "type": "object",
             "description": "Only the fields sent change; a changed body or headline is a correction.",
-            "properties": {"body": body, "headline": headline, "key": flag, "pinned": flag},
+            "properties": {"body": body, "headline": headline, "key": flag, "pinned": flag,
+                           "status": {"type": "string", "enum": [SUBMITTED, DRAFT, PUBLISHED],
+                                      "description": "An unpublished entry's next step: submitted (its writer "
+                                                     "or an editor), draft (sent back, with `note`) or published."},
+                           "publish_at": {**publish_at, "description": "(Re)schedules an unpublished entry."},
+                           "note": {"type": "string", "maxLength": MAX_NOTE,
+                                    "description": "Why the entry goes back to its writer (with status draft)."}},
             "additionalProperties": False,
         },
     }
@@ -200,7 +226,7 @@ def spec() -> dict:
     entry_schema = _wrap("entry", _ref("schemas", "Entry"))
     entry_ok = _ok("The entry.", entry_schema)
     etag = {"ETag": {"required": True, "description": "The entry's version; send it as If-Match to correct it.",
-                     "schema": {"type": "string", "pattern": '^"[0-9]+"$'}}}
+                     "schema": {"type": "string", "pattern": '^"-?[0-9]+"$'}}}
     tagged_ok = _ok("The entry, with its version.", entry_schema, etag)
     if_match = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
                 "description": "The ETag the change started from: applied only if the entry is still at that "
@@ -306,11 +332,27 @@ def spec() -> dict:
                     },
                 },
             },
+            "/api/stories/{slug}/drafts": {"get": {
+                "operationId": "listDrafts", "summary": "The story's unpublished entries (a contributor's: their own).",
+                "description": "Scheduled ones first, by time; then drafts and submissions, the latest changed first.",
+                "security": WRITE, "parameters": [SLUG_PARAM],
+                "responses": {"200": _ok("The unpublished entries.", _wrap("entries", {
+                    "type": "array", "items": _ref("schemas", "Entry")})), **_errors(401, 404)},
+            }},
+            "/api/entries/{entry_id}/publish": {"post": {
+                "operationId": "publishEntry",
+                "summary": "Publish a draft, submission or scheduled entry now (editors).",
+                "description": "Readers get it as a new update stamped with this time, exactly once.",
+                "security": WRITE, "parameters": [ENTRY_ID_PARAM, if_match],
+                "responses": {"200": tagged_ok, **_errors(401, 403, 404, 409, 410, 412, 503)},
+            }},
             "/api/entries/{entry_id}": {
                 "parameters": [ENTRY_ID_PARAM],
                 "get": {
                     "operationId": "getEntry", "summary": "One entry, with its version as the ETag.",
-                    "responses": {"200": tagged_ok, **_errors(404, 410)},
+                    "description": "Public for published entries; an unpublished one needs a token (a "
+                                   "contributor's: their own), and without an Authorization header is a 404.",
+                    "responses": {"200": tagged_ok, **_errors(401, 403, 404, 410)},
                 },
                 "patch": {
                     "operationId": "updateEntry",
@@ -318,7 +360,7 @@ def spec() -> dict:
                     "security": WRITE,
                     "parameters": [if_match],
                     "requestBody": _body("EntryUpdate"),
-                    "responses": {"200": tagged_ok, **_errors(400, 401, 403, 404, 410, 412, 413, 422, 503)},
+                    "responses": {"200": tagged_ok, **_errors(400, 401, 403, 404, 409, 410, 412, 413, 422, 503)},
                 },
                 "delete": {
                     "operationId": "deleteEntry", "summary": "Soft-delete an entry (no change if it is deleted).",
@@ -331,7 +373,10 @@ def spec() -> dict:
             "schemas": _schemas(),
             "responses": {name: _error_response(description) for name, description in ERROR_RESPONSES.values()}
             | {"Unauthorized": {**_error_response(ERROR_RESPONSES[401][1]), "headers": {"WWW-Authenticate": {
-                "required": True, "schema": {"type": "string", "pattern": "^Bearer "}}}}},
+                "required": True, "schema": {"type": "string", "pattern": "^Bearer "}}}},
+               "Changed": _ok(ERROR_RESPONSES[412][1], {
+                   "type": "object", "required": ["ok", "error", "current"], "additionalProperties": False,
+                   "properties": {**_schemas()["Error"]["properties"], "current": _ref("schemas", "Entry")}})},
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "A token from `flask token create NAME`."}},
         },

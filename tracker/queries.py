@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from sqlalchemy import bindparam, func, select, tuple_
 
 from .extensions import db
-from .models import Entry, Story, User, UTCDateTime, entry_state
+from .models import PUBLISHED, SCHEDULED, DeskPresence, Entry, Story, User, UTCDateTime, entry_state, utcnow
 
 KEY_EVENTS_LIMIT = 50
+# What readers may see of a story: published entries that were not deleted. Unpublished ones
+# exist only for the newsroom (see desk_entries).
+VISIBLE = (Entry.status == PUBLISHED) & Entry.deleted.is_(False)
 
 
 class UnknownCursor(LookupError):
@@ -20,10 +24,12 @@ def story_by_slug(slug: str) -> Story | None:
     return db.session.scalar(select(Story).where(Story.slug == slug))
 
 
-def entry_by_id(entry_id: int, story: Story | None = None) -> Entry | None:
-    """The entry with this id (in this story, when given), if any."""
+def entry_by_id(entry_id: int, story: Story | None = None, published: bool = False) -> Entry | None:
+    """The entry with this id (in this story, when given; published, when asked), if any."""
     entry = db.session.get(Entry, entry_id)
-    return None if entry is None or (story is not None and entry.story_id != story.id) else entry
+    if entry is None or (story is not None and entry.story_id != story.id):
+        return None
+    return None if published and not entry.is_published else entry
 
 
 def entry_page(story: Story, before: int | None = None, limit: int = 20,
@@ -32,11 +38,11 @@ def entry_page(story: Story, before: int | None = None, limit: int = 20,
 
     Raises UnknownCursor when `before` is not an entry of the story.
     """
-    query = select(Entry).where(Entry.story_id == story.id, Entry.deleted.is_(False))
+    query = select(Entry).where(Entry.story_id == story.id, VISIBLE)
     if not include_pinned:
         query = query.where(Entry.pinned.is_(False))
     if before is not None:
-        cursor = entry_by_id(before, story)
+        cursor = entry_by_id(before, story, published=True)
         if cursor is None:
             raise UnknownCursor(before)
         query = query.where(tuple_(Entry.created_at, Entry.id) < (cursor.created_at, cursor.id))
@@ -52,14 +58,13 @@ def entry_by_idempotency_key(story: Story, key: str) -> Entry | None:
 
 def pinned_entry(story: Story) -> Entry | None:
     """The story's pinned entry, if any."""
-    return db.session.scalar(select(Entry).where(
-        Entry.story_id == story.id, Entry.pinned.is_(True), Entry.deleted.is_(False)))
+    return db.session.scalar(select(Entry).where(Entry.story_id == story.id, Entry.pinned.is_(True), VISIBLE))
 
 
 def key_events(story: Story) -> list[Entry]:
     """The story's key events, newest first."""
     return list(db.session.scalars(
-        select(Entry).where(Entry.story_id == story.id, Entry.key_event.is_(True), Entry.deleted.is_(False))
+        select(Entry).where(Entry.story_id == story.id, Entry.key_event.is_(True), VISIBLE)
         .order_by(Entry.created_at.desc(), Entry.id.desc()).limit(KEY_EVENTS_LIMIT)))
 
 
@@ -67,7 +72,7 @@ def stories_overview() -> list[tuple[Story, object, int]]:
     """Every story with the time of its latest visible entry and its entry count, live ones first."""
     latest = (select(Entry.story_id, func.max(Entry.created_at, type_=UTCDateTime).label("latest"),
                      func.count(Entry.id).label("count"))
-              .where(Entry.deleted.is_(False)).group_by(Entry.story_id).subquery())
+              .where(VISIBLE).group_by(Entry.story_id).subquery())
     rows = db.session.execute(
         select(Story, latest.c.latest, latest.c.count)
         .outerjoin(latest, latest.c.story_id == Story.id)
@@ -76,12 +81,58 @@ def stories_overview() -> list[tuple[Story, object, int]]:
     return [(story, when or story.created_at, count or 0) for story, when, count in rows]
 
 
+def visible_entries(story: Story) -> list[Entry]:
+    """Every entry readers see in the story, oldest first (for export)."""
+    return list(db.session.scalars(select(Entry).where(Entry.story_id == story.id, VISIBLE)
+                                   .order_by(Entry.created_at, Entry.id)))
+
+
+# The desk: the newsroom's unpublished entries
+
+
+def desk_entries(story: Story, author_id: int | None = None) -> list[Entry]:
+    """The story's unpublished entries (only `author_id`'s, when given): the schedule in time order,
+    then the rest, the latest changed first."""
+    query = select(Entry).where(Entry.story_id == story.id, Entry.status != PUBLISHED, Entry.deleted.is_(False))
+    if author_id is not None:
+        query = query.where(Entry.author_id == author_id)
+    return list(db.session.scalars(query.order_by(
+        (Entry.status == SCHEDULED).desc(), Entry.publish_at, Entry.updated_at.desc(), Entry.id.desc())))
+
+
+def desk_people(story_id: int, fades: int) -> dict:
+    """Who is at a story's desk: `here`, their names; `people`, what each is doing (writing an
+    update, correcting which entries). Rows older than `fades` seconds are not counted."""
+    rows = db.session.execute(
+        select(User.id, User.username, User.display_name, DeskPresence.doing)
+        .join(DeskPresence, DeskPresence.user_id == User.id)
+        .where(DeskPresence.story_id == story_id, DeskPresence.seen_at >= utcnow() - timedelta(seconds=fades))
+        .order_by(User.id))
+    people: dict[int, dict] = {}
+    for user_id, username, display_name, doing in rows:
+        person = people.setdefault(user_id, {"name": display_name or username, "writing": False, "correcting": []})
+        if doing == "writing":
+            person["writing"] = True
+        elif doing.startswith("correcting:"):
+            person["correcting"] = sorted({*person["correcting"], int(doing.partition(":")[2])})
+    ordered = sorted(people.values(), key=lambda person: person["name"].casefold())
+    return {"here": [person["name"] for person in ordered], "people": ordered}
+
+
+def due_entries(now, most: int = 100) -> list[int]:
+    """Ids of scheduled entries whose time has come, the earliest first."""
+    return list(db.session.scalars(select(Entry.id).where(Entry.status == SCHEDULED, Entry.publish_at <= now,
+                                                          Entry.deleted.is_(False))
+                                   .order_by(Entry.publish_at, Entry.id).limit(most)))
+
+
 # Catch-up: entry states in revision order, for joins and GET /api/stories/<slug>/entries?after_rev=
 
 
 def changes_after(story_id: int, since: int, most: int) -> int:
     """How many entries changed after revision `since`, counting no further than `most`."""
-    changed = select(Entry.id).where(Entry.story_id == story_id, Entry.rev > since).limit(most)
+    changed = select(Entry.id).where(Entry.story_id == story_id, Entry.rev > since,
+                                     Entry.status == PUBLISHED).limit(most)
     return db.session.scalar(select(func.count()).select_from(changed.subquery()))
 
 
@@ -89,10 +140,10 @@ def changes_after(story_id: int, since: int, most: int) -> int:
 # third of ORM entities.
 CHANGES = (select(Entry.id, Entry.rev, Entry.headline, Entry.html, Entry.byline, Entry.pinned,
                   Entry.key_event.label("key_event"), Entry.deleted, Entry.created_at, Entry.updated_at,
-                  Entry.edited_at, Story.slug.label("story_slug"),
+                  Entry.edited_at, Entry.status, Entry.publish_at, Entry.review_note, Story.slug.label("story_slug"),
                   func.coalesce(func.nullif(User.display_name, ""), User.username).label("author_name"))
            .join(Story, Story.id == Entry.story_id).outerjoin(User, User.id == Entry.author_id)
-           .where(Entry.story_id == bindparam("story"), Entry.rev > bindparam("since"))
+           .where(Entry.story_id == bindparam("story"), Entry.rev > bindparam("since"), Entry.status == PUBLISHED)
            .order_by(Entry.rev).limit(bindparam("most")))
 
 

@@ -38,7 +38,7 @@ def older(slug):
 def entry(slug, entry_id):
     """One entry's permalink page, with its earlier versions."""
     story = story_or_404(slug)
-    entry = entry_or_404(entry_id, story)
+    entry = entry_or_404(entry_id, story, published=True)
     if entry.deleted:
         abort(410, description="This update was removed by the newsroom.")
     return render_template("entry.html", story=story, entry=entry)

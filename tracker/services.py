@@ -12,36 +12,42 @@ import secrets
 import threading
 import unicodedata
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .events import broadcast
+from .events import broadcast, broadcast_presence
 from .extensions import db
 from .models import (
+    DRAFT,
     MAX_BODY,
     MAX_BYLINE,
     MAX_DISPLAY_NAME,
     MAX_HEADLINE,
     MAX_IMAGE_URL,
+    MAX_NOTE,
     MAX_SLUG,
     MAX_SUMMARY,
     MAX_TAGS,
     MAX_TITLE,
+    PUBLISHED,
     ROLES,
+    SCHEDULED,
     SLUG_RE,
     STATUSES,
+    SUBMITTED,
     ApiToken,
+    DeskPresence,
     Entry,
     EntryVersion,
     Story,
     User,
     utcnow,
 )
-from .queries import entry_by_idempotency_key, story_by_slug
+from .queries import desk_people, due_entries, entry_by_idempotency_key, story_by_slug
 from .sanitize import clean_body, clean_text, render_markdown
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,11 @@ class ServiceError(ValueError):
         self.message = message
         self.field = field
         self.status = status
+
+
+# The one message for every change a contributor may not make.
+CONTRIBUTOR_REFUSAL = ("Contributors write drafts and submit them for review; publishing, scheduling and "
+                       "changing published updates and stories is for editors. Ask an editor.")
 
 
 class Changed(ServiceError):
@@ -220,17 +231,25 @@ def _story_change(story: Story):
         db.session.execute(select(Story.id).where(Story.id == story_id).with_for_update())
         first = len(unit.changed)
         yield unit.changed
-        touched = unit.changed[first:]
-        if touched:
-            unit.take_turn(story_id, min(item.rev for item in touched))
+        public = [item.rev for item in unit.changed[first:] if item.rev > 0]  # drafts' are negative
+        if public:
+            unit.take_turn(story_id, min(public))
 
 
 def _take_revision(changed: list, item: Story | Entry, story: Story) -> None:
-    """Give a changed row the story's next revision and time, and count it for the broadcast."""
-    item.rev = _next_rev(story)
-    item.updated_at = utcnow()
-    if item is not story:
-        story.updated_at = item.updated_at
+    """Give a changed row the story's next revision and time, and count it for the broadcast.
+
+    An unpublished entry counts its own changes below zero instead: readers never see it, so it
+    must not take a revision of their stream (events.broadcast sends it to the desk only).
+    """
+    if isinstance(item, Entry) and not item.is_published:
+        item.rev = min(item.rev or 0, 0) - 1
+        item.updated_at = utcnow()
+    else:
+        item.rev = _next_rev(story)
+        item.updated_at = utcnow()
+        if item is not story:
+            story.updated_at = item.updated_at
     changed.append(item)
 
 
@@ -333,17 +352,67 @@ def _byline(value: str | None) -> str:
 
 
 def _unpin_others(changed: list, story: Story, keep: Entry | None) -> None:
-    """Only one entry is pinned at a time; pinning another unpins it (a change of its own)."""
-    for other in db.session.scalars(select(Entry).where(Entry.story_id == story.id, Entry.pinned)):
+    """Only one published entry is pinned at a time; pinning another unpins it (a change of its own)."""
+    for other in db.session.scalars(select(Entry).where(Entry.story_id == story.id, Entry.pinned,
+                                                        Entry.status == PUBLISHED)):
         if other is not keep:
             other.pinned = False
             _take_revision(changed, other, story)
 
 
+def _contributor(by: User | None) -> bool:
+    """Whether the person acting is a contributor (None: a newsroom tool or the CLI, with editor rights)."""
+    return by is not None and not by.may_publish
+
+
+def _publisher(by: User | None) -> None:
+    if _contributor(by):
+        raise ServiceError(CONTRIBUTOR_REFUSAL, None, 403)
+
+
+def publish_time(value: str | datetime | None) -> datetime | None:
+    """A scheduled time: ISO 8601 with a zone (or an aware datetime), in the future; None for none."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ServiceError("publish_at must be a date and time in ISO 8601, like 2026-12-01T09:30:00+01:00.",
+                               "publish_at") from None
+    if value.tzinfo is None:
+        raise ServiceError("publish_at needs a time zone, like 2026-12-01T09:30:00Z or +01:00 at the end.",
+                           "publish_at")
+    if value <= utcnow():
+        raise ServiceError("publish_at must be in the future; to publish now, publish.", "publish_at")
+    return value
+
+
+def _new_state(status: str | None, publish_at: datetime | None, by: User | None) -> str:
+    """The state a new entry starts in: as asked, else published (submitted for a contributor)."""
+    if status is None:
+        status = SCHEDULED if publish_at else SUBMITTED if _contributor(by) else PUBLISHED
+    if status not in (PUBLISHED, DRAFT, SUBMITTED, SCHEDULED):
+        raise ServiceError("Status must be 'draft', 'submitted' or 'published' (or send publish_at to schedule).",
+                           "status")
+    if publish_at is not None and status == PUBLISHED:
+        status = SCHEDULED
+    if status == SCHEDULED and publish_at is None:
+        raise ServiceError("A scheduled update needs publish_at, the time to publish it.", "publish_at")
+    if publish_at is not None and status != SCHEDULED:
+        raise ServiceError(f"publish_at schedules an update, so it cannot be '{status}'.", "publish_at")
+    if status in (PUBLISHED, SCHEDULED):
+        _publisher(by)
+    return status
+
+
 def append_entry(story: Story, body: str, headline: str = "", author: User | None = None,
                  key: bool = False, pinned: bool = False, idempotency_key: str | None = None,
-                 created_at: datetime | None = None, byline: str = "") -> tuple[Entry, bool]:
-    """Publish a new entry; a repeated idempotency key returns the first entry instead.
+                 created_at: datetime | None = None, byline: str = "", status: str | None = None,
+                 publish_at: str | datetime | None = None) -> tuple[Entry, bool]:
+    """Add an entry: published (the default for editors), a draft, submitted for review (the
+    default for contributors) or scheduled for `publish_at`. A repeated idempotency key returns
+    the first entry instead.
 
     `byline` names a writer without an account here; readers see it when there is no `author`.
     """
@@ -352,19 +421,23 @@ def append_entry(story: Story, body: str, headline: str = "", author: User | Non
         existing = entry_by_idempotency_key(story, idempotency_key)
         if existing is not None:
             return existing, False
-    if not story.is_live:
+    publish_at = publish_time(publish_at)
+    status = _new_state(status, publish_at, author)
+    if (key or pinned) and _contributor(author):
+        raise ServiceError(CONTRIBUTOR_REFUSAL, None, 403)
+    if not story.is_live and status in (PUBLISHED, SCHEDULED):
         raise ServiceError("This story has ended. Reopen it to post new updates.", "body", 409)
     body, headline = _entry_text(body, headline)
     byline = _byline(byline)
     now = utcnow()
-    entry = Entry(story=story, body=body, html=render_markdown(body), headline=headline,
-                  author=author, byline=byline, key_event=key, pinned=pinned, idempotency_key=idempotency_key,
-                  created_at=created_at or now, updated_at=now)
+    entry = Entry(story=story, body=body, html=render_markdown(body), headline=headline, status=status,
+                  publish_at=publish_at, author=author, byline=byline, key_event=key, pinned=pinned,
+                  idempotency_key=idempotency_key, created_at=created_at or now, updated_at=now)
     try:
         with _story_change(story) as changed:
             _take_revision(changed, entry, story)
             db.session.add(entry)
-            if pinned:
+            if pinned and status == PUBLISHED:
                 _unpin_others(changed, story, entry)
     except IntegrityError:
         # A concurrent double submit won the race for the same idempotency key.
@@ -401,16 +474,31 @@ def set_key(entry: Entry, key: bool) -> Entry:
     return change_entry(entry, key=key)
 
 
+def check_may_change(entry: Entry, by: User | None, flags: bool = False) -> None:
+    """Raise unless `by` may change the entry (its flags too, when `flags`): contributors change only
+    their own drafts and submissions, and only their text."""
+    if _contributor(by) and (flags or entry.author_id != by.id or entry.status not in (DRAFT, SUBMITTED)):
+        raise ServiceError(CONTRIBUTOR_REFUSAL, None, 403)
+
+
+def preview(body: str, headline: str = "") -> tuple[str, str]:
+    """An update's headline and HTML exactly as publishing would make them, without saving anything."""
+    body, headline = _entry_text(body, headline)
+    return headline, render_markdown(body)
+
+
 def change_entry(entry: Entry, body: str | None = None, headline: str | None = None, byline: str | None = None,
                  pinned: bool | None = None, key: bool | None = None, base_rev: int | None = None,
                  editor: User | None = None) -> Entry:
     """Correct an entry's text, pin or unpin it, mark or unmark it as a key event (None keeps a field).
 
     All or nothing, and one revision for the entry (plus one for an entry its pinning unpins).
-    A changed body, headline or byline is a correction: the previous text is kept as a version,
-    and `editor` is recorded as who made it. With `base_rev` (the revision the change started
-    from) the change applies only if nobody changed the entry since, else raises Changed.
+    A changed body, headline or byline of a published entry is a correction: the previous text
+    is kept as a version, and `editor` is recorded as who made it (an unpublished entry's text
+    just changes). With `base_rev` (the revision the change started from) the change applies
+    only if nobody changed the entry since, else raises Changed.
     """
+    check_may_change(entry, editor, pinned is not None or key is not None or byline is not None)
     if base_rev is not None and entry.rev != base_rev:
         raise Changed(entry)
     if (body, headline, byline, pinned, key) == (None,) * 5:
@@ -429,19 +517,123 @@ def change_entry(entry: Entry, body: str | None = None, headline: str | None = N
     with _story_change(entry.story) as changed:
         if base_rev is not None:
             _still_at(entry, base_rev)
-        if pinned and not entry.pinned:
+        if pinned and not entry.pinned and entry.is_published:
             _unpin_others(changed, entry.story, entry)
-        if corrected:
+        if corrected and entry.is_published:
             db.session.add(EntryVersion(entry=entry, headline=entry.headline, body=entry.body, html=entry.html,
                                         published_at=entry.edited_at or entry.created_at, editor=entry.editor))
+            entry.editor = editor
+        if corrected:
             entry.body, entry.headline, entry.byline = text
             entry.html = render_markdown(entry.body)
-            entry.editor = editor
         entry.pinned, entry.key_event = pinned, key
         _take_revision(changed, entry, entry.story)
-        if corrected:
+        if corrected and entry.is_published:
             entry.edited_at = entry.updated_at
     return entry
+
+
+# The desk: moving unpublished entries along
+
+def _unpublished(entry: Entry) -> None:
+    _alive(entry)
+    if entry.is_published:
+        raise ServiceError("This update is already published.", None, 409)
+
+
+def _move(entry: Entry, base_rev: int | None, status: str, publish_at: datetime | None = None, note: str = "") -> None:
+    """Put an unpublished entry in another unpublished state, as one change (for the desk only)."""
+    with _story_change(entry.story) as changed:
+        _still_at(entry, entry.rev if base_rev is None else base_rev)
+        entry.status, entry.publish_at, entry.review_note = status, publish_at, note
+        _take_revision(changed, entry, entry.story)
+
+
+def publish_entry(entry: Entry, by: User | None = None, base_rev: int | None = None) -> Entry:
+    """Publish a draft, submission or scheduled entry now: readers get it as a new update, stamped
+    with this time. Exactly once: of two processes publishing it at once, the second raises Changed."""
+    _publisher(by)
+    _unpublished(entry)
+    if not entry.story.is_live:
+        raise ServiceError("This story has ended. Reopen it to publish updates.", None, 409)
+    with _story_change(entry.story) as changed:
+        # A write on the entry's row at the revision it was read with: the claim that makes it once.
+        _still_at(entry, entry.rev if base_rev is None else base_rev)
+        entry.status, entry.publish_at, entry.review_note = PUBLISHED, None, ""
+        entry.created_at = utcnow()
+        if entry.pinned:
+            _unpin_others(changed, entry.story, entry)
+        _take_revision(changed, entry, entry.story)
+    return entry
+
+
+def schedule_entry(entry: Entry, publish_at: str | datetime, by: User | None = None,
+                   base_rev: int | None = None) -> Entry:
+    """Schedule (or reschedule) an unpublished entry to publish itself at `publish_at`."""
+    _publisher(by)
+    _unpublished(entry)
+    when = publish_time(publish_at)
+    if when is None:
+        raise ServiceError("Say when to publish it (publish_at).", "publish_at")
+    if not entry.story.is_live:
+        raise ServiceError("This story has ended. Reopen it to schedule updates.", None, 409)
+    _move(entry, base_rev, SCHEDULED, when)
+    return entry
+
+
+def submit_entry(entry: Entry, by: User | None = None, base_rev: int | None = None) -> Entry:
+    """Send a draft to the editors for review."""
+    check_may_change(entry, by)
+    _unpublished(entry)
+    if entry.status != DRAFT:
+        raise ServiceError("Only a draft can be submitted for review.", None, 409)
+    _move(entry, base_rev, SUBMITTED)
+    return entry
+
+
+def return_entry(entry: Entry, note: str, by: User | None = None, base_rev: int | None = None) -> Entry:
+    """Send a submission or a scheduled entry back to its writer as a draft, saying why."""
+    _publisher(by)
+    _unpublished(entry)
+    note = _limit(clean_text(note), "note", "The note", MAX_NOTE)
+    if not note:
+        raise ServiceError("Say what needs changing, so the writer can fix it.", "note")
+    _move(entry, base_rev, DRAFT, note=note)
+    return entry
+
+
+MISSED_AFTER = 5  # seconds: a scheduled update found due longer ago than this was missed, and is logged
+
+
+def publish_due(now: datetime | None = None) -> list[Entry]:
+    """Publish every scheduled entry whose time has come; returns those this call published.
+
+    Several processes may run this at once: each entry is published by exactly one of them (see
+    publish_entry). One whose story has ended meanwhile goes back to the desk as a draft.
+    """
+    published = []
+    now = now or utcnow()
+    for entry_id in due_entries(now):
+        entry = db.session.get(Entry, entry_id)
+        due = entry.publish_at
+        try:
+            published.append(publish_entry(entry))
+        except Changed:
+            continue  # published by another process, or changed: the next tick sees it as it is now
+        except ServiceError as exc:
+            log.warning("scheduled update %s not published: %s", entry_id, exc.message)
+            try:
+                _move(db.session.get(Entry, entry_id), None, DRAFT, note=f"Not published at its time: {exc.message}")
+            except ServiceError:
+                continue
+        else:
+            late = (now - due).total_seconds()
+            if late > MISSED_AFTER:
+                log.warning("published scheduled update %s %.0f s after its time (%s): no server was publishing "
+                            "then", entry_id, late, due.isoformat())
+            else:
+                log.info("published scheduled update %s", entry_id)
+    return published
 
 
 def _still_at(entry: Entry, base_rev: int) -> None:
@@ -457,6 +649,39 @@ def _still_at(entry: Entry, base_rev: int) -> None:
 def _alive(entry: Entry) -> None:
     if entry.deleted:
         raise ServiceError("This update was deleted.", None, 410)
+
+
+# Presence at a story's desk
+
+def be_at_desk(sid: str, story: Story, user: User, doing: str, fades: int) -> dict:
+    """Record that a person's connection is on a story's editor page doing `doing` (see
+    DeskPresence.doing); tell everyone at that desk (and at the one it left) who is there now."""
+    row = db.session.get(DeskPresence, sid)
+    left = row.story_id if row is not None and row.story_id != story.id else None
+    if row is None:
+        row = DeskPresence(sid=sid)
+        db.session.add(row)
+    now = utcnow()
+    row.story_id, row.user_id, row.doing, row.seen_at = story.id, user.id, doing, now
+    # Rows a process that died left behind: gone once they have faded.
+    db.session.execute(delete(DeskPresence).where(DeskPresence.seen_at < now - timedelta(seconds=fades)))
+    db.session.commit()
+    if left is not None:
+        broadcast_presence(db.session.get(Story, left).slug, desk_people(left, fades))
+    people = desk_people(story.id, fades)
+    broadcast_presence(story.slug, people)
+    return people
+
+
+def leave_desk(sid: str, fades: int) -> None:
+    """Forget a connection that left a desk (its tab closed); tell those still there."""
+    row = db.session.get(DeskPresence, sid)
+    if row is None:
+        return
+    story_id = row.story_id
+    db.session.delete(row)
+    db.session.commit()
+    broadcast_presence(db.session.get(Story, story_id).slug, desk_people(story_id, fades))
 
 
 # Users

@@ -20,9 +20,9 @@ def story_or_404(slug: str) -> Story:
     return story
 
 
-def entry_or_404(entry_id: int, story: Story | None = None) -> Entry:
-    """The entry with this id (in this story, when given), or a 404."""
-    entry = queries.entry_by_id(entry_id, story)
+def entry_or_404(entry_id: int, story: Story | None = None, published: bool = False) -> Entry:
+    """The entry with this id (in this story, when given; published, when asked), or a 404."""
+    entry = queries.entry_by_id(entry_id, story, published)
     if entry is None:
         abort(404, description="There is no such update.")
     return entry

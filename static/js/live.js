@@ -228,6 +228,7 @@
   }
 
   function apply(e) {
+    if (e.status && e.status !== "published") return null;  // the desk's (desk.js), never a reader's
     noteRev(e.rev);
     touched(e.updated_at);
     if (single !== null && e.id !== single) return null;
@@ -395,54 +396,19 @@
     });
   }
 
-  // Editor: publish and act without a page reload (the forms work without JavaScript too).
-
-  function randomKey() {
-    var bytes = new Uint8Array(16);
-    crypto.getRandomValues(bytes);
-    return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
-  }
-
-  function post(form) {
-    return fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin",
-                                headers: { Accept: "application/json" } })
-      .then(function (r) {
-        if (r.redirected && new URL(r.url).pathname === "/login") {
-          return { ok: false, error: "You are logged out. Log in again in another tab, then resend: your text is kept." };
-        }
-        return r.json().catch(function () { return { ok: false, error: "The server answered " + r.status + "." }; });
-      });
-  }
-
-  var compose = root.querySelector("[data-compose]");
-  if (compose) {
-    var status = compose.querySelector("[data-compose-status]");
-    var publish = compose.querySelector("[data-publish]");
-    compose.addEventListener("submit", function (event) {
-      event.preventDefault();
-      if (publish.disabled) return;
-      publish.disabled = true;
-      status.textContent = "Publishing…";
-      post(compose).then(function (data) {
-        if (!data.ok) { status.textContent = data.error; return; }
-        apply(data.entry);
-        compose.reset();
-        compose.querySelector("[name=idempotency_key]").value = randomKey();
-        status.textContent = "Published.";
-        compose.querySelector("[name=body]").focus();
-      }).catch(function () {
-        // The same idempotency key stays, so retrying cannot publish twice.
-        status.textContent = "Not sent: connection problem. Your text is kept; try again.";
-      }).finally(function () { publish.disabled = false; });
-    });
-  }
+  // Editor: entry controls act without a page reload (the forms work without JavaScript too);
+  // changes made by the composer and the desk arrive as `tracker:entry` events.
+  root.addEventListener("tracker:entry", function (event) {
+    var fresh = apply(event.detail);
+    if (fresh) announce([fresh]);
+  });
 
   root.addEventListener("submit", function (event) {
     var form = event.target.closest(".js-action");
-    if (!form) return;
+    if (!form || form.closest("[data-desk]")) return;
     event.preventDefault();
     if (form.dataset.action === "delete" && !window.confirm("Delete this update? Readers will no longer see it.")) return;
-    post(form).then(function (data) {
+    window.TrackerForms.post(form).then(function (data) {
       if (data.ok) apply(data.entry); else window.alert(data.error);
     }).catch(function () { window.alert("Connection problem: nothing was changed. Try again."); });
   });

@@ -1,0 +1,34 @@
+// Sending the editor's forms with fetch (they work without JavaScript too): the shared helper.
+(function () {
+  "use strict";
+
+  function randomKey() {
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+  }
+
+  // POST a form (with the button that sent it) and resolve with the JSON answer: { ok, error, ... }.
+  // Rejects only when nothing came back (a connection problem).
+  function post(form, submitter, url) {
+    var body = new FormData(form);
+    if (submitter && submitter.name) body.append(submitter.name, submitter.value);
+    return fetch(url || form.action, { method: "POST", body: body, credentials: "same-origin",
+                                       headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (r.redirected && new URL(r.url).pathname === "/login") {
+          return { ok: false, error: "You are logged out. Log in again in another tab, then send again: your text is kept." };
+        }
+        return r.json().catch(function () { return { ok: false, error: "The server answered " + r.status + "." }; })
+          .then(function (data) { data.status = r.status; return data; });
+      });
+  }
+
+  // Changes made here reach the other modules as a `tracker:entry` event on the page's root.
+  function announce(entry) {
+    var root = document.getElementById("story");
+    if (root && entry) root.dispatchEvent(new CustomEvent("tracker:entry", { detail: entry }));
+  }
+
+  window.TrackerForms = { post: post, randomKey: randomKey, announce: announce };
+})();
