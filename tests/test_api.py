@@ -279,7 +279,7 @@ def test_a_contributors_token_submits_for_review_may_not_publish_and_a_disabled_
     assert submitted.status_code == 201
     assert submitted.get_json()["entry"]["status"] == "submitted" and submitted.get_json()["entry"]["author"] == "cole"
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    for asked in ({"status": "published"}, {"publish_at": later}):
+    for asked in ({"status": "published"}, {"publish_at": later}, {"publish_at": "2000-01-01T00:00:00Z"}):
         refused = client.post(f"/api/stories/{story}/entries", json={"body": "x", **asked}, headers=contributor)
         assert refused.status_code == 403 and "Ask an editor" in refused.get_json()["error"]
     with app.app_context():
@@ -387,6 +387,9 @@ def test_the_drafts_list_is_the_newsrooms_and_a_contributor_sees_their_own(app, 
     assert client.get(f"/api/stories/{story}/drafts").status_code == 401
     assert client.get(f"/api/entries/{coles['id']}", headers=cole).status_code == 200
     assert client.get(f"/api/entries/{coles['id']}", headers=dana).status_code == 403
+    probe = client.patch(f"/api/entries/{coles['id']}", json={}, headers={**dana, "If-Match": '"0"'})
+    assert probe.status_code == 403 and "current" not in probe.get_json(), "no 412 with the entry in it"
+    assert client.get(f"/api/entries/{coles['id']}", headers={"Authorization": "Bearer nope"}).status_code == 404
     assert client.get(f"/api/entries/{scheduled['id']}", headers=auth).get_json()["entry"]["status"] == "scheduled"
 
 

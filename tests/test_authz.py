@@ -192,8 +192,8 @@ class Row:
 ENTRY_ACTION = "/editor/entries/<id:entry_id>/<any(delete, pin, unpin, key, unkey):action>"
 USER_ACTION = "/editor/users/<id:user_id>/<any(enable, disable):action>"
 DESK_ACTION = "/editor/entries/<id:entry_id>/<any(publish, submit, return, schedule):step>"
-# An unpublished entry read through the API: no Authorization header is told nothing exists.
-UNPUBLISHED_API = {**dict.fromkeys(CALLERS, (404, None)), "token": (200, None), "revoked_token": (401, None)}
+# An unpublished entry read through the API: without a valid token, nothing exists.
+UNPUBLISHED_API = {**dict.fromkeys(CALLERS, (404, None)), "token": (200, None)}
 API_STATUS = "/api/stories/<slug>/<any(end, reopen):action>"
 
 TABLE = [

@@ -212,8 +212,11 @@ def test_desk_presence_comes_and_goes_and_anonymous_connections_get_nothing(app,
     assert desk(cole, story, doing="correcting", entry=7)["people"][1]["correcting"] == [7]
     assert desk(cole, story, doing="shouting")["ok"] is False
     with app.test_request_context():
-        draft, _ = services.append_entry(story_or_404(story), "Desk only.", status="draft")
-    assert [e["id"] for e in received(cole, "draft")] == [draft.id]
+        desks, coles = (services.append_entry(story_or_404(story), text, status="draft", author=author)[0].id
+                        for text, author in (("The desk's.", None), ("Cole's.", db.session.scalar(
+                            select(User).where(User.username == "cole")))))
+    assert [e["id"] for e in received(alice, "draft")] == [desks, coles], "editors get every draft"
+    assert [e["id"] for e in received(cole, "draft")] == [coles], "a contributor gets their own"
     assert received(anonymous, "draft") == [] and received(anonymous, "presence") == []
     cole.disconnect()
     assert received(alice, "presence")[-1] == {"story": story, "here": ["alice"],

@@ -395,3 +395,24 @@ def test_contributors_write_drafts_and_submissions_and_change_only_their_own(ctx
         assert exc.value.status == 403 and "Ask an editor" in exc.value.message
     services.return_entry(draft, "Needs a second source.")
     assert (draft.status, draft.review_note) == ("draft", "Needs a second source.")
+
+
+def test_publish_due_skips_an_update_sent_back_after_the_list_was_read_and_keeps_one_a_busy_database_refused(
+        live, monkeypatch):
+    entry, _ = services.append_entry(live, "Later.", publish_at=datetime.now(UTC) + timedelta(hours=1))
+    db.session.execute(update(Entry).where(Entry.id == entry.id).values(publish_at=datetime.now(UTC)))
+    db.session.commit()
+    monkeypatch.setattr(services, "due_entries", lambda now: [entry.id])  # read before the editor acted
+    services.return_entry(entry, "Not yet.")
+    assert services.publish_due() == [] and entry.status == "draft"
+    services.schedule_entry(entry, datetime.now(UTC) + timedelta(hours=1))
+    db.session.execute(update(Entry).where(Entry.id == entry.id).values(publish_at=datetime.now(UTC)))
+    db.session.commit()
+
+    def busy(*args, **kwargs):
+        raise ServiceError("The database is busy right now. Nothing was saved; please try again.", None, 503)
+
+    monkeypatch.setattr(services, "publish_entry", busy)
+    assert services.publish_due() == []
+    db.session.refresh(entry)
+    assert entry.status == "scheduled", "tried again on the next tick, not sent back"

@@ -148,10 +148,8 @@ def entry(entry_id):
     Public when published; an unpublished one needs a token (a contributor's: their own)."""
     entry = entry_or_404(entry_id)
     if not entry.is_published:
-        if "Authorization" not in request.headers:
-            abort(404, description="There is no such update.")  # a draft's existence is the newsroom's
         if not _authenticated():
-            return _unauthorized()
+            abort(404, description="There is no such update.")  # a draft's existence is the newsroom's
         if _contributor_id() not in (None, entry.author_id):
             return jsonify(ok=False, error=CONTRIBUTOR_REFUSAL), 403
     if entry.deleted:
@@ -219,6 +217,8 @@ def update_entry(entry_id):
     entry = entry_or_404(entry_id)
     data = _payload("body", "headline", "key", "pinned", "status", "publish_at", "note")
     moves = {name: data.pop(name) for name in ("status", "publish_at", "note") if name in data}
+    # Before If-Match is answered: a 412 shows the entry as it is now.
+    services.check_may_change(entry, g.author, "key" in data or "pinned" in data)
     with services.atomic():
         services.change_entry(entry, **data, base_rev=_base_rev(entry), editor=g.author)
         if moves:

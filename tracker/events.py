@@ -18,6 +18,7 @@ from .models import MAX_ID, MAX_REV, MAX_SLUG, SLUG_RE, Story, story_state
 log = logging.getLogger(__name__)
 ROOM_PREFIX = "story:"
 DESK_PREFIX = "desk:"
+EDITORS = "editors"  # the desk room every unpublished entry goes to (see desk_room)
 # Every reader joins, so the join's lookup is built once and reads a plain row: building the
 # statement, and loading an ORM object from the row, each cost more than running the query.
 # (Everything else looks a story up with queries.story_by_slug.)
@@ -31,18 +32,22 @@ def room(story: Story | str) -> str:
     return ROOM_PREFIX + (story if isinstance(story, str) else story.slug)
 
 
-def desk_room(slug: str) -> str:
-    """The Socket.IO room of a story's desk: signed-in staff only (see on_desk)."""
-    return DESK_PREFIX + slug
+def desk_room(slug: str, writer: int | None = None) -> str:
+    """A story's desk room (signed-in staff, see on_desk): everyone's, for presence; its editors',
+    for every unpublished entry (`writer` "editors"); or one contributor's, for their own (their id)."""
+    return DESK_PREFIX + slug + ("" if writer is None else f":{writer}")
 
 
 def broadcast(item) -> None:
     """Send the full current state of a changed story or entry to everyone joined to its story;
-    an unpublished entry's only to its story's desk, as a `draft` event."""
+    an unpublished entry's only to the desk's editors and its writer, as a `draft` event."""
     if isinstance(item, Story):
         socketio.emit("story", item.to_dict(), to=room(item))
     elif not item.is_published:
-        socketio.emit("draft", item.to_dict(), to=desk_room(item.story.slug))
+        state, slug = item.to_dict(), item.story.slug
+        socketio.emit("draft", state, to=desk_room(slug, EDITORS))
+        if item.author_id is not None:
+            socketio.emit("draft", state, to=desk_room(slug, item.author_id))  # editors join only theirs
     else:
         socketio.emit("entry", item.to_dict(), to=room(item.story))
 
@@ -210,10 +215,13 @@ def on_desk(data=None):
         return {"ok": False, "error": f"There is no story '{slug}'."}
     from . import services  # services broadcasts through this module
 
+    drafts = EDITORS if current_user.may_publish else current_user.id  # a contributor's: their own
     left = _at_desk.get(request.sid)
     if left is not None and left != slug:
         leave_room(desk_room(left))
+        leave_room(desk_room(left, drafts))
     join_room(desk_room(slug))
+    join_room(desk_room(slug, drafts))
     _at_desk[request.sid] = slug
     people = services.be_at_desk(request.sid, story, current_user, doing, current_app.config["DESK_PRESENCE_SECONDS"])
     return {"ok": True, **people}

@@ -63,7 +63,8 @@ class _PublishTime:
     UTC offset in tz_offset (without it, the time is taken as UTC)."""
 
     publish_at = DateTimeLocalField("Publish at", format="%Y-%m-%dT%H:%M", validators=[Optional()])
-    tz_offset = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(-24 * 60, 24 * 60)])
+    # Minutes, as getTimezoneOffset() gives them; real zones lie within 14 hours of UTC.
+    tz_offset = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(-18 * 60, 18 * 60)])
 
     def publish_time(self) -> datetime | None:
         """The time asked for, as an aware datetime (None when left empty)."""

@@ -333,8 +333,6 @@ class DeskPresence(db.Model):
     # Refreshed by the page now and then: a row of a process that died fades out by this time.
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    user: Mapped[User] = relationship(lazy="joined")
-
 
 class ApiToken(db.Model):
     """A bearer token for newsroom tools; only its SHA-256 is stored."""

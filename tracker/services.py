@@ -416,15 +416,17 @@ def append_entry(story: Story, body: str, headline: str = "", author: User | Non
 
     `byline` names a writer without an account here; readers see it when there is no `author`.
     """
+    if _contributor(author) and (key or pinned or publish_at is not None or status in (PUBLISHED, SCHEDULED)):
+        raise ServiceError(CONTRIBUTOR_REFUSAL, None, 403)
     idempotency_key = clean_text(idempotency_key)[:64] or None
     if idempotency_key:
         existing = entry_by_idempotency_key(story, idempotency_key)
+        if existing is not None and _contributor(author) and existing.author_id != author.id:
+            raise ServiceError("This Idempotency-Key was used for another update.", None, 409)
         if existing is not None:
             return existing, False
     publish_at = publish_time(publish_at)
     status = _new_state(status, publish_at, author)
-    if (key or pinned) and _contributor(author):
-        raise ServiceError(CONTRIBUTOR_REFUSAL, None, 403)
     if not story.is_live and status in (PUBLISHED, SCHEDULED):
         raise ServiceError("This story has ended. Reopen it to post new updates.", "body", 409)
     body, headline = _entry_text(body, headline)
@@ -615,12 +617,17 @@ def publish_due(now: datetime | None = None) -> list[Entry]:
     now = now or utcnow()
     for entry_id in due_entries(now):
         entry = db.session.get(Entry, entry_id)
+        if entry.status != SCHEDULED or entry.deleted or entry.publish_at > now:
+            continue  # sent back, rescheduled or published since the list was read
         due = entry.publish_at
         try:
-            published.append(publish_entry(entry))
+            published.append(publish_entry(entry))  # only at the version just read: see _still_at
         except Changed:
             continue  # published by another process, or changed: the next tick sees it as it is now
         except ServiceError as exc:
+            if exc.status != 409:  # the database was busy, say: the next tick tries again
+                log.warning("scheduled update %s not published yet: %s", entry_id, exc.message)
+                continue
             log.warning("scheduled update %s not published: %s", entry_id, exc.message)
             try:
                 _move(db.session.get(Entry, entry_id), None, DRAFT, note=f"Not published at its time: {exc.message}")
@@ -658,6 +665,7 @@ def be_at_desk(sid: str, story: Story, user: User, doing: str, fades: int) -> di
     DeskPresence.doing); tell everyone at that desk (and at the one it left) who is there now."""
     row = db.session.get(DeskPresence, sid)
     left = row.story_id if row is not None and row.story_id != story.id else None
+    news = row is None or (row.story_id, row.user_id, row.doing) != (story.id, user.id, doing)
     if row is None:
         row = DeskPresence(sid=sid)
         db.session.add(row)
@@ -669,7 +677,8 @@ def be_at_desk(sid: str, story: Story, user: User, doing: str, fades: int) -> di
     if left is not None:
         broadcast_presence(db.session.get(Story, left).slug, desk_people(left, fades))
     people = desk_people(story.id, fades)
-    broadcast_presence(story.slug, people)
+    if news:  # a heartbeat only keeps the row fresh
+        broadcast_presence(story.slug, people)
     return people
 
 

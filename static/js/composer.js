@@ -76,9 +76,6 @@
     root.dispatchEvent(new CustomEvent("tracker:doing", { detail: { doing: writing ? "writing" : "" } }));
   }
 
-  function offsets() {
-    root.querySelectorAll("[data-tz-offset]").forEach(function (input) { input.value = new Date().getTimezoneOffset(); });
-  }
 
   form.addEventListener("input", function () { count(); save(); doing(); });
   form.addEventListener("keydown", function (event) {
@@ -94,7 +91,7 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     if (sending) return;
-    offsets();
+    forms.offsets();
     var over = count();
     if (over > 0) {
       say("Not sent: the update is " + over.toLocaleString() + " characters over the " + limit.toLocaleString() +
@@ -135,7 +132,7 @@
     }).catch(function () { say("No preview: connection problem.", true); });
   });
 
-  offsets();
+  forms.offsets();
   restore();
   count();
   doing();

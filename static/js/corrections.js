@@ -33,6 +33,7 @@
     if (el) el.remove();
     open.delete(id);
     forget(id);
+    prune();
     var still = Array.from(open.keys());
     tell(still.length ? still[0] : null);
   }
@@ -116,7 +117,13 @@
       .catch(function () { window.location.href = link.href; });  // the edit page works without this
   });
 
+  // A card can go while its correction is open (the update was published or deleted meanwhile).
+  function prune() {
+    open.forEach(function (form, id) { if (!form.isConnected) { open.delete(id); forget(id); } });
+  }
+
   window.addEventListener("beforeunload", function (event) {
+    prune();
     if (open.size) { event.preventDefault(); event.returnValue = ""; }
   });
 

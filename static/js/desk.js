@@ -26,12 +26,13 @@
   function showPresence(state) {
     if (!state || !state.here) return;
     var names = others(state.here);
-    presenceEl.hidden = false;
-    presenceEl.textContent = !names.length ? "Only you are on this story." :
+    var text = !names.length ? "Only you are on this story." :
       names.join(", ") + (names.length === 1 ? " is" : " are") + " here.";
     var busy = (state.people || []).filter(function (p) { return p.name !== me; });
     var writers = busy.filter(function (p) { return p.writing; }).map(function (p) { return p.name; });
-    if (writers.length) presenceEl.textContent += " " + writers.join(", ") + (writers.length === 1 ? " is" : " are") + " writing an update.";
+    if (writers.length) text += " " + writers.join(", ") + (writers.length === 1 ? " is" : " are") + " writing an update.";
+    presenceEl.hidden = false;
+    if (presenceEl.textContent !== text) presenceEl.textContent = text;  // a live region: only news is read out
     root.querySelectorAll("[data-correcting]").forEach(function (el) { el.remove(); });
     busy.forEach(function (p) {
       p.correcting.forEach(function (id) {
@@ -108,12 +109,16 @@
     return el;
   }
 
+  var gone = new Set();  // published or deleted: a late draft event must not bring the card back
+
   function show(e) {
+    if (gone.has(e.id)) return;
     var el = card(e.id);
     // Unpublished entries count their changes down (see the README's "Entry states").
     if (el && e.rev < 0 && e.rev >= +el.dataset.rev) return;
     if (!el && !publisher && e.author !== me) return;  // a contributor's desk lists their own
     if (e.deleted || e.status === "published") {
+      gone.add(e.id);
       if (el) el.remove();
     } else {
       var fresh = !el;
@@ -132,7 +137,7 @@
     if (!form) return;
     event.preventDefault();
     if (form.dataset.step === "delete" && !window.confirm("Delete this draft? Nobody will be able to publish it.")) return;
-    form.querySelectorAll("[data-tz-offset]").forEach(function (input) { input.value = new Date().getTimezoneOffset(); });
+    forms.offsets();
     forms.post(form).then(function (data) {
       if (data.ok) forms.announce(data.entry); else window.alert(data.error);
     }).catch(function () { window.alert("Connection problem: nothing was changed. Try again."); });

@@ -30,5 +30,15 @@
     if (root && entry) root.dispatchEvent(new CustomEvent("tracker:entry", { detail: entry }));
   }
 
-  window.TrackerForms = { post: post, randomKey: randomKey, announce: announce };
+  // Fill each form's tz_offset with the browser's offset from UTC at the time chosen in it (not
+  // today's: daylight saving may differ), so the server reads "09:30" as the editor meant it.
+  function offsets() {
+    document.querySelectorAll("[data-tz-offset]").forEach(function (input) {
+      var when = input.form && input.form.querySelector("[name=publish_at]");
+      var date = when && when.value ? new Date(when.value) : new Date();
+      input.value = (isNaN(date) ? new Date() : date).getTimezoneOffset();
+    });
+  }
+
+  window.TrackerForms = { post: post, randomKey: randomKey, announce: announce, offsets: offsets };
 })();
