@@ -103,9 +103,10 @@ def postgres_url(tmp_path):
 
 
 @pytest.fixture
-def app(database_url):
-    """A fresh app on its own database, with CSRF checks on as in production."""
-    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": database_url})
+def app(database_url, tmp_path):
+    """A fresh app on its own database and media folder, with CSRF checks on as in production."""
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": database_url,
+                      "MEDIA_DIR": str(tmp_path / "media")})
     with app.app_context():
         db.create_all()
     yield app

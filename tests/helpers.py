@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from contextlib import contextmanager
@@ -171,7 +172,8 @@ class LiveServer(Process):
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
         self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "live-secret",
-                    "PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1", **env}
+                    "PORT": str(self.port), "HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1",
+                    "MEDIA_DIR": tempfile.mkdtemp(prefix="tracker-media-"), **env}
         self.extra_env = env
         self.log: list[str] = []
         self._cli_app = None

@@ -8,10 +8,12 @@ must change something).
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import pytest
 from helpers import PASSWORD, copied_database, csrf_from, login
+from PIL import Image
 from sqlalchemy import select
 from werkzeug.routing import AnyConverter
 from werkzeug.security import generate_password_hash
@@ -24,6 +26,9 @@ from tracker.models import User
 pytestmark = pytest.mark.engine_independent
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_png = io.BytesIO()
+Image.new("RGB", (4, 3), (10, 90, 200)).save(_png, "PNG")
+TINY_PNG = _png.getvalue()
 # Hashed once, with one round: every test's accounts share it, and the cells that log in spend no
 # time in scrypt (what the app's own hashes are is test_auth's business).
 PASSWORD_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1")
@@ -180,6 +185,7 @@ class Row:
     json: dict | None = None       # a JSON body
     writes: bool | tuple = False   # does the successful request change the database (for these callers)?
     variant: str = ""
+    upload: bool = False           # a multipart request with an image (TINY_PNG) and its alt text
 
     @property
     def id(self) -> str:
@@ -215,6 +221,8 @@ TABLE = [
         variant="unpublished"),
     Row("/oembed", "GET", "/oembed?url=/stories/{slug}", everyone(200)),
     Row("/healthz", "GET", "/healthz", everyone(200)),
+    Row("/media/<key>/<name>", "GET", "/media/0123456789abcdef0123456789abcdef/480.webp", everyone(404),
+        variant="no such file"),
     Row("/metrics", "GET", "/metrics", everyone(200)),
     # Answered by the Socket.IO middleware before Flask; without Engine.IO's parameters: 400.
     Row("/socket.io/", "GET", "/socket.io/", everyone(400)),
@@ -260,6 +268,8 @@ TABLE = [
         form={"note": "Needs a second source."}, writes=True, variant="return"),
     Row(DESK_ACTION, "POST", "/editor/entries/{submitted}/schedule", publishers((302, "/editor/stories/{slug}")),
         form={"publish_at": "2099-01-01T09:00", "tz_offset": "0"}, writes=True, variant="schedule"),
+    # Images for updates: anyone who writes them.
+    Row("/editor/media", "POST", "/editor/media", staff((201, None)), form={}, upload=True, writes=True),
     # One's own profile: anyone logged in.
     Row("/editor/profile", "GET", "/editor/profile", staff((200, None))),
     Row("/editor/profile", "POST", "/editor/profile", staff((302, "/editor/profile")),
@@ -290,6 +300,7 @@ TABLE = [
     Row("/api/entries/<id:entry_id>", "GET", "/api/entries/{entry}", everyone(200)),
     Row("/api/entries/<id:entry_id>", "GET", "/api/entries/{gone}", everyone(410), variant="deleted"),
     Row("/api/entries/<id:entry_id>", "GET", "/api/entries/{submitted}", UNPUBLISHED_API, variant="unpublished"),
+    Row("/api/media", "POST", "/api/media", token_holders((201, "/media/")), upload=True, writes=True),
     Row("/api/stories/<slug>/drafts", "GET", "/api/stories/{slug}/drafts", token_holders((200, None))),
     Row("/api/entries/<id:entry_id>/publish", "POST", "/api/entries/{submitted}/publish", token_holders((200, None)),
         writes=True),
@@ -297,6 +308,10 @@ TABLE = [
         json={"body": "Levels are falling."}, writes=True),
     Row("/api/entries/<id:entry_id>", "DELETE", "/api/entries/{entry}", token_holders((200, None)), writes=True),
 ]
+
+
+def upload_fields() -> dict:
+    return {"file": (io.BytesIO(TINY_PNG), "card.png"), "alt": "A test card"}
 
 
 def routes_in(app) -> set[tuple[str, str]]:
@@ -338,6 +353,8 @@ def test_authorization(app, row, caller, world):
         kwargs["data"] = {**row.form, "csrf_token": csrf_from(client.get("/login").get_data(as_text=True))}
     if row.json is not None:
         kwargs["json"] = row.json
+    if row.upload:
+        kwargs["data"] = {**kwargs.get("data", {}), **upload_fields()}
     before = snapshot(app)
     response = client.open(world.fill(row.path), method=row.method, **kwargs)
     status, location = row.expect[caller]
@@ -406,7 +423,7 @@ def test_csrf(app, row, sent, world):
         assert data["csrf_token"] != own
     was_logged_in = logged_in(client)
     before = snapshot(app)
-    response = client.post(world.fill(row.path), data=data)
+    response = client.post(world.fill(row.path), data={**data, **(upload_fields() if row.upload else {})})
     status, location = row.expect[caller]
     if sent == "valid token":
         assert response.status_code == status

@@ -7,6 +7,8 @@ Playwright's waiting only, never sleeps.
 """
 from __future__ import annotations
 
+import base64
+import io
 import re
 import uuid
 from contextlib import contextmanager
@@ -15,6 +17,7 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 from helpers import PASSWORD, LiveServer, axe_violations, browser_login, csrf_from, fresh_database
+from PIL import Image
 from playwright.sync_api import Page, expect
 
 # What the browser shows does not depend on the engine; test_e2e covers the live path on PostgreSQL.
@@ -679,3 +682,57 @@ def test_two_editors_see_each_other_and_a_second_correction_shows_both_texts(bro
 
         bea.close()
         expect(alice.locator("[data-presence]")).to_have_text("Only you are on this story.", timeout=WAIT)
+
+
+# Images
+
+DROP_AND_PASTE = """([png, how]) => {
+  const bytes = Uint8Array.from(atob(png), (c) => c.charCodeAt(0));
+  const data = new DataTransfer();
+  data.items.add(new File([bytes], how + ".png", {type: "image/png"}));
+  const form = document.querySelector("[data-compose]");
+  if (how === "dropped") {
+    form.dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true, cancelable: true}));
+  } else {
+    document.querySelector("#body").dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true,
+                                                                               cancelable: true}));
+  }
+}"""
+
+
+def test_images_dropped_and_pasted_reach_a_reader_live_without_moving_the_page(browser, server):
+    slug = http_create_story(http_login(server), server, "Flooded square", "flooded-square")
+    picture = io.BytesIO()
+    Image.new("RGB", (1200, 800), (30, 90, 160)).save(picture, "PNG")
+    png = base64.b64encode(picture.getvalue()).decode()
+    held = []
+    with new_context(browser) as editor_ctx, new_context(browser) as reader_ctx:
+        reader = open_reader(reader_ctx, server, slug)
+        released = []  # the images arrive once let through
+        reader.route("**/media/**", lambda route: route.continue_() if released else held.append(route))
+        editor = editor_ctx.new_page()
+        browser_login(editor, server)
+        open_editor(editor, server, slug)
+        for n, how in enumerate(("dropped", "pasted")):
+            editor.evaluate(DROP_AND_PASTE, [png, how])
+            item = editor.locator("li.upload").nth(n)
+            expect(item.locator(".upload__name")).to_have_text(f"{how}.png")
+            item.get_by_label("Alt text: what the image shows (required)").fill(f"The square, {how}")
+            item.get_by_role("button", name="Upload and attach").click()
+            expect(item.locator(".upload__status")).to_have_text("Attached.", timeout=WAIT)
+        editor.fill("#body", "The square is under water.")
+        editor.click("[data-publish]")
+        expect(editor.locator("[data-compose-status]")).to_have_text("Update published.", timeout=WAIT)
+        expect(editor.locator("li.upload")).to_have_count(0)
+
+        card = reader.locator("article.entry", has_text="The square is under water.")
+        expect(card.locator("img")).to_have_count(2, timeout=WAIT)
+        expect(card.locator("img").first).to_have_attribute("alt", "The square, dropped")
+        expect(card.locator("img").first).to_have_attribute("width", "1200")
+        before = card.bounding_box()["height"]
+        released.append(True)
+        while held:
+            held.pop().continue_()
+        reader.wait_for_function("() => Array.from(document.querySelectorAll('article.entry img'))"
+                                 ".every((img) => img.complete && img.naturalWidth > 0)", timeout=WAIT)
+        assert card.bounding_box()["height"] == before, "the images took the room they had kept"

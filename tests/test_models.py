@@ -41,7 +41,7 @@ def test_story_and_entry_payloads(ctx, editor):
         "html": "<p>Body <em>text</em></p>\n",
         "author": editor, "created_at": isoformat(entry.created_at), "updated_at": isoformat(entry.updated_at),
         "edited_at": None, "pinned": False, "key": True, "deleted": False, "excerpt": "Body text",
-        "url": f"/stories/payloads/entries/{entry.id}", "status": "published"}
+        "url": f"/stories/payloads/entries/{entry.id}", "status": "published", "media": []}
     data = story.to_dict()
     assert data["slug"] == "payloads" and data["status"] == "live" and data["rev"] == 2
     assert data["url"] == "/stories/payloads" and data["ended_at"] is None

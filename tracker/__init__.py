@@ -16,7 +16,7 @@ from .config import Config
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 from .models import ID_PATTERN
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; "
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data: blob:; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
 EMBED_CSP = CSP.replace("frame-ancestors 'none'", "frame-ancestors *")
@@ -53,6 +53,9 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(root / "migrations"))
+    from .web import allow_uploads
+
+    app.before_request(allow_uploads)  # before CSRFProtect's check, which reads the form
     csrf.init_app(app)
     login_manager.init_app(app)
     limiter.init_app(app)
@@ -70,8 +73,8 @@ def create_app(config: dict | None = None) -> Flask:
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
-    from . import api, auth, cli, editor, embed, errors, events, feeds, health, metrics, reader  # noqa: F401  (events)
-    for module in (api, auth, editor, embed, feeds, health, metrics, reader):
+    from . import api, auth, cli, editor, embed, errors, events, feeds, health, media, metrics, reader  # noqa: F401
+    for module in (api, auth, editor, embed, feeds, health, media, metrics, reader):
         app.register_blueprint(module.bp)
     cli.register(app)
     errors.register(app)

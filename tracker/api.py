@@ -13,7 +13,7 @@ from . import openapi, queries, services
 from .extensions import csrf
 from .models import MAX_API_PAGE, MAX_REV, isoformat
 from .services import CONTRIBUTOR_REFUSAL, ServiceError
-from .web import entry_or_404, int_arg, requested_page, story_or_404
+from .web import entry_or_404, int_arg, requested_page, story_or_404, upload
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -95,8 +95,8 @@ def _payload(*allowed: str) -> dict:
         raise ServiceError(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}.")
     for name, value in data.items():
         expected = bool if name in ("key", "pinned") else str
-        if name == "publish_at" and value is None:
-            continue
+        if (name == "publish_at" and value is None) or name in ("media", "image_media"):
+            continue  # checked by the service: a list of media ids, a media id
         if not isinstance(value, expected):
             raise ServiceError(f"'{name}' must be {'true or false' if expected is bool else 'a string'}.", name)
         if isinstance(value, str) and _SURROGATE.search(value):
@@ -171,9 +171,10 @@ def drafts(slug):
 @token_required
 def create_story():
     """Create a story."""
-    data = _payload("title", "slug", "summary", "image_url", "status")
+    data = _payload("title", "slug", "summary", "image_url", "status", "image_media")
     story = services.create_story(data.get("title", ""), data.get("summary", ""), data.get("slug", ""),
-                                  data.get("image_url", ""), data.get("status", "live"))
+                                  data.get("image_url", ""), data.get("status", "live"),
+                                  image_media=data.get("image_media"))
     return jsonify(story=story.to_dict()), 201, {"Location": url_for("api.story", slug=story.slug)}
 
 
@@ -182,7 +183,7 @@ def create_story():
 def update_story(slug):
     """Change a story's title, summary, lead image or status."""
     story = story_or_404(slug)
-    services.change_story(story, **_payload("title", "summary", "image_url", "status"))
+    services.change_story(story, **_payload("title", "summary", "image_url", "status", "image_media"))
     return jsonify(story=story.to_dict())
 
 
@@ -200,11 +201,11 @@ def append_entry(slug):
     """Add an entry: published, a draft, submitted or scheduled (`status`, `publish_at`); a repeated
     `Idempotency-Key` header returns the first one (200)."""
     story = story_or_404(slug)
-    data = _payload("body", "headline", "key", "pinned", "status", "publish_at")
+    data = _payload("body", "headline", "key", "pinned", "status", "publish_at", "media")
     entry, created = services.append_entry(
         story, data.get("body", ""), data.get("headline", ""), author=g.author, key=data.get("key", False),
         pinned=data.get("pinned", False), idempotency_key=request.headers.get("Idempotency-Key"),
-        status=data.get("status"), publish_at=data.get("publish_at"))
+        status=data.get("status"), publish_at=data.get("publish_at"), media=data.get("media"))
     location = url_for("reader.entry", slug=slug, entry_id=entry.id)
     return jsonify(entry=entry.to_dict()), 201 if created else 200, {"Location": location}
 
@@ -215,7 +216,7 @@ def update_entry(entry_id):
     """Correct, pin or mark an entry; move an unpublished one (`status` submitted, or draft with a
     `note`; `publish_at` to reschedule). With If-Match, only if it is still at that version (else 412)."""
     entry = entry_or_404(entry_id)
-    data = _payload("body", "headline", "key", "pinned", "status", "publish_at", "note")
+    data = _payload("body", "headline", "key", "pinned", "status", "publish_at", "note", "media")
     moves = {name: data.pop(name) for name in ("status", "publish_at", "note") if name in data}
     # Before If-Match is answered: a 412 shows the entry as it is now.
     services.check_may_change(entry, g.author, "key" in data or "pinned" in data)
@@ -239,6 +240,14 @@ def _move(entry, status: str | None = None, publish_at: str | None = None, note:
     else:
         raise ServiceError("Send 'status' as submitted, draft (with a 'note') or published, or 'publish_at' "
                            "to schedule.", "status")
+
+
+@bp.post("/media")
+@token_required(contributors=True)
+def upload_media():
+    """Upload an image (multipart: file, alt, caption, credit): checked, stripped of metadata, scaled."""
+    media = upload()
+    return jsonify(media=media.to_dict()), 201, {"Location": media.to_dict()["url"]}
 
 
 @bp.post("/entries/<id:entry_id>/publish")

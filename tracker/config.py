@@ -94,6 +94,11 @@ class Config:
     # The broadcast fast path and timer-driven pings (app.py, tracker.fanout); 0 runs the libraries'
     # own paths, as app.py also does when a library internal it relies on is missing.
     FAST_FANOUT = os.environ.get("FAST_FANOUT", "1") != "0"
+    # Uploaded images: where their files go (default instance/media), the largest upload in bytes
+    # (a 12-megapixel phone photo is a few MB) and in pixels (more is refused before decoding).
+    MEDIA_DIR = os.environ.get("MEDIA_DIR") or None
+    MEDIA_MAX_BYTES = _env_int("MEDIA_MAX_BYTES", 20 * 1024 * 1024)
+    MEDIA_MAX_PIXELS = _env_int("MEDIA_MAX_PIXELS", 50_000_000)
     # How often each process looks for scheduled updates whose time has come (0 turns it off).
     SCHEDULER_SECONDS = float(os.environ.get("SCHEDULER_SECONDS", "0.5"))
     # How long a signed-in connection counts as at a story's desk after it last said so; editor

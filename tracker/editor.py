@@ -3,6 +3,7 @@
 Every POST works as a plain form (redirect back) and, when the page's JavaScript asks for
 JSON, answers JSON instead, so the editor can publish without a page reload.
 """
+import re
 import uuid
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
@@ -13,9 +14,9 @@ from . import queries, services
 from .auth import admin_required, publisher_required
 from .extensions import db
 from .forms import AccountForm, ActionForm, DeskForm, EditEntryForm, EntryForm, StoryForm, UserForm
-from .models import DRAFT, PUBLISHED, SCHEDULED, SUBMITTED, User
+from .models import DRAFT, ID_PATTERN, PUBLISHED, SCHEDULED, SUBMITTED, User
 from .services import ServiceError
-from .web import entry_or_404, requested_page, story_or_404, wants_json
+from .web import entry_or_404, requested_page, story_or_404, upload, wants_json
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
@@ -136,7 +137,7 @@ def story(slug):
             entry, created = services.append_entry(
                 story, form.body.data, form.headline.data, author=current_user, key=form.key.data,
                 pinned=form.pinned.data, idempotency_key=form.idempotency_key.data, status=status,
-                publish_at=form.publish_time() if status == SCHEDULED else None)
+                publish_at=form.publish_time() if status == SCHEDULED else None, media=_form_media())
         except ServiceError as exc:
             _attach(form, exc)
         else:
@@ -155,6 +156,14 @@ def story(slug):
 _ALREADY = {True: "Already published.", False: "Already saved."}
 
 
+def _form_media() -> list[int]:
+    """The ids of the images attached to the compose form (hidden `media` fields), in order."""
+    values = request.form.getlist("media")
+    if not all(re.fullmatch(ID_PATTERN, value) for value in values):
+        raise ServiceError("An attached image is not valid; remove it and attach it again.", "body")
+    return [int(value) for value in values]
+
+
 def _intent(entry) -> str:
     return next(name for name, (status, _) in INTENTS.items() if status == entry.status)
 
@@ -167,6 +176,16 @@ def preview():
         return _failed(form) or abort(400)
     headline, html = services.preview(form.body.data, form.headline.data)
     return jsonify(ok=True, headline=headline, html=html)
+
+
+@bp.post("/media")
+def upload_media():
+    """Upload an image for an update (the compose form's picker, drop and paste): JSON either way."""
+    try:
+        media = upload()
+    except ServiceError as exc:
+        return jsonify(ok=False, error=exc.message, field=exc.field), exc.status
+    return jsonify(ok=True, media=media.to_dict()), 201
 
 
 @bp.route("/entries/<id:entry_id>/edit", methods=["GET", "POST"])

@@ -42,7 +42,10 @@ def csrf_error(error: CSRFError):
 
 def http_error(error: HTTPException):
     """Any HTTP error: the usual message for its status, else the description it was raised with."""
-    response, status = error_response(error.code, MESSAGES.get(error.code, error.description))
+    # A 413 raised with its own description (an upload's limit) says that one.
+    custom = error.code == 413 and error.description != type(error).description
+    response, status = error_response(error.code, error.description if custom else
+                                      MESSAGES.get(error.code, error.description))
     # Keep what werkzeug says besides the body, such as Allow on a 405.
     response.headers.extend((k, v) for k, v in error.get_headers() if k.lower() != "content-type")
     return response, status

@@ -40,6 +40,13 @@ MAX_TAGS = 1_000
 MAX_BYLINE = 100
 MAX_DISPLAY_NAME = 100
 MAX_NOTE = 1_000
+MAX_ALT = 500
+MAX_CAPTION = 1_000
+MAX_CREDIT = 200
+MAX_MEDIA_PER_ENTRY = 20
+# Widths of an image's variants (never above the upload's own width), each in WebP and a fallback.
+MEDIA_WIDTHS = (480, 960, 1600)
+FALLBACK_TYPES = {"jpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png")}
 
 
 def utcnow() -> datetime:
@@ -151,6 +158,10 @@ class Story(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # An uploaded lead image; shown instead of image_url when set.
+    image_media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", name="fk_stories_image_media_id_media"),
+                                                       nullable=True)
+    image_media: Mapped[Media | None] = relationship(lazy="select")
 
     @property
     def is_live(self) -> bool:
@@ -184,6 +195,7 @@ def story_state(story: Story | Row) -> dict:
         "created_at": isoformat(story.created_at),
         "updated_at": isoformat(story.updated_at),
         "ended_at": isoformat(story.ended_at),
+        "image_media": story.image_media_id,
         "url": f"/stories/{story.slug}",
     }
 
@@ -208,6 +220,8 @@ class Entry(db.Model):
     publish_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Why an editor sent a submission back to its writer.
     review_note: Mapped[str] = mapped_column(String(MAX_NOTE), default="", server_default=text("''"))
+    # Whether it shows images (see media_links): catch-up reads them only for entries that do.
+    has_media: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     headline: Mapped[str] = mapped_column(String(MAX_HEADLINE), default="")
     body: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
@@ -232,6 +246,8 @@ class Entry(db.Model):
     editor: Mapped[User | None] = relationship(foreign_keys=[editor_id])
     versions: Mapped[list[EntryVersion]] = relationship(
         back_populates="entry", order_by="EntryVersion.id.desc()", lazy="select")
+    media_links: Mapped[list[EntryMedia]] = relationship(
+        order_by="EntryMedia.position", lazy="select", cascade="all, delete-orphan")
 
     @property
     def is_published(self) -> bool:
@@ -252,9 +268,15 @@ class Entry(db.Model):
         """The byline's name: the author's display name, else the imported byline, else None."""
         return self.author.name if self.author else (self.byline or None)
 
+    @property
+    def media(self) -> list[Media]:
+        """The images it shows, in order."""
+        return [link.media for link in self.media_links] if self.has_media else []
+
     def to_dict(self) -> dict:
         """The entry's public state; a deleted entry keeps only what readers need to drop it."""
-        return entry_state(self, self.story.slug, self.author.name if self.author else None)
+        return entry_state(self, self.story.slug, self.author.name if self.author else None,
+                           [media.to_dict() for media in self.media])
 
 
 def plain_text(html: str) -> str:
@@ -268,11 +290,11 @@ def excerpt(html: str) -> str:
     return text if len(text) <= 80 else text[:79].rstrip() + "…"
 
 
-def entry_state(entry: Entry | Row, story_slug: str, author_name: str | None) -> dict:
+def entry_state(entry: Entry | Row, story_slug: str, author_name: str | None, media: list[dict]) -> dict:
     """Entry.to_dict, also for a row read without the ORM (see queries.changes_page)."""
     if entry.deleted:
         headline = html = summary = ""
-        author, pinned, key = None, False, False
+        author, pinned, key, media = None, False, False, []
     else:
         headline, html, summary = entry.headline, entry.html, excerpt(entry.html)
         author, pinned, key = author_name or entry.byline or None, entry.pinned, entry.key_event
@@ -292,6 +314,7 @@ def entry_state(entry: Entry | Row, story_slug: str, author_name: str | None) ->
         "excerpt": summary,
         "url": f"/stories/{story_slug}/entries/{entry.id}",
         "status": entry.status,
+        "media": media,
         **({"publish_at": isoformat(entry.publish_at)} if entry.status == SCHEDULED else {}),
         **({"review_note": entry.review_note} if entry.review_note else {}),
     }
@@ -317,6 +340,59 @@ class EntryVersion(db.Model):
     editor: Mapped[User | None] = relationship()
 
     entry: Mapped[Entry] = relationship(back_populates="versions")
+
+
+class Media(db.Model):
+    """An uploaded image, stored as variants (see tracker.images and tracker.storage)."""
+
+    __tablename__ = "media"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Random: the variants' file names start with it, so a URL guesses nothing.
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    # Of the largest variant.
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    # The variants' widths, comma-separated, ascending; each exists in WebP and in `fallback`.
+    widths: Mapped[str] = mapped_column(String(64))
+    fallback: Mapped[str] = mapped_column(String(8))  # a key of FALLBACK_TYPES
+    alt: Mapped[str] = mapped_column(String(MAX_ALT))
+    caption: Mapped[str] = mapped_column(String(MAX_CAPTION), default="")
+    credit: Mapped[str] = mapped_column(String(MAX_CREDIT), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def to_dict(self) -> dict:
+        return media_state(self)
+
+
+def variant_height(width: int, height: int, to_width: int) -> int:
+    """The height of an image of width x height scaled to `to_width` (as tracker.images makes it)."""
+    return max(1, round(height * to_width / width))
+
+
+def media_state(media: Media | Row) -> dict:
+    """Media.to_dict, also for a row read without the ORM: the variants' URLs, widths ascending."""
+    extension, fallback_type = FALLBACK_TYPES[media.fallback]
+    variants = []
+    for width in map(int, media.widths.split(",")):
+        height = variant_height(media.width, media.height, width)
+        base = f"/media/{media.key}/{width}"
+        variants += [{"url": f"{base}.webp", "width": width, "height": height, "type": "image/webp"},
+                     {"url": f"{base}.{extension}", "width": width, "height": height, "type": fallback_type}]
+    return {"id": media.id, "url": variants[-1]["url"], "width": media.width, "height": media.height,
+            "alt": media.alt, "caption": media.caption, "credit": media.credit, "variants": variants}
+
+
+class EntryMedia(db.Model):
+    """An image an entry shows, at its place among the entry's images."""
+
+    __tablename__ = "entry_media"
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id"), index=True)
+
+    media: Mapped[Media] = relationship(lazy="joined")
 
 
 class DeskPresence(db.Model):

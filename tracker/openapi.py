@@ -10,11 +10,15 @@ from __future__ import annotations
 from .models import (
     DRAFT,
     ENTRY_STATES,
+    MAX_ALT,
     MAX_API_PAGE,
     MAX_BODY,
+    MAX_CAPTION,
+    MAX_CREDIT,
     MAX_HEADLINE,
     MAX_ID,
     MAX_IMAGE_URL,
+    MAX_MEDIA_PER_ENTRY,
     MAX_NOTE,
     MAX_REV,
     MAX_SLUG,
@@ -83,7 +87,9 @@ ERROR_RESPONSES = {
     410: ("Gone", "The entry was deleted; it can no longer be changed."),
     412: ("Changed", "The entry changed since the version in If-Match; nothing was saved. `current` is the "
                      "entry as it is now."),
-    413: ("TooLarge", "A field is over its limit, or the request body is over 256 KiB."),
+    413: ("TooLarge", "A field is over its limit, the request body is over 256 KiB, or an image is over "
+                      "MEDIA_MAX_BYTES or MEDIA_MAX_PIXELS."),
+    415: ("Unsupported", "The file is not a JPEG, PNG, WebP or GIF image, or it is damaged."),
     422: ("Unprocessable", "A field is unknown, of the wrong type or has a value the service refuses."),
     503: ("Busy", "The database refused the change; nothing was saved, try again."),
 }
@@ -107,6 +113,7 @@ def _story_properties() -> dict:
         "created_at": TIMESTAMP,
         "updated_at": TIMESTAMP,
         "ended_at": NULLABLE_TIMESTAMP,
+        "image_media": {"type": ["integer", "null"], "description": "The id of an uploaded lead image."},
         "url": {"type": "string", "pattern": "^/stories/", "description": "The story's public page."},
     }
 
@@ -128,6 +135,10 @@ def _schemas() -> dict:
     flag = {"type": "boolean"}
     publish_at = {"type": ["string", "null"], "format": "date-time",
                   "description": "ISO 8601 with a time zone, in the future."}
+    media_id = {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "An uploaded image's id "
+                "(POST /api/media)."}
+    media_ids = {"type": "array", "items": media_id, "maxItems": MAX_MEDIA_PER_ENTRY,
+                 "description": "The images it shows, in order (an empty list shows none)."}
     return {
         "Story": {"type": "object", "required": list(story), "properties": story, "additionalProperties": False},
         "StoryOverview": {"type": "object", "required": list(overview), "properties": overview,
@@ -137,11 +148,13 @@ def _schemas() -> dict:
             "description": "A deleted entry keeps only what readers need to drop it: empty text, no author, "
                            "pinned and key false.",
             "required": ["id", "rev", "story", "headline", "html", "author", "created_at", "updated_at",
-                         "edited_at", "pinned", "key", "deleted", "excerpt", "url", "status"],
+                         "edited_at", "pinned", "key", "deleted", "excerpt", "url", "status", "media"],
             "properties": {
                 "id": {"type": "integer", "minimum": 1},
                 "rev": {"type": "integer", "description": "Published: the story revision of the entry's last "
                                                           "change. Unpublished: minus the number of its changes."},
+                "media": {"type": "array", "items": _ref("schemas", "Media"),
+                          "description": "The images it shows, in order."},
                 "status": {"type": "string", "enum": list(ENTRY_STATES),
                            "description": "Only published entries are ever shown to readers."},
                 "publish_at": {**TIMESTAMP, "description": "When a scheduled entry publishes itself."},
@@ -162,6 +175,37 @@ def _schemas() -> dict:
                 "url": {"type": "string", "pattern": "^/stories/[^/]+/entries/[0-9]+$"},
             },
             "additionalProperties": False,
+        },
+        "Media": {
+            "type": "object",
+            "required": ["id", "url", "width", "height", "alt", "caption", "credit", "variants"],
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "url": {"type": "string", "pattern": "^/media/", "description": "The largest variant in the "
+                                                                               "fallback format."},
+                "width": {"type": "integer", "minimum": 1}, "height": {"type": "integer", "minimum": 1},
+                "alt": {"type": "string"}, "caption": {"type": "string"}, "credit": {"type": "string"},
+                "variants": {"type": "array", "description": "Widths ascending, each in WebP and in JPEG (PNG "
+                                                             "for images with transparency).",
+                             "items": {"type": "object", "required": ["url", "width", "height", "type"],
+                                       "properties": {"url": {"type": "string"}, "width": {"type": "integer"},
+                                                      "height": {"type": "integer"},
+                                                      "type": {"enum": ["image/webp", "image/jpeg", "image/png"]}},
+                                       "additionalProperties": False}},
+            },
+            "additionalProperties": False,
+        },
+        "MediaUpload": {
+            "type": "object",
+            "required": ["file", "alt"],
+            "properties": {
+                "file": {"type": "string", "format": "binary",
+                         "description": "A JPEG, PNG, WebP or GIF (its first frame), checked by its content."},
+                "alt": {"type": "string", "pattern": VISIBLE, "maxLength": MAX_ALT,
+                        "description": "What the image shows; required. Over a limit is a 413."},
+                "caption": {"type": "string", "maxLength": MAX_CAPTION},
+                "credit": {"type": "string", "maxLength": MAX_CREDIT},
+            },
         },
         "Error": {
             "type": "object",
@@ -184,13 +228,17 @@ def _schemas() -> dict:
                 "summary": summary,
                 "image_url": image_url,
                 "status": {**status, "default": "live"},
+                "image_media": {**media_id, "type": ["integer", "null"], "description": "An uploaded image's id "
+                                "as the lead image (null: none)."},
             },
             "additionalProperties": False,
         },
         "StoryUpdate": {
             "type": "object",
             "description": "Only the fields sent change.",
-            "properties": {"title": title, "summary": summary, "image_url": image_url, "status": status},
+            "properties": {"title": title, "summary": summary, "image_url": image_url, "status": status,
+                           "image_media": {**media_id, "type": ["integer", "null"], "description":
+                                           "An uploaded image's id as the lead image (null: no change)."}},
             "additionalProperties": False,
         },
         "EntryCreate": {
@@ -202,7 +250,8 @@ def _schemas() -> dict:
                            "status": {"type": "string", "enum": [PUBLISHED, DRAFT, SUBMITTED, SCHEDULED],
                                       "description": "Default: published for editors and tokens of no person, "
                                                      "submitted for contributors (who may not ask for published)."},
-                           "publish_at": {**publish_at, "description": "Schedules the entry (editors only)."}},
+                           "publish_at": {**publish_at, "description": "Schedules the entry (editors only)."},
+                           "media": media_ids},
             "additionalProperties": False,
         },
         "EntryUpdate": {
@@ -214,7 +263,8 @@ def _schemas() -> dict:
                                                      "or an editor), draft (sent back, with `note`) or published."},
                            "publish_at": {**publish_at, "description": "(Re)schedules an unpublished entry."},
                            "note": {"type": "string", "maxLength": MAX_NOTE,
-                                    "description": "Why the entry goes back to its writer (with status draft)."}},
+                                    "description": "Why the entry goes back to its writer (with status draft)."},
+                           "media": media_ids},
             "additionalProperties": False,
         },
     }
@@ -332,6 +382,18 @@ def spec() -> dict:
                     },
                 },
             },
+            "/api/media": {"post": {
+                "operationId": "uploadMedia", "summary": "Upload an image, with its alt text, caption and credit.",
+                "description": "Stored re-encoded, without any metadata (EXIF, GPS, XMP, IPTC, comments), in "
+                               "widths of 480, 960 and 1600 pixels (never wider than the upload). Attach it to "
+                               "an entry with `media`, or to a story with `image_media`.",
+                "security": WRITE,
+                "requestBody": {"required": True, "content": {"multipart/form-data": {
+                    "schema": _ref("schemas", "MediaUpload")}}},
+                "responses": {"201": _ok("The image.", _wrap("media", _ref("schemas", "Media")),
+                                         {"Location": {"required": True, "schema": {"type": "string"}}}),
+                              **_errors(401, 413, 415, 422, 503)},
+            }},
             "/api/stories/{slug}/drafts": {"get": {
                 "operationId": "listDrafts", "summary": "The story's unpublished entries (a contributor's: their own).",
                 "description": "Scheduled ones first, by time; then drafts and submissions, the latest changed first.",

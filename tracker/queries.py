@@ -7,7 +7,20 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, select, tuple_
 
 from .extensions import db
-from .models import PUBLISHED, SCHEDULED, DeskPresence, Entry, Story, User, UTCDateTime, entry_state, utcnow
+from .models import (
+    PUBLISHED,
+    SCHEDULED,
+    DeskPresence,
+    Entry,
+    EntryMedia,
+    Media,
+    Story,
+    User,
+    UTCDateTime,
+    entry_state,
+    media_state,
+    utcnow,
+)
 
 KEY_EVENTS_LIMIT = 50
 # What readers may see of a story: published entries that were not deleted. Unpublished ones
@@ -140,11 +153,29 @@ def changes_after(story_id: int, since: int, most: int) -> int:
 # third of ORM entities.
 CHANGES = (select(Entry.id, Entry.rev, Entry.headline, Entry.html, Entry.byline, Entry.pinned,
                   Entry.key_event.label("key_event"), Entry.deleted, Entry.created_at, Entry.updated_at,
-                  Entry.edited_at, Entry.status, Entry.publish_at, Entry.review_note, Story.slug.label("story_slug"),
+                  Entry.edited_at, Entry.status, Entry.publish_at, Entry.review_note, Entry.has_media,
+                  Story.slug.label("story_slug"),
                   func.coalesce(func.nullif(User.display_name, ""), User.username).label("author_name"))
            .join(Story, Story.id == Entry.story_id).outerjoin(User, User.id == Entry.author_id)
            .where(Entry.story_id == bindparam("story"), Entry.rev > bindparam("since"), Entry.status == PUBLISHED)
            .order_by(Entry.rev).limit(bindparam("most")))
+
+
+def _media_of(conn, entry_ids: list[int]) -> dict[int, list[dict]]:
+    """The media states of these entries, in each entry's order (no query when there are none)."""
+    found: dict[int, list[dict]] = {}
+    if entry_ids:
+        rows = conn.execute(select(EntryMedia.entry_id, *Media.__table__.c)
+                            .join(Media, Media.id == EntryMedia.media_id).where(EntryMedia.entry_id.in_(entry_ids))
+                            .order_by(EntryMedia.entry_id, EntryMedia.position))
+        for row in rows:
+            found.setdefault(row.entry_id, []).append(media_state(row))
+    return found
+
+
+def media_by_ids(ids: list[int]) -> dict[int, Media]:
+    """The media with these ids (those that exist), by id."""
+    return {media.id: media for media in db.session.scalars(select(Media).where(Media.id.in_(ids)))} if ids else {}
 
 
 def changes_page(story_id: int, since: int, max_bytes: int, most: int = 100) -> tuple[list[dict], int | None]:
@@ -152,10 +183,11 @@ def changes_page(story_id: int, since: int, max_bytes: int, most: int = 100) -> 
     (at least one); and the revision to ask from next when more remain, else None."""
     with db.engine.connect() as conn:
         rows = conn.execute(CHANGES, {"story": story_id, "since": since, "most": most + 1}).all()
+        media = _media_of(conn, [row.id for row in rows if row.has_media and not row.deleted])
     page: list[dict] = []
     size = 0
     for row in rows:
-        state = entry_state(row, row.story_slug, row.author_name)
+        state = entry_state(row, row.story_slug, row.author_name, media.get(row.id, []))
         size += len(json.dumps(state))  # as sent: non-ASCII text takes up to 6 bytes a character
         if page and (size > max_bytes or len(page) == most):
             return page, page[-1]["rev"]

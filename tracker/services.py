@@ -19,15 +19,21 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
 
+from . import images, storage
 from .events import broadcast, broadcast_presence
 from .extensions import db
 from .models import (
     DRAFT,
+    MAX_ALT,
     MAX_BODY,
     MAX_BYLINE,
+    MAX_CAPTION,
+    MAX_CREDIT,
     MAX_DISPLAY_NAME,
     MAX_HEADLINE,
+    MAX_ID,
     MAX_IMAGE_URL,
+    MAX_MEDIA_PER_ENTRY,
     MAX_NOTE,
     MAX_SLUG,
     MAX_SUMMARY,
@@ -42,12 +48,14 @@ from .models import (
     ApiToken,
     DeskPresence,
     Entry,
+    EntryMedia,
     EntryVersion,
+    Media,
     Story,
     User,
     utcnow,
 )
-from .queries import desk_people, due_entries, entry_by_idempotency_key, story_by_slug
+from .queries import desk_people, due_entries, entry_by_idempotency_key, media_by_ids, story_by_slug
 from .sanitize import clean_body, clean_text, render_markdown
 
 log = logging.getLogger(__name__)
@@ -270,7 +278,8 @@ def normalize_tags(value: str | list | tuple | None) -> str:
 # Stories
 
 def create_story(title: str, summary: str = "", slug: str = "", image_url: str = "",
-                 status: str = "live", tags: str | list = "", created_at: datetime | None = None) -> Story:
+                 status: str = "live", tags: str | list = "", created_at: datetime | None = None,
+                 image_media: int | None = None) -> Story:
     """Create a story; the slug is derived from the title when left empty."""
     title = _require(clean_text(title), "title", "Title", MAX_TITLE)
     # A title with no Latin letters or digits still gets an address.
@@ -284,7 +293,8 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
     story = Story(title=title, slug=slug, status=status, rev=1, tags=normalize_tags(tags),
                   summary=_limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY),
                   image_url=_image_url(image_url), ended_at=now if status == "ended" else None,
-                  created_at=created_at or now, updated_at=now)
+                  created_at=created_at or now, updated_at=now,
+                  image_media_id=None if image_media is None else _lead_image(image_media))
     try:
         with atomic():
             db.session.add(story)
@@ -306,7 +316,7 @@ def set_status(story: Story, status: str) -> Story:
 
 
 def change_story(story: Story, title: str | None = None, summary: str | None = None, image_url: str | None = None,
-                 tags: str | list | None = None, status: str | None = None) -> Story:
+                 tags: str | list | None = None, status: str | None = None, image_media: int | None = None) -> Story:
     """Change any of a story's fields (None keeps one): all or nothing, one revision if anything changed."""
     values = {}
     if title is not None:
@@ -319,6 +329,8 @@ def change_story(story: Story, title: str | None = None, summary: str | None = N
         values["tags"] = normalize_tags(tags)
     if status is not None:
         values["status"] = _check_status(status)
+    if image_media is not None:
+        values["image_media_id"] = _lead_image(image_media)
     values = {name: value for name, value in values.items() if getattr(story, name) != value}
     if not values:
         return story
@@ -329,6 +341,12 @@ def change_story(story: Story, title: str | None = None, summary: str | None = N
             story.ended_at = utcnow() if story.status == "ended" else None
         _take_revision(changed, story, story)
     return story
+
+
+def _lead_image(media_id) -> int:
+    if type(media_id) is not int or not 0 < media_id <= MAX_ID or not media_by_ids([media_id]):
+        raise ServiceError(f"There is no media with id {media_id}; upload it first.", "image_media")
+    return media_id
 
 
 def _check_status(status: str) -> str:
@@ -409,7 +427,7 @@ def _new_state(status: str | None, publish_at: datetime | None, by: User | None)
 def append_entry(story: Story, body: str, headline: str = "", author: User | None = None,
                  key: bool = False, pinned: bool = False, idempotency_key: str | None = None,
                  created_at: datetime | None = None, byline: str = "", status: str | None = None,
-                 publish_at: str | datetime | None = None) -> tuple[Entry, bool]:
+                 publish_at: str | datetime | None = None, media: list[int] | None = None) -> tuple[Entry, bool]:
     """Add an entry: published (the default for editors), a draft, submitted for review (the
     default for contributors) or scheduled for `publish_at`. A repeated idempotency key returns
     the first entry instead.
@@ -431,10 +449,12 @@ def append_entry(story: Story, body: str, headline: str = "", author: User | Non
         raise ServiceError("This story has ended. Reopen it to post new updates.", "body", 409)
     body, headline = _entry_text(body, headline)
     byline = _byline(byline)
+    media = _media_ids(media or [])
     now = utcnow()
     entry = Entry(story=story, body=body, html=render_markdown(body), headline=headline, status=status,
                   publish_at=publish_at, author=author, byline=byline, key_event=key, pinned=pinned,
                   idempotency_key=idempotency_key, created_at=created_at or now, updated_at=now)
+    _show_media(entry, media)
     try:
         with _story_change(story) as changed:
             _take_revision(changed, entry, story)
@@ -491,7 +511,7 @@ def preview(body: str, headline: str = "") -> tuple[str, str]:
 
 def change_entry(entry: Entry, body: str | None = None, headline: str | None = None, byline: str | None = None,
                  pinned: bool | None = None, key: bool | None = None, base_rev: int | None = None,
-                 editor: User | None = None) -> Entry:
+                 editor: User | None = None, media: list[int] | None = None) -> Entry:
     """Correct an entry's text, pin or unpin it, mark or unmark it as a key event (None keeps a field).
 
     All or nothing, and one revision for the entry (plus one for an entry its pinning unpins).
@@ -503,9 +523,11 @@ def change_entry(entry: Entry, body: str | None = None, headline: str | None = N
     check_may_change(entry, editor, pinned is not None or key is not None or byline is not None)
     if base_rev is not None and entry.rev != base_rev:
         raise Changed(entry)
-    if (body, headline, byline, pinned, key) == (None,) * 5:
+    if (body, headline, byline, pinned, key, media) == (None,) * 6:
         return entry
     _alive(entry)
+    media = None if media is None else _media_ids(media)
+    new_media = media is not None and media != [m.id for m in entry.media]
     text = old = (entry.body, entry.headline, entry.byline)
     if body is not None or headline is not None:
         text = (*_entry_text(old[0] if body is None else body, old[1] if headline is None else headline), old[2])
@@ -514,7 +536,7 @@ def change_entry(entry: Entry, body: str | None = None, headline: str | None = N
     corrected = text != old
     pinned = entry.pinned if pinned is None else pinned
     key = entry.key_event if key is None else key
-    if not corrected and (pinned, key) == (entry.pinned, entry.key_event):
+    if not corrected and not new_media and (pinned, key) == (entry.pinned, entry.key_event):
         return entry
     with _story_change(entry.story) as changed:
         if base_rev is not None:
@@ -529,6 +551,8 @@ def change_entry(entry: Entry, body: str | None = None, headline: str | None = N
             entry.body, entry.headline, entry.byline = text
             entry.html = render_markdown(entry.body)
         entry.pinned, entry.key_event = pinned, key
+        if new_media:
+            _show_media(entry, media)
         _take_revision(changed, entry, entry.story)
         if corrected and entry.is_published:
             entry.edited_at = entry.updated_at
@@ -656,6 +680,50 @@ def _still_at(entry: Entry, base_rev: int) -> None:
 def _alive(entry: Entry) -> None:
     if entry.deleted:
         raise ServiceError("This update was deleted.", None, 410)
+
+
+# Media
+
+def add_media(data: bytes, alt: str, caption: str = "", credit: str = "", max_pixels: int = 50_000_000) -> Media:
+    """Check, process and store an uploaded image (see tracker.images) with its alt text, caption and credit."""
+    alt = _require(" ".join(clean_text(alt).split()), "alt", "Alt text (what the image shows, for people who "
+                   "cannot see it)", MAX_ALT)
+    caption = _limit(clean_text(caption), "caption", "Caption", MAX_CAPTION)
+    credit = _limit(" ".join(clean_text(credit).split()), "credit", "Credit", MAX_CREDIT)
+    try:
+        made = images.process(data, max_pixels)
+    except images.Refused as exc:
+        raise ServiceError(exc.message, "file", exc.status) from None
+    key = secrets.token_hex(16)
+    storage.save(key, made.files)
+    media = Media(key=key, width=made.width, height=made.height, widths=",".join(map(str, made.widths)),
+                  fallback=made.fallback, alt=alt, caption=caption, credit=credit)
+    try:
+        db.session.add(media)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        storage.remove(key)
+        raise
+    return media
+
+
+def _media_ids(value) -> list[int]:
+    """A list of media ids as given (ordered, each once), checked to exist."""
+    if not isinstance(value, list | tuple) or not all(type(item) is int and 0 < item <= MAX_ID for item in value):
+        raise ServiceError("'media' must be a list of media ids.", "media")
+    ids = list(dict.fromkeys(value))
+    if len(ids) > MAX_MEDIA_PER_ENTRY:
+        raise ServiceError(f"An update may show at most {MAX_MEDIA_PER_ENTRY} images.", "media")
+    unknown = sorted(set(ids) - set(media_by_ids(ids)))
+    if unknown:
+        raise ServiceError(f"There is no media with id {', '.join(map(str, unknown))}; upload it first.", "media")
+    return ids
+
+
+def _show_media(entry: Entry, ids: list[int]) -> None:
+    entry.media_links = [EntryMedia(position=n, media_id=media_id) for n, media_id in enumerate(ids)]
+    entry.has_media = bool(ids)
 
 
 # Presence at a story's desk

@@ -1,9 +1,9 @@
 """What the blueprints share to read a request: query arguments, and 404s for what is not there."""
 import re
 
-from flask import abort, request
+from flask import abort, current_app, request
 
-from . import queries
+from . import queries, services
 from .models import ID_PATTERN, Entry, Story
 
 
@@ -55,3 +55,33 @@ def requested_page(story: Story, limit: int = 20, include_pinned: bool = False) 
         return queries.entry_page(story, before=cursor_arg(), limit=limit, include_pinned=include_pinned)
     except queries.UnknownCursor:
         abort(400, description="'before' must be the id of an update in this story.")
+
+
+
+# Views that take an image upload: their requests may be larger than any other (see allow_uploads).
+UPLOADS = {"api.upload_media", "editor.upload_media"}
+
+
+def allow_uploads() -> None:
+    """Raise the request size cap for uploads to MEDIA_MAX_BYTES, and room for the other fields; runs
+    before the CSRF check, which reads the form."""
+    if request.endpoint not in UPLOADS:
+        return
+    limit = current_app.config["MEDIA_MAX_BYTES"]
+    if (request.content_length or 0) > limit + 64 * 1024:
+        abort(413, description=f"The file is too large: an image may have at most {limit / 1024 / 1024:.0f} MB.")
+    request.max_content_length = limit + 64 * 1024
+
+
+def upload():
+    """The image a multipart request uploads (`file`, `alt`, `caption`, `credit`), through the service."""
+    file = request.files.get("file")
+    if file is None:
+        raise services.ServiceError("Send the image as the multipart field 'file'.", "file", 415)
+    limit = current_app.config["MEDIA_MAX_BYTES"]
+    data = file.read(limit + 1)
+    if len(data) > limit:
+        raise services.ServiceError(f"The file is too large: an image may have at most {limit / 1024 / 1024:.0f} MB.",
+                                    "file", 413)
+    return services.add_media(data, request.form.get("alt", ""), request.form.get("caption", ""),
+                              request.form.get("credit", ""), current_app.config["MEDIA_MAX_PIXELS"])

@@ -105,6 +105,7 @@
     forms.post(form, event.submitter).then(function (data) {
       if (!data.ok) { say(data.error || "Not sent.", true); return; }
       forms.announce(data.entry);
+      form.dispatchEvent(new CustomEvent("tracker:sent"));
       form.reset();
       forget();
       form.querySelector("[name=idempotency_key]").value = forms.randomKey();
