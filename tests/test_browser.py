@@ -736,3 +736,37 @@ def test_images_dropped_and_pasted_reach_a_reader_live_without_moving_the_page(b
         reader.wait_for_function("() => Array.from(document.querySelectorAll('article.entry img'))"
                                  ".every((img) => img.complete && img.naturalWidth > 0)", timeout=WAIT)
         assert card.bounding_box()["height"] == before, "the images took the room they had kept"
+
+
+def test_video_and_social_posts_load_only_after_the_reader_consents(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Bridge reopening", "bridge-reopening")
+    http_post_entry(session, server, slug, "Watch the opening:\n\nhttps://www.youtube.com/watch?v=dQw4w9WgXcQ\n\n"
+                    "And the mayor's post:\n\nhttps://x.com/mayor/status/1234567890123456789", "Video")
+    http_post_entry(session, server, slug, "A link in a sentence https://www.youtube.com/watch?v=dQw4w9WgXcQ stays.",
+                    "Inline")
+    with new_context(browser) as context:
+        elsewhere: list[str] = []
+        context.route(lambda url: not url.startswith(server.url),
+                      lambda route: (elsewhere.append(route.request.url), route.abort()))
+        reader = context.new_page()
+        response = reader.goto(f"{server.url}/stories/{slug}")
+        assert "frame-src https://www.youtube-nocookie.com " in response.headers["content-security-policy"]
+        expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
+        video = reader.locator('.embed[data-embed="YouTube"]')
+        expect(video).to_have_count(1)
+        expect(video.locator("a")).to_have_attribute("href", "https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+        expect(reader.locator('.embed[data-embed="X"]')).to_have_count(1)
+        expect(entry_with(reader, "Inline").locator(".embed")).to_have_count(0)
+        assert reader.locator("iframe").count() == 0 and elsewhere == [], "nothing asked of any provider yet"
+        assert axe_violations(reader) == []
+        video.get_by_role("button", name="Load content from YouTube").click()
+        expect(reader.locator('iframe[src="https://www.youtube-nocookie.com/embed/dQw4w9WgXcQ"]')).to_have_count(1)
+        tweet = reader.locator('.embed[data-embed="X"]')
+        tweet.get_by_label("Always load content from X").check()
+        tweet.get_by_role("button", name="Load content from X").click()
+        expect(reader.locator('iframe[src^="https://platform.twitter.com/embed/Tweet.html?id=1234567890123456789"]')
+               ).to_have_count(1)
+        reader.reload()  # X was remembered; YouTube was not
+        expect(reader.locator('iframe[src^="https://platform.twitter.com/"]')).to_have_count(1, timeout=WAIT)
+        expect(reader.locator('.embed[data-embed="YouTube"] button')).to_have_count(1)

@@ -143,3 +143,18 @@ def test_an_update_shows_its_images_to_readers_live_and_on_the_page(app, client,
     assert bad.status_code == 422 and "no media with id 999" in bad.get_json()["error"]
     cleared = client.patch(f"/api/entries/{made['id']}", headers=auth, json={"media": []}).get_json()["entry"]
     assert cleared["media"] == [] and cleared["rev"] > made["rev"]
+
+
+def test_feeds_json_ld_and_cards_carry_the_images(app, client, auth, story):
+    lead, photo = (upload(client, jpeg((1600, 900)), auth, alt=alt).get_json()["media"]
+                   for alt in ("The river at dawn", "Sandbags at the door"))
+    assert client.patch(f"/api/stories/{story}", headers=auth, json={"image_media": lead["id"]}).status_code == 200
+    client.post(f"/api/stories/{story}/entries", headers=auth, json={"body": "Sandbags.", "media": [photo["id"]]})
+    base = app.config["PUBLIC_URL"]
+    page = client.get(f"/stories/{story}").get_data(as_text=True)
+    assert f'<meta property="og:image" content="{base}{lead["url"]}">' in page
+    assert '<meta property="og:image:alt" content="The river at dawn">' in page
+    assert f'"image": "{base}{lead["url"]}"' in page and f'"image": ["{base}{photo["url"]}"]' in page
+    feed = client.get(f"/stories/{story}/feed.atom").get_data(as_text=True)
+    assert f'&lt;img src="{base}{photo["url"]}" alt="Sandbags at the door" width="1600" height="900"&gt;' in feed
+    assert client.patch(f"/api/stories/{story}", headers=auth, json={"image_media": 999}).status_code == 422

@@ -4,7 +4,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, request
+from flask import Flask, abort, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -14,11 +14,15 @@ from werkzeug.routing import IntegerConverter
 from . import fanout, guard
 from .config import Config
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
-from .models import ID_PATTERN
+from .models import ID_PATTERN, MASTODON_HOSTS
 
+# Frames: only the video and social providers whose embeds a reader chose to load (static/js/embeds.js).
+EMBED_PROVIDERS = ("https://www.youtube-nocookie.com", "https://player.vimeo.com", "https://platform.twitter.com",
+                   "https://embed.bsky.app", "https://www.instagram.com", "https://www.tiktok.com",
+                   *(f"https://{host}" for host in MASTODON_HOSTS))
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data: blob:; "
-       "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
+       f"connect-src 'self'; font-src 'self'; frame-src {' '.join(EMBED_PROVIDERS)}; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 EMBED_CSP = CSP.replace("frame-ancestors 'none'", "frame-ancestors *")
 
 
@@ -155,6 +159,11 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.close()
 
 
+def absolute(address: str) -> str:
+    """A path on this site as an absolute URL on PUBLIC_URL (other addresses as they are)."""
+    return current_app.config["PUBLIC_URL"] + address if address.startswith("/") else address
+
+
 def _register_web(app: Flask) -> None:
     """Security headers and template helpers."""
     from .models import isoformat
@@ -171,5 +180,7 @@ def _register_web(app: Flask) -> None:
         response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
         return response
 
+    app.jinja_env.globals["mastodon_hosts"] = ",".join(MASTODON_HOSTS)
+    app.jinja_env.filters["absolute"] = absolute
     app.jinja_env.filters["iso"] = lambda value: isoformat(value) or ""
     app.jinja_env.filters["utc"] = lambda value: value.strftime("%-d %b %Y, %H:%M UTC") if value else ""

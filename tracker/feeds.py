@@ -1,8 +1,9 @@
 """Ways for feed readers and search engines in: Atom feeds and schema.org LiveBlogPosting data."""
 from feedgen.feed import FeedGenerator
 from flask import Blueprint, Response, url_for
+from markupsafe import Markup
 
-from . import queries
+from . import absolute, queries
 from .models import Entry, Story, isoformat
 from .sanitize import xml_text
 from .web import story_or_404
@@ -17,6 +18,15 @@ def _text(*choices: str) -> str:
     # Rows stored before clean_text/clean_body dropped them may hold them, and one would make the
     # feed a 500; a title left empty would too (Atom requires one), hence the fallbacks.
     return next((text for text in map(xml_text, choices) if text), "")
+
+
+def _figure(media) -> str:
+    """An image as HTML for a feed reader: the largest fallback variant, with its alt text and caption."""
+    state = media.to_dict()
+    caption = " ".join(part for part in (state["caption"], state["credit"]) if part)
+    return str(Markup('<figure><img src="{}" alt="{}" width="{}" height="{}">{}</figure>').format(
+        absolute(state["url"]), state["alt"], state["width"], state["height"],
+        Markup("<figcaption>{}</figcaption>").format(caption) if caption else ""))
 
 
 def _atom(feed: FeedGenerator) -> Response:
@@ -51,7 +61,8 @@ def story_feed(slug):
         item.link(href=link)
         item.published(entry.created_at)
         item.updated(entry.updated_at)
-        item.content(xml_text(entry.html), type="html")
+        # Images inline: feedgen 1.0 writes Atom links without their rel, so an enclosure would not be one.
+        item.content(xml_text(entry.html + "".join(map(_figure, entry.media))), type="html")
         if entry.author:
             item.author(name=_text(entry.author.name, "Newsroom"))
     return _atom(feed)
@@ -97,11 +108,12 @@ def live_blog_posting(story: Story, entries: list[Entry]) -> dict:
             "datePublished": isoformat(entry.created_at),
             "dateModified": isoformat(entry.updated_at),
             "articleBody": entry.plain_text,
+            **({"image": [absolute(media.to_dict()["url"]) for media in entry.media]} if entry.media else {}),
             **({"author": {"@type": "Person", "name": entry.writer}} if entry.writer else {}),
         } for entry in entries],
     }
     if story.ended_at:
         data["coverageEndTime"] = isoformat(story.ended_at)
-    if story.image_url:
-        data["image"] = story.image_url
+    if story.lead_image:
+        data["image"] = absolute(story.lead_image)
     return data

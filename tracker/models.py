@@ -47,6 +47,8 @@ MAX_MEDIA_PER_ENTRY = 20
 # Widths of an image's variants (never above the upload's own width), each in WebP and a fallback.
 MEDIA_WIDTHS = (480, 960, 1600)
 FALLBACK_TYPES = {"jpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png")}
+# Mastodon servers whose posts may be embedded (each is its own host, so the CSP must name it).
+MASTODON_HOSTS = ("mastodon.social", "mastodon.online", "mstdn.social", "journa.host", "newsie.social")
 
 
 def utcnow() -> datetime:
@@ -166,6 +168,11 @@ class Story(db.Model):
     @property
     def is_live(self) -> bool:
         return self.status == "live"
+
+    @property
+    def lead_image(self) -> str:
+        """The lead image: the uploaded one's largest variant (a path on this site), else image_url."""
+        return media_state(self.image_media)["url"] if self.image_media else self.image_url
 
     @property
     def tag_list(self) -> list[str]:
