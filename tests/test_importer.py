@@ -9,11 +9,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 
 from tracker import importer, services
 from tracker.extensions import db
-from tracker.models import Entry, EntryVersion, Story
+from tracker.models import Entry, EntryVersion, Media, Story
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
 GOOD = ["2024-03-05-storm-live.md", "council-meeting.md", "hugo-style.md", "river-rescue.markdown", "text-date.md"]
@@ -138,8 +139,7 @@ def test_an_entry_deleted_by_an_editor_stays_deleted(app, tmp_path):
 
 
 @pytest.mark.parametrize(("front", "reason"), [
-    ("title: Pic\nimage: /assets/pic.jpg", "image must be an http:// or https:// address, not '/assets/pic.jpg'"),
-    ("title: Pic\nimage: javascript:alert(1)", "image must be an http:// or https:// address"),
+    ("title: Pic\nimage: javascript:alert(1)", "image must be an http:// or https:// address or a path"),
     ("title: [a, list]", "`title` must be text, not a list"),
     ("title: Odd\nstatus: paused", "status must be 'live' or 'ended', not 'paused'"),
     ("title: Bad slug\nslug: no spaces please", "Slug may contain only lowercase letters"),
@@ -532,3 +532,49 @@ def test_tags_and_byline_in_the_services(ctx):
     assert entry.byline == "Guest writer" and entry.edited_at is None
     with pytest.raises(services.ServiceError, match="Byline is too long"):
         services.append_entry(s, "Text", byline="x" * 101)
+
+
+# Images given as paths in the site
+
+def photo(path: Path, size=(900, 600)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (90, 140, 60)).save(path, "JPEG")
+
+
+def test_a_jekyll_posts_site_images_come_along_and_a_missing_one_is_only_a_warning(app, tmp_path):
+    site = tmp_path / "blog"
+    (site / "_posts").mkdir(parents=True)
+    (site / "_config.yml").write_text("title: Blog\n")
+    photo(site / "assets" / "images" / "lead.jpg")
+    photo(site / "assets" / "images" / "crowd.jpg", (1200, 800))
+    post = write(site / "_posts", "2024-03-05-rally.md", "---\ntitle: The rally\nimage: assets/images/lead.jpg\n"
+                 "author: Ana\n---\nThousands marched.\n\n![The crowd at noon](/assets/images/crowd.jpg)\n\n"
+                 "![](/assets/images/missing.jpg)\n")
+    result = run(app, "import", str(post))
+    assert result.exit_code == 0, result.output
+    assert lines(result)["2024-03-05-rally.md"] == (
+        "created; warning: image /assets/images/missing.jpg was not found, imported without it")
+    with app.app_context():
+        made = story("rally")
+        [entry] = entries("rally")
+        assert made.image_media.alt == "The rally" and made.image_url == ""
+        assert [m.alt for m in entry.media] == ["The crowd at noon"] and entry.media[0].width == 1200
+        assert entry.body == "Thousands marched." and entry.byline == "Ana"
+    assert lines(run(app, "import", str(post))) == {"2024-03-05-rally.md": "unchanged"}
+    with app.app_context():
+        assert db.session.query(Media).count() == 2, "importing again uploads nothing again"
+
+
+def test_site_images_are_found_with_site_root_and_never_outside_it(app, tmp_path):
+    site, outside = tmp_path / "hugo", tmp_path / "secret.jpg"
+    photo(site / "static" / "img" / "a.jpg")
+    photo(outside)
+    (site / "content").mkdir(parents=True)
+    (site / "static" / "img" / "link.jpg").symlink_to(outside)
+    post = write(site / "content", "storm.md", "---\ntitle: Storm\n---\nWind.\n\n![Trees down](/img/a.jpg)\n\n"
+                 "![x](../../secret.jpg)\n\n![y](/img/link.jpg)\n")
+    report = lines(run(app, "import", str(post), "--site-root", str(site)))["storm.md"]
+    assert report.startswith("created; warning: image ../../secret.jpg was not found")
+    assert "image /img/link.jpg was not found" in report
+    with app.app_context():
+        assert [m.alt for m in entries("storm")[0].media] == ["Trees down"]

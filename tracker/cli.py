@@ -1,6 +1,7 @@
 """Command-line tools: `flask --app app init-db | seed-demo | user | token | import | export`."""
 import logging
 import sys
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -129,8 +130,11 @@ def seed_demo():
 @click.option("--story", "story_slug", metavar="SLUG", help="Import each file as an entry of this story.")
 @click.option("--timezone", "zone_name", metavar="ZONE", envvar="IMPORT_TIMEZONE",
               help="Zone of dates written without one, e.g. Europe/Berlin [default: IMPORT_TIMEZONE, else UTC].")
+@click.option("--site-root", type=click.Path(exists=True, file_okay=False, path_type=Path), metavar="DIR",
+              help="Where images given as site paths (/assets/photo.jpg) are found [default: the nearest folder "
+                   "above each post with _config.yml, config.toml, hugo.toml or hugo.yaml].")
 @with_appcontext
-def import_markdown(paths, story_slug, zone_name):
+def import_markdown(paths, story_slug, zone_name, site_root):
     """Import Markdown files with YAML front matter (Jekyll, Hugo) as stories, or as entries with --story.
 
     A directory stands for its *.md and *.markdown files. Importing a file again updates what it made.
@@ -147,7 +151,7 @@ def import_markdown(paths, story_slug, zone_name):
     skipped = 0
     for path in importer.markdown_files(paths):
         try:
-            result = importer.import_file(path, story_slug, zone)
+            result = importer.import_file(path, story_slug, zone, site_root)
         except importer.ImportSkipped as exc:
             skipped += 1
             result = f"skipped: {exc.reason}"

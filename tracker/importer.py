@@ -14,12 +14,16 @@ other, and YAML anchors and aliases (`&name`, `*name`) are refused: a few aliase
 of values ("billion laughs").
 
 - A story file: `title` (required), `slug` (else the file name without a Jekyll `YYYY-MM-DD-` prefix),
-  `date`, `excerpt`/`summary`/`description`, `image` (http:// or https:// only), `categories` and `tags`
+  `date`, `excerpt`/`summary`/`description`, `image` (an http(s) address, or a path in the site: uploaded as
+  the lead image, see _Pictures), `categories` and `tags`
   (lists or comma-separated strings; both become the story's tags), `author`/`authors` (the entry's byline),
   `status` (live or ended). The body becomes the story's first entry, or, in the export format below,
   one entry per section. The slug identifies the story: importing again updates it.
 - An entry file (`story_slug` given): one entry; `title` is its headline, `date` its time, and the file
   name its identity (`import:<file stem>`), so importing again corrects it.
+- Images in a body given as paths (`![alt](/assets/photo.jpg)`) are uploaded and shown with their entry (alt
+  text from the Markdown, else the headline or title), and taken out of its text; http(s) ones stay in the
+  text. An image that cannot be found or taken is a warning on the file's line, not a reason to skip it.
 
 Dates: a YAML/TOML date is midnight in `zone`; a date and time without a zone is read in `zone`; one with
 a zone or offset is taken as is. Strings may be ISO 8601 (`2024-03-05`, `2024-03-05 14:30`,
@@ -45,9 +49,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import yaml
+from flask import current_app
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
 
 from . import services
@@ -151,6 +157,14 @@ def _is_real_dir(path: Path) -> bool:
 def _read_text(path: Path) -> str:
     """The text of a regular file; anything else, a symbolic link above all, is skipped (see the module's notes)."""
     try:
+        return _read_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportSkipped("not UTF-8 text") from None
+
+
+def _read_bytes(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file (at most `limit` and one more); ImportSkipped for anything else."""
+    try:
         # Checked before opening too: opening a device can act on it (a watchdog, a tape drive).
         _require_regular(os.lstat(path).st_mode)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -162,11 +176,7 @@ def _read_text(path: Path) -> str:
         raise ImportSkipped(exc.strerror or "cannot be read") from None
     with os.fdopen(fd, "rb") as file:
         _require_regular(os.fstat(file.fileno()).st_mode)  # what was opened, whatever the path names now
-        data = file.read()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ImportSkipped("not UTF-8 text") from None
+        return file.read() if limit is None else file.read(limit + 1)
 
 
 def _require_regular(mode: int) -> None:
@@ -280,11 +290,14 @@ def _byline(meta: dict) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _image(meta: dict) -> str:
+def _image(meta: dict) -> tuple[str, str]:
+    """The lead image: an http(s) address (as image_url), or a path (to upload); the other one empty."""
     image = _text(meta, "image")
-    if image and not re.match(r"^https?://[^/\s]", image, re.IGNORECASE):
-        raise ImportSkipped(f"image must be an http:// or https:// address, not {image!r}")
-    return image
+    if re.match(r"^https?://[^/\s]", image, re.IGNORECASE):
+        return image, ""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", image):
+        raise ImportSkipped(f"image must be an http:// or https:// address or a path, not {image!r}")
+    return "", image
 
 
 def _key(*parts: str) -> str:
@@ -311,33 +324,96 @@ def _sections(body: str, slug: str) -> list[_Text] | None:
     return texts
 
 
+# Images of a post
+
+SITE_MARKERS = ("_config.yml", "config.toml", "hugo.toml", "hugo.yaml")
+# ![alt](address "title") whose address is a path, not an http(s) URL (those stay in the text).
+_LOCAL_IMAGE = re.compile(r'!\[([^\]\n]*)\]\(\s*<?(?![A-Za-z][A-Za-z0-9+.-]*:)([^)\s>]+)>?(?:\s+"[^"\n]*")?\s*\)')
+
+
+class _Pictures:
+    """A post's images given as paths: looked for beside the post, at the site root (the nearest folder
+    above it with a Jekyll or Hugo config, or --site-root) and in its static/ folder, and uploaded like any
+    image; one that cannot be found or taken is a warning, and the post is imported without it."""
+
+    def __init__(self, post: Path, site_root: Path | None):
+        self.folder = post.parent
+        self.root = site_root or next((folder for folder in (post.parent, *post.parent.parents)
+                                       if any((folder / marker).is_file() for marker in SITE_MARKERS)), None)
+        self.warnings: list[str] = []
+
+    def upload(self, address: str, alt: str) -> int | None:
+        """The media id of the image at this address, or None (and a warning)."""
+        path = self._find(address)
+        if path is None:
+            self.warnings.append(f"image {address} was not found, imported without it")
+            return None
+        config = current_app.config
+        try:
+            data = _read_bytes(path, config["MEDIA_MAX_BYTES"])
+            return services.add_media(data, alt, max_pixels=config["MEDIA_MAX_PIXELS"]).id
+        except (ImportSkipped, services.ServiceError) as exc:
+            self.warnings.append(f"image {address} was not imported ({getattr(exc, 'message', None) or exc}), "
+                                 "imported without it")
+            return None
+
+    def _find(self, address: str) -> Path | None:
+        relative = unquote(address.split("#")[0].split("?")[0]).lstrip("/")
+        bases = ([] if address.startswith("/") else [self.folder]) + (
+            [self.root, self.root / "static"] if self.root else [])
+        for base in bases:
+            candidate = base / relative
+            try:  # never outside the folder it was looked for in, and never through a link
+                inside = candidate.resolve(strict=True).is_relative_to(base.resolve(strict=True))
+            except (OSError, RuntimeError):
+                continue
+            if inside and candidate.is_file() and not candidate.is_symlink():
+                return candidate
+        return None
+
+    def take(self, body: str, alt: str) -> tuple[str, list[int]]:
+        """The body without its path images, and the media ids of those that were uploaded, in order."""
+        ids = []
+        for match in _LOCAL_IMAGE.finditer(body):
+            media_id = self.upload(match.group(2), clean_text(match.group(1)) or alt)
+            if media_id is not None:
+                ids.append(media_id)
+        return _LOCAL_IMAGE.sub("", body).strip(), ids
+
+    def report(self, result: str) -> str:
+        """The file's result, with its warnings."""
+        return "; ".join([result, *(f"warning: {warning}" for warning in self.warnings)])
+
+
 # Import
 
-def import_file(path, story_slug: str | None = None, zone: tzinfo | str = UTC) -> str:
-    """Import one Markdown file; returns "created", "updated" or "unchanged", or raises ImportSkipped.
+def import_file(path, story_slug: str | None = None, zone: tzinfo | str = UTC, site_root: Path | None = None) -> str:
+    """Import one Markdown file; returns "created", "updated" or "unchanged" (followed by "; warning: ..."
+    for each image left out), or raises ImportSkipped.
 
     Without `story_slug` the file is a story; with it, an entry of that story.
     """
     path = Path(path)
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     meta, body = read_post(path)
+    pictures = _Pictures(path, site_root)
     try:
         with services.atomic():  # one transaction per file: any exception, ImportSkipped too, rolls it all back
             if story_slug is not None:
-                return _import_entry(path, meta, body, story_slug, zone)
-            return _import_story(path, meta, body, zone)
+                return pictures.report(_import_entry(path, meta, body, story_slug, zone, pictures))
+            return pictures.report(_import_story(path, meta, body, zone, pictures))
     except services.ServiceError as exc:
         raise ImportSkipped(exc.message) from None
 
 
-def _import_story(path: Path, meta: dict, body: str, zone: tzinfo) -> str:
+def _import_story(path: Path, meta: dict, body: str, zone: tzinfo, pictures: _Pictures) -> str:
     title = _text(meta, "title")
     if not clean_text(title):
         raise ImportSkipped("no title in the front matter")
     # Always some slug, the same on every import of the file: it is the story's identity.
     slug = (clean_text(_text(meta, "slug")).lower() or services.slugify(_JEKYLL_DATE_PREFIX.sub("", path.stem))
             or services.slugify(title) or f"story-{hashlib.sha256(path.name.encode()).hexdigest()[:6]}")
-    summary, image_url, tags = _text(meta, "excerpt", "summary", "description"), _image(meta), _tags(meta)
+    summary, (image_url, image_path), tags = _text(meta, "excerpt", "summary", "description"), _image(meta), _tags(meta)
     created_at, byline = parse_date(meta.get("date"), zone), _byline(meta)
     status = _text(meta, "status").lower()
     if status and status not in STATUSES:
@@ -346,8 +422,12 @@ def _import_story(path: Path, meta: dict, body: str, zone: tzinfo) -> str:
     if texts is None:
         texts = [_Text(_key(slug), created_at, "", body)] if body else []
     story = story_by_slug(slug)
+    # Uploaded once: importing again keeps the lead image the story has.
+    has_lead = story is not None and story.image_media_id is not None
+    lead = pictures.upload(image_path, clean_text(title)) if image_path and not has_lead else None
     if story is None:
-        story = services.create_story(title, summary, slug, image_url, tags=tags, created_at=created_at)
+        story = services.create_story(title, summary, slug, image_url, tags=tags, created_at=created_at,
+                                      image_media=lead)
         changed, result = True, CREATED
     else:
         changed, result = False, UPDATED
@@ -358,15 +438,18 @@ def _import_story(path: Path, meta: dict, body: str, zone: tzinfo) -> str:
         if status == "live" and not story.is_live:
             services.set_status(story, "live")
             changed = True
+        if lead is not None:
+            services.change_story(story, image_media=lead)
+            changed = True
     for text in texts:
-        changed |= _put_entry(story, text, byline)
+        changed |= _put_entry(story, text, byline, pictures, clean_text(title))
     if status == "ended" and story.is_live:
         services.set_status(story, "ended")
         changed = True
     return result if changed else UNCHANGED
 
 
-def _import_entry(path: Path, meta: dict, body: str, story_slug: str, zone: tzinfo) -> str:
+def _import_entry(path: Path, meta: dict, body: str, story_slug: str, zone: tzinfo, pictures: _Pictures) -> str:
     story = story_by_slug(story_slug)
     if story is None:
         raise ImportSkipped(f"no story '{story_slug}'")
@@ -374,24 +457,27 @@ def _import_entry(path: Path, meta: dict, body: str, story_slug: str, zone: tzin
         raise ImportSkipped("no text below the front matter")
     text = _Text(_key(path.stem), parse_date(meta.get("date"), zone), _text(meta, "title"), body)
     existing = entry_by_idempotency_key(story, text.key)
-    changed = _put_entry(story, text, _byline(meta))
+    changed = _put_entry(story, text, _byline(meta), pictures, clean_text(text.headline) or story.title)
     return CREATED if existing is None else UPDATED if changed else UNCHANGED
 
 
-def _put_entry(story: Story, text: _Text, byline: str) -> bool:
+def _put_entry(story: Story, text: _Text, byline: str, pictures: _Pictures, alt: str) -> bool:
     """Add the entry, or correct the one imported before; tell whether anything changed.
 
-    An imported entry that an editor deleted stays deleted; its time is not changed.
+    An imported entry that an editor deleted stays deleted; its time is not changed. Its images are
+    uploaded when it is added; importing again keeps the ones it has.
     """
     entry = entry_by_idempotency_key(story, text.key)
     if entry is None:
-        services.append_entry(story, text.body, text.headline, idempotency_key=text.key,
-                              created_at=text.created_at, byline=byline)
+        body, media = pictures.take(text.body, alt)
+        services.append_entry(story, body or alt, text.headline, idempotency_key=text.key,
+                              created_at=text.created_at, byline=byline, media=media)
         return True
     if entry.deleted:
         return False
     rev = entry.rev
-    services.edit_entry(entry, text.body, text.headline, byline=byline)
+    body = _LOCAL_IMAGE.sub("", text.body).strip()
+    services.edit_entry(entry, body or entry.body, text.headline, byline=byline)
     return entry.rev != rev
 
 

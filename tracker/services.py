@@ -699,10 +699,10 @@ def add_media(data: bytes, alt: str, caption: str = "", credit: str = "", max_pi
     media = Media(key=key, width=made.width, height=made.height, widths=",".join(map(str, made.widths)),
                   fallback=made.fallback, alt=alt, caption=caption, credit=credit)
     try:
-        db.session.add(media)
-        db.session.commit()
+        with atomic():  # or inside the caller's transaction (an import's)
+            db.session.add(media)
+            db.session.flush()
     except BaseException:
-        db.session.rollback()
         storage.remove(key)
         raise
     return media
