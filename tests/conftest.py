@@ -24,6 +24,7 @@ from helpers import (
     REDIS_SERVER,
     TEST_DATABASE_URL,
     RedisServer,
+    S3Server,
     copied_database,
     fresh_database,
     login,
@@ -205,6 +206,15 @@ def redis_server(tmp_path):
     if REDIS_SERVER is None:
         unavailable("redis-server", "not installed (apt-get install redis-server)")
     server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A running S3-compatible server with the bucket S3Server.bucket, shared by the session."""
+    server = S3Server()
     server.start()
     yield server
     server.stop()

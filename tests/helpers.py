@@ -373,3 +373,23 @@ class RedisServer(Process):
     def start(self) -> None:
         self.spawn([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                     "--appendonly", "no", "--dir", str(self.tmp)], "Ready to accept connections")
+
+
+class S3Server(Process):
+    """An S3-compatible server (moto's, a package of the test requirements) on a free port, with one bucket."""
+
+    bucket = "tracker-media"
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)], "Running on")
+        self.client().create_bucket(Bucket=self.bucket)
+
+    def client(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url, region_name="us-east-1", aws_access_key_id="test",
+                            aws_secret_access_key="test")

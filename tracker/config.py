@@ -99,6 +99,12 @@ class Config:
     MEDIA_DIR = os.environ.get("MEDIA_DIR") or None
     MEDIA_MAX_BYTES = _env_int("MEDIA_MAX_BYTES", 20 * 1024 * 1024)
     MEDIA_MAX_PIXELS = _env_int("MEDIA_MAX_PIXELS", 50_000_000)
+    # An S3-compatible bucket for media instead of MEDIA_DIR, shared by every process (credentials
+    # from the usual AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); the endpoint for non-AWS servers.
+    MEDIA_S3_BUCKET = os.environ.get("MEDIA_S3_BUCKET") or None
+    MEDIA_S3_ENDPOINT_URL = os.environ.get("MEDIA_S3_ENDPOINT_URL") or None
+    MEDIA_S3_REGION = os.environ.get("MEDIA_S3_REGION", "us-east-1")
+    MEDIA_S3_PREFIX = os.environ.get("MEDIA_S3_PREFIX", "media/")
     # How often each process looks for scheduled updates whose time has come (0 turns it off).
     SCHEDULER_SECONDS = float(os.environ.get("SCHEDULER_SECONDS", "0.5"))
     # How long a signed-in connection counts as at a story's desk after it last said so; editor
