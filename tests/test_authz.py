@@ -47,6 +47,7 @@ class World:
     gone: int            # a deleted entry
     draft: int           # a contributor's draft
     submitted: int       # a contributor's submission, waiting for review
+    photo: int           # an uploaded image that `entry` shows
     target: int          # an active editor account an admin may disable
     disabled: int        # a disabled account an admin may enable
     token: str           # a valid API token
@@ -77,20 +78,23 @@ def build_world(app) -> World:
         marked, _ = services.append_entry(story, "Evacuate now.", "Evacuation", author=alice, key=True, pinned=True)
         gone, _ = services.append_entry(story, "A mistake.", author=alice)
         services.delete_entry(gone)
+        photo = services.add_media(TINY_PNG, "The river at noon")
+        services.change_entry(entry, media=[photo.id])
         draft, _ = services.append_entry(story, "Bridge may close.", author=cole, status="draft")
         submitted, _ = services.append_entry(story, "Bridge closed.", author=cole)
         token = services.create_token("newsdesk")[1]
         revoked = services.create_token("retired")[1]
         services.revoke_token("retired")
-        return World(story.slug, ended.slug, entry.id, marked.id, gone.id, draft.id, submitted.id, target, disabled,
-                     token, revoked)
+        return World(story.slug, ended.slug, entry.id, marked.id, gone.id, draft.id, submitted.id, photo.id, target,
+                     disabled, token, revoked)
 
 
 @pytest.fixture(scope="session")
 def world_database(tmp_path_factory, schema_template):
     """A database with the world in it, built once on a copy of conftest's empty schema: (its URL, the World)."""
     with copied_database(schema_template, tmp_path_factory.mktemp("world")) as url:
-        app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": url})
+        app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": url,
+                          "MEDIA_DIR": str(tmp_path_factory.mktemp("world-media"))})
         made = build_world(app)
         with app.app_context():
             db.engine.dispose()
@@ -301,6 +305,8 @@ TABLE = [
     Row("/api/entries/<id:entry_id>", "GET", "/api/entries/{gone}", everyone(410), variant="deleted"),
     Row("/api/entries/<id:entry_id>", "GET", "/api/entries/{submitted}", UNPUBLISHED_API, variant="unpublished"),
     Row("/api/media", "POST", "/api/media", token_holders((201, "/media/")), upload=True, writes=True),
+    Row("/api/media/<id:media_id>", "PATCH", "/api/media/{photo}", token_holders((200, None)),
+        json={"caption": "High water at noon."}, writes=True),
     Row("/api/stories/<slug>/drafts", "GET", "/api/stories/{slug}/drafts", token_holders((200, None))),
     Row("/api/entries/<id:entry_id>/publish", "POST", "/api/entries/{submitted}/publish", token_holders((200, None)),
         writes=True),
@@ -327,7 +333,7 @@ def test_table_covers_every_route(app):
 def test_table_paths_reach_their_rules_and_every_any_value(app):
     """Each row's path is served by the rule it names, and every value of an any() part has a row."""
     adapter = app.url_map.bind("localhost")
-    world = World("s", "e", 1, 2, 3, 4, 5, 6, 7, "t", "r")
+    world = World("s", "e", 1, 2, 3, 4, 5, 6, 7, 8, "t", "r")
     covered: dict[tuple[str, str], set] = {}
     for row in TABLE:
         rule, args = adapter.match(world.fill(row.path).split("?")[0], row.method, return_rule=True)

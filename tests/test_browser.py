@@ -770,3 +770,33 @@ def test_video_and_social_posts_load_only_after_the_reader_consents(browser, ser
         reader.reload()  # X was remembered; YouTube was not
         expect(reader.locator('iframe[src^="https://platform.twitter.com/"]')).to_have_count(1, timeout=WAIT)
         expect(reader.locator('.embed[data-embed="YouTube"] button')).to_have_count(1)
+
+
+def test_a_gallery_opens_moves_and_closes_by_keyboard(browser, server):
+    token = server.flask("token", "create", f"gallery-{uuid.uuid4().hex[:8]}").strip().splitlines()[-1]
+    api = {"Authorization": f"Bearer {token}"}
+    slug = http_create_story(http_login(server), server, "Harbour storm", "harbour-storm")
+    ids = []
+    for n, color in enumerate(((200, 40, 40), (40, 40, 200))):
+        picture = io.BytesIO()
+        Image.new("RGB", (1000, 750), color).save(picture, "PNG")
+        ids.append(requests.post(f"{server.url}/api/media", headers=api, files={"file": ("p.png", picture.getvalue())},
+                                 data={"alt": f"Boat {n + 1}", "caption": f"Caption {n + 1}"}).json()["media"]["id"])
+    requests.post(f"{server.url}/api/stories/{slug}/entries", headers=api,
+                  json={"body": "Boats adrift.", "headline": "Adrift", "media": ids})
+    with new_context(browser) as context:
+        reader = open_reader(context, server, slug)
+        first = entry_with(reader, "Adrift").locator(".media__open").first
+        first.focus()
+        reader.keyboard.press("Enter")
+        viewer = reader.locator("dialog.viewer")
+        expect(viewer).to_be_visible()
+        expect(viewer.locator(".viewer__image")).to_have_attribute("alt", "Boat 1")
+        expect(viewer.locator(".viewer__count")).to_have_text("Image 1 of 2")
+        reader.keyboard.press("ArrowRight")
+        expect(viewer.locator(".viewer__image")).to_have_attribute("alt", "Boat 2")
+        expect(viewer.locator(".viewer__caption")).to_have_text("Caption 2")
+        assert axe_violations(reader) == []
+        reader.keyboard.press("Escape")
+        expect(viewer).to_be_hidden()
+        assert reader.evaluate("document.activeElement.getAttribute('aria-label')") == "Open the image: Boat 1"

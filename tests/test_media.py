@@ -158,3 +158,22 @@ def test_feeds_json_ld_and_cards_carry_the_images(app, client, auth, story):
     feed = client.get(f"/stories/{story}/feed.atom").get_data(as_text=True)
     assert f'&lt;img src="{base}{photo["url"]}" alt="Sandbags at the door" width="1600" height="900"&gt;' in feed
     assert client.patch(f"/api/stories/{story}", headers=auth, json={"image_media": 999}).status_code == 422
+
+
+def test_an_images_alt_text_caption_and_credit_are_corrected_live_everywhere_it_shows(app, client, auth, story,
+                                                                                   socket_client):
+    media = upload(client, jpeg((800, 600)), auth, alt="A flood").get_json()["media"]
+    made = [client.post(f"/api/stories/{story}/entries", headers=auth, json={"body": f"Update {n}.",
+                                                                               "media": [media["id"]]}).get_json()
+            for n in range(2)]
+    reader = socket_client()
+    reader.emit("join", {"story": story, "since": 0}, callback=True)
+    fixed = client.patch(f"/api/media/{media['id']}", headers=auth,
+                         json={"alt": "Flood water at the town hall steps", "credit": "A. Reader"})
+    assert fixed.status_code == 200 and fixed.get_json()["media"]["alt"] == "Flood water at the town hall steps"
+    events = [e["args"][0] for e in reader.get_received() if e["name"] == "entry"]
+    assert sorted(e["id"] for e in events) == sorted(m["entry"]["id"] for m in made)
+    assert all(e["media"][0]["credit"] == "A. Reader" and e["rev"] > made[-1]["entry"]["rev"] for e in events)
+    assert "Flood water at the town hall steps" in client.get(f"/stories/{story}").get_data(as_text=True)
+    assert client.patch(f"/api/media/{media['id']}", headers=auth, json={"alt": ""}).status_code == 422
+    assert client.patch("/api/media/999", headers=auth, json={"alt": "x"}).status_code == 404

@@ -250,6 +250,17 @@ def upload_media():
     return jsonify(media=media.to_dict()), 201, {"Location": media.to_dict()["url"]}
 
 
+@bp.patch("/media/<id:media_id>")
+@token_required
+def update_media(media_id):
+    """Correct an image's alt text, caption or credit; the updates showing it reach readers again."""
+    media = queries.media_by_ids([media_id]).get(media_id)
+    if media is None:
+        abort(404, description="There is no such image.")
+    services.change_media(media, **_payload("alt", "caption", "credit"))
+    return jsonify(media=media.to_dict())
+
+
 @bp.post("/entries/<id:entry_id>/publish")
 @token_required
 def publish_entry(entry_id):

@@ -207,6 +207,14 @@ def _schemas() -> dict:
                 "credit": {"type": "string", "maxLength": MAX_CREDIT},
             },
         },
+        "MediaUpdate": {
+            "type": "object",
+            "description": "Only the fields sent change.",
+            "properties": {"alt": {"type": "string", "pattern": VISIBLE, "maxLength": MAX_ALT},
+                           "caption": {"type": "string", "maxLength": MAX_CAPTION},
+                           "credit": {"type": "string", "maxLength": MAX_CREDIT}},
+            "additionalProperties": False,
+        },
         "Error": {
             "type": "object",
             "required": ["ok", "error"],
@@ -393,6 +401,17 @@ def spec() -> dict:
                 "responses": {"201": _ok("The image.", _wrap("media", _ref("schemas", "Media")),
                                          {"Location": {"required": True, "schema": {"type": "string"}}}),
                               **_errors(401, 413, 415, 422, 503)},
+            }},
+            "/api/media/{media_id}": {"patch": {
+                "operationId": "updateMedia",
+                "summary": "Correct an image's alt text, caption or credit; the updates showing it reach readers "
+                           "again.",
+                "security": WRITE,
+                "parameters": [{"name": "media_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}],
+                "requestBody": _body("MediaUpdate"),
+                "responses": {"200": _ok("The image.", _wrap("media", _ref("schemas", "Media"))),
+                              **_errors(400, 401, 403, 404, 413, 422, 503)},
             }},
             "/api/stories/{slug}/drafts": {"get": {
                 "operationId": "listDrafts", "summary": "The story's unpublished entries (a contributor's: their own).",

@@ -708,6 +708,32 @@ def add_media(data: bytes, alt: str, caption: str = "", credit: str = "", max_pi
     return media
 
 
+def change_media(media: Media, alt: str | None = None, caption: str | None = None,
+                 credit: str | None = None) -> Media:
+    """Correct an image's alt text, caption or credit (None keeps one): every update showing it takes a
+    revision, so readers get it again with the new text."""
+    values = {}
+    if alt is not None:
+        values["alt"] = _require(" ".join(clean_text(alt).split()), "alt", "Alt text", MAX_ALT)
+    if caption is not None:
+        values["caption"] = _limit(clean_text(caption), "caption", "Caption", MAX_CAPTION)
+    if credit is not None:
+        values["credit"] = _limit(" ".join(clean_text(credit).split()), "credit", "Credit", MAX_CREDIT)
+    values = {name: value for name, value in values.items() if getattr(media, name) != value}
+    if not values:
+        return media
+    showing = db.session.scalars(select(Entry).join(EntryMedia, EntryMedia.entry_id == Entry.id)
+                                 .where(EntryMedia.media_id == media.id, Entry.deleted.is_(False))
+                                 .order_by(Entry.story_id, Entry.id)).unique().all()
+    with atomic():
+        for name, value in values.items():
+            setattr(media, name, value)
+        for entry in showing:  # ordered by story: each story's lock is taken once, in order
+            with _story_change(entry.story) as changed:
+                _take_revision(changed, entry, entry.story)
+    return media
+
+
 def _media_ids(value) -> list[int]:
     """A list of media ids as given (ordered, each once), checked to exist."""
     if not isinstance(value, list | tuple) or not all(type(item) is int and 0 < item <= MAX_ID for item in value):

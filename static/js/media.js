@@ -27,7 +27,12 @@
     img.decoding = "async";
     picture.appendChild(source);
     picture.appendChild(img);
-    fig.appendChild(picture);
+    var open = document.createElement("a");
+    open.className = "media__open";
+    open.href = media.url;
+    open.setAttribute("aria-label", "Open the image: " + media.alt);
+    open.appendChild(picture);
+    fig.appendChild(open);
     if (media.caption || media.credit) {
       var caption = document.createElement("figcaption");
       caption.textContent = media.caption;
@@ -48,7 +53,60 @@
     if (!box) return;
     box.replaceChildren.apply(box, (mediaList || []).map(figure));
     box.hidden = !box.children.length;
+    box.classList.toggle("entry__media--gallery", box.children.length > 1);
   }
+
+  // The viewer: an update's images one at a time, large, in a modal dialog. Arrow keys and the
+  // buttons move between them, Escape closes it, and focus goes back to the image it came from.
+  var viewer = null, shown = [], at = 0, opener = null;
+
+  function build() {
+    viewer = document.createElement("dialog");
+    viewer.className = "viewer";
+    viewer.setAttribute("aria-label", "Images of this update");
+    viewer.innerHTML = '<div class="viewer__frame"><img class="viewer__image" alt=""></div>' +
+      '<p class="viewer__caption"></p><p class="viewer__count" aria-live="polite"></p>' +
+      '<div class="viewer__controls"><button type="button" class="button" data-go="-1">Previous</button>' +
+      '<button type="button" class="button" data-go="1">Next</button>' +
+      '<button type="button" class="button" data-close>Close</button></div>';
+    viewer.addEventListener("click", function (event) {
+      var go = event.target.closest("[data-go]");
+      if (go) show(at + +go.dataset.go);
+      else if (event.target.closest("[data-close]") || event.target === viewer) viewer.close();
+    });
+    viewer.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowRight") { event.preventDefault(); show(at + 1); }
+      if (event.key === "ArrowLeft") { event.preventDefault(); show(at - 1); }
+    });
+    viewer.addEventListener("close", function () { if (opener) opener.focus(); });
+    document.body.appendChild(viewer);
+  }
+
+  function show(index) {
+    at = (index + shown.length) % shown.length;
+    var figureEl = shown[at];
+    var img = figureEl.querySelector("img");
+    var large = viewer.querySelector(".viewer__image");
+    large.src = figureEl.querySelector(".media__open").href;
+    large.alt = img.alt;
+    var caption = figureEl.querySelector("figcaption");
+    viewer.querySelector(".viewer__caption").textContent = caption ? caption.textContent : "";
+    viewer.querySelector(".viewer__count").textContent = "Image " + (at + 1) + " of " + shown.length;
+    viewer.querySelectorAll("[data-go]").forEach(function (button) { button.hidden = shown.length < 2; });
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest(".media__open");
+    if (!link || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    event.preventDefault();
+    if (!viewer) build();
+    opener = link;
+    var box = link.closest("[data-entry-media]") || link.closest("figure").parentNode;
+    shown = Array.from(box.querySelectorAll("figure.media"));
+    viewer.showModal();
+    show(shown.indexOf(link.closest("figure")));
+    viewer.querySelector("[data-close]").focus();
+  });
 
   window.TrackerMedia = { figure: figure, render: render };
 })();
