@@ -578,3 +578,24 @@ def test_site_images_are_found_with_site_root_and_never_outside_it(app, tmp_path
     assert "image /img/link.jpg was not found" in report
     with app.app_context():
         assert [m.alt for m in entries("storm")[0].media] == ["Trees down"]
+
+
+def test_an_export_with_media_imports_back_with_its_pictures(app, tmp_path):
+    site = tmp_path / "site"
+    photo(site / "lead.jpg")
+    photo(site / "crowd.jpg", (1200, 800))
+    post = write(site, "rally.md", "---\ntitle: The rally\nimage: lead.jpg\n---\nThousands marched.\n\n"
+                 "![The crowd](crowd.jpg)\n")
+    run(app, "import", str(post))
+    out = tmp_path / "out" / "rally.md"
+    out.parent.mkdir()
+    assert run(app, "export", "rally", "--media", "--output", str(out)).exit_code == 0
+    text = out.read_text()
+    assert "image: rally-media/" in text and "![The crowd](rally-media/" in text
+    assert len(list((tmp_path / "out" / "rally-media").glob("*.jpg"))) == 2
+    out.write_text(text.replace("slug: rally", "slug: rally-again"))
+    assert lines(run(app, "import", str(out))) == {"rally.md": "created"}
+    with app.app_context():
+        assert story("rally-again").image_media.width == 900
+        assert [m.alt for m in entries("rally-again")[0].media] == ["The crowd"]
+    assert run(app, "export", "rally", "--media").exit_code == 2

@@ -169,14 +169,20 @@ def import_markdown(paths, story_slug, zone_name, site_root):
 @click.argument("slug")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write to this file instead of standard output.")
+@click.option("--media", "with_media", is_flag=True,
+              help="Also write the story's images into a folder beside FILE (FILE's name without .md, then "
+                   "'-media'), so that importing FILE brings them back. Needs --output.")
 @with_appcontext
-def export_markdown(slug, output):
+def export_markdown(slug, output, with_media):
     """Write a story as Markdown with YAML front matter, one section per entry; `import` reads it back."""
     upgrade_database()
     story = story_by_slug(slug)
     if story is None:
         raise click.ClickException(f"No story '{slug}'.")
-    text = importer.export_story(story)
+    if with_media and output is None:
+        raise click.UsageError("--media needs --output: the images are written beside that file.")
+    folder = Path(output).with_name(Path(output).stem + "-media") if with_media else None
+    text = importer.export_story(story, folder)
     if output is None:
         click.echo(text, nl=False)
         return

@@ -56,7 +56,7 @@ import yaml
 from flask import current_app
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
 
-from . import services
+from . import services, storage
 from .models import STATUSES, Story, utcnow
 from .queries import entry_by_idempotency_key, story_by_slug, visible_entries
 from .sanitize import clean_text
@@ -489,15 +489,40 @@ def isoformat_exact(value: datetime) -> str:
     return value.isoformat(timespec="microseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
 
 
-def export_story(story: Story) -> str:
-    """The story as Markdown with YAML front matter and one section per visible entry (see the module's notes)."""
+def export_story(story: Story, media_folder: Path | None = None) -> str:
+    """The story as Markdown with YAML front matter and one section per visible entry (see the module's notes).
+
+    With `media_folder` (a folder beside the Markdown file), its images are written there and named by
+    relative paths, the lead image as `image:` and each update's images as lines below its text, so that
+    importing the file again brings them back.
+    """
+    image = _export_image(story.image_media, media_folder) if story.image_media and media_folder else story.image_url
     meta = {"title": story.title, "slug": story.slug, "date": isoformat_exact(story.created_at),
-            "summary": story.summary, "image": story.image_url, "tags": story.tag_list, "status": story.status}
+            "summary": story.summary, "image": image, "tags": story.tag_list, "status": story.status}
     front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=10_000).strip()
     sections = []
     for entry in visible_entries(story):
         headline = " ".join(entry.headline.split())
         heading = f"## {isoformat_exact(entry.created_at)}" + (f" · {headline}" if headline else "")
         body = _ESCAPE_ON_EXPORT.sub(r"\\\1", entry.body)
+        if media_folder is not None:
+            body += "".join(f"\n\n![{_alt(media.alt)}]({_export_image(media, media_folder)})" for media in entry.media)
         sections.append(f"{heading}\n\n{body}\n")
     return f"---\n{front}\n---\n" + "".join(f"\n{section}" for section in sections)
+
+
+def _alt(text: str) -> str:
+    return re.sub(r"[\[\]\\\n]", " ", text).strip()
+
+
+def _export_image(media, folder: Path) -> str:
+    """Write an image's largest variant into `folder`; its path relative to the Markdown file."""
+    largest = media.to_dict()["variants"][-1]
+    name = largest["url"].rsplit("/", 1)[1]
+    data = storage.read(media.key, name)
+    if data is None:
+        return ""
+    folder.mkdir(parents=True, exist_ok=True)
+    file_name = f"{media.key}{Path(name).suffix}"
+    (folder / file_name).write_bytes(data)
+    return f"{folder.name}/{file_name}"
