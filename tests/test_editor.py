@@ -1,9 +1,11 @@
 """Editor pages: forms, JSON answers for the page's script, controls and permissions."""
 
+import io
 import re
 
 import pytest
 from helpers import JSON, form_page, login, make_user, post_entry
+from PIL import Image
 from sqlalchemy import func, select
 
 from tracker.extensions import db
@@ -348,3 +350,19 @@ def test_the_story_page_counts_instead_of_cutting_and_keeps_end_story_apart(edit
     body = re.search(r"<textarea[^>]*name=\"body\"[^>]*>", page).group(0)
     assert "maxlength" not in body and 'data-limit="20000"' in body
     assert page.index("data-entries") < page.index("End story") and "data-confirm=" in page
+
+
+def test_story_settings_take_an_uploaded_lead_image(editor_client, app, story):
+    picture = io.BytesIO()
+    Image.new("RGB", (1200, 630), (20, 60, 120)).save(picture, "JPEG")
+    token, _ = form_page(editor_client, f"/editor/stories/{story}/settings")
+    fields = {"csrf_token": token, "title": "Flood warning", "summary": "", "image_url": ""}
+    missing_alt = editor_client.post(f"/editor/stories/{story}/settings", content_type="multipart/form-data",
+                                     data={**fields, "file": (io.BytesIO(picture.getvalue()), "lead.jpg"), "alt": ""})
+    assert missing_alt.status_code == 400 and "Alt text" in missing_alt.get_data(as_text=True)
+    saved = editor_client.post(f"/editor/stories/{story}/settings", content_type="multipart/form-data",
+                               data={**fields, "file": (io.BytesIO(picture.getvalue()), "lead.jpg"),
+                                     "alt": "The river over its banks"})
+    assert saved.status_code == 302
+    page = editor_client.get(f"/stories/{story}").get_data(as_text=True)
+    assert 'alt="The river over its banks"' in page and 'property="og:image"' in page

@@ -99,7 +99,8 @@ def story_settings(slug):
     del form.slug, form.status
     if form.validate_on_submit():
         try:
-            services.update_story(story, form.title.data, form.summary.data, form.image_url.data)
+            lead = upload().id if getattr(request.files.get("file"), "filename", "") else None
+            services.update_story(story, form.title.data, form.summary.data, form.image_url.data, image_media=lead)
         except ServiceError as exc:
             _attach(form, exc)
         else:

@@ -305,9 +305,9 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
 
 
 def update_story(story: Story, title: str, summary: str = "", image_url: str = "",
-                 tags: str | list | None = None) -> Story:
-    """Change a story's title, summary, lead image or (unless None) tags."""
-    return change_story(story, title=title, summary=summary, image_url=image_url, tags=tags)
+                 tags: str | list | None = None, image_media: int | None = None) -> Story:
+    """Change a story's title, summary, lead image or (unless None) tags and uploaded lead image."""
+    return change_story(story, title=title, summary=summary, image_url=image_url, tags=tags, image_media=image_media)
 
 
 def set_status(story: Story, status: str) -> Story:

@@ -59,7 +59,7 @@ def requested_page(story: Story, limit: int = 20, include_pinned: bool = False) 
 
 
 # Views that take an image upload: their requests may be larger than any other (see allow_uploads).
-UPLOADS = {"api.upload_media", "editor.upload_media"}
+UPLOADS = {"api.upload_media", "editor.upload_media", "editor.story_settings"}
 
 
 def allow_uploads() -> None:
