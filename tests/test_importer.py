@@ -573,7 +573,11 @@ def test_site_images_are_found_with_site_root_and_never_outside_it(app, tmp_path
     (site / "static" / "img" / "link.jpg").symlink_to(outside)
     post = write(site / "content", "storm.md", "---\ntitle: Storm\n---\nWind.\n\n![Trees down](/img/a.jpg)\n\n"
                  "![x](../../secret.jpg)\n\n![y](/img/link.jpg)\n")
+    app.config["MEDIA_MAX_BYTES"] = 200_000
+    (site / "static" / "img" / "huge.jpg").write_bytes(b"\xff" * 200_001)
+    post.write_text(post.read_text() + "\n![z](/img/huge.jpg)\n")
     report = lines(run(app, "import", str(post), "--site-root", str(site)))["storm.md"]
+    assert "image /img/huge.jpg was not imported (larger than 200,000 bytes)" in report
     assert report.startswith("created; warning: image ../../secret.jpg was not found")
     assert "image /img/link.jpg was not found" in report
     with app.app_context():

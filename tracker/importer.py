@@ -351,6 +351,8 @@ class _Pictures:
         config = current_app.config
         try:
             data = _read_bytes(path, config["MEDIA_MAX_BYTES"])
+            if len(data) > config["MEDIA_MAX_BYTES"]:
+                raise ImportSkipped(f"larger than {config['MEDIA_MAX_BYTES']:,} bytes")
             return services.add_media(data, alt, max_pixels=config["MEDIA_MAX_PIXELS"]).id
         except (ImportSkipped, services.ServiceError) as exc:
             self.warnings.append(f"image {address} was not imported ({getattr(exc, 'message', None) or exc}), "
