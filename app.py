@@ -18,11 +18,12 @@ if SERVING:
     warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
     # Patch before anything imports socket, threading or ssl.
     import eventlet
+    import eventlet.tpool
     import eventlet.wsgi
 
     eventlet.monkey_patch()
 
-from tracker import create_app, demo, fanout, guard, metrics, scheduler, socketio  # noqa: E402
+from tracker import create_app, demo, fanout, guard, images, metrics, scheduler, socketio  # noqa: E402
 from tracker.events import rev_beacon  # noqa: E402
 from tracker.schema import upgrade_database  # noqa: E402
 
@@ -280,6 +281,9 @@ def main() -> None:
     # connection storm: keep what startup made out of the passes, and pass less often.
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
+    # Decoding and encoding an upload takes seconds of CPU (Pillow releases the GIL meanwhile): in
+    # eventlet's thread pool, so every other connection keeps being served.
+    images.run_blocking = eventlet.tpool.execute
     socketio.start_background_task(rev_beacon, app)
     socketio.start_background_task(scheduler.run, app)
     listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)

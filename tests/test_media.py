@@ -78,6 +78,17 @@ def test_transparency_keeps_a_png_fallback_and_an_animated_gif_its_first_frame(c
     assert first[0] > 200 and first[1] < 60
 
 
+def test_a_phones_photo_uploads_whole(client, auth):
+    """12 megapixels in an MPO (a JPEG with a second image, as many phones write them), several megabytes."""
+    noise = Image.effect_noise((4032, 3024), 64).convert("RGB")
+    out = io.BytesIO()
+    noise.save(out, "MPO", save_all=True, append_images=[Image.new("RGB", (640, 480))], quality=95)
+    assert len(out.getvalue()) > 3_000_000
+    made = upload(client, out.getvalue(), auth, name="IMG_0001.JPG")
+    assert made.status_code == 201, made.get_json()
+    assert [v["width"] for v in made.get_json()["media"]["variants"]][-1] == 1600
+
+
 def png_header(width: int, height: int) -> bytes:
     """A PNG that claims width x height pixels in a few bytes (a decompression bomb's header)."""
     def chunk(kind: bytes, data: bytes) -> bytes:

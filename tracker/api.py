@@ -10,7 +10,7 @@ from functools import partial, wraps
 from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 
 from . import openapi, queries, services
-from .extensions import csrf
+from .extensions import csrf, limiter
 from .models import MAX_API_PAGE, MAX_REV, isoformat
 from .services import CONTRIBUTOR_REFUSAL, ServiceError
 from .web import entry_or_404, int_arg, requested_page, story_or_404, upload
@@ -243,6 +243,7 @@ def _move(entry, status: str | None = None, publish_at: str | None = None, note:
 
 
 @bp.post("/media")
+@limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"])
 @token_required(contributors=True)
 def upload_media():
     """Upload an image (multipart: file, alt, caption, credit): checked, stripped of metadata, scaled."""

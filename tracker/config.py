@@ -99,6 +99,8 @@ class Config:
     MEDIA_DIR = os.environ.get("MEDIA_DIR") or None
     MEDIA_MAX_BYTES = _env_int("MEDIA_MAX_BYTES", 20 * 1024 * 1024)
     MEDIA_MAX_PIXELS = _env_int("MEDIA_MAX_PIXELS", 50_000_000)
+    # Image uploads per client address (each takes seconds of CPU), counted like failed logins.
+    UPLOAD_RATE_LIMIT = os.environ.get("UPLOAD_RATE_LIMIT", "30 per minute")
     # An S3-compatible bucket for media instead of MEDIA_DIR, shared by every process (credentials
     # from the usual AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); the endpoint for non-AWS servers.
     MEDIA_S3_BUCKET = os.environ.get("MEDIA_S3_BUCKET") or None

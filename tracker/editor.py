@@ -6,13 +6,13 @@ JSON, answers JSON instead, so the editor can publish without a page reload.
 import re
 import uuid
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from . import queries, services
 from .auth import admin_required, publisher_required
-from .extensions import db
+from .extensions import db, limiter
 from .forms import AccountForm, ActionForm, DeskForm, EditEntryForm, EntryForm, StoryForm, UserForm
 from .models import DRAFT, ID_PATTERN, PUBLISHED, SCHEDULED, SUBMITTED, User
 from .services import ServiceError
@@ -180,6 +180,7 @@ def preview():
 
 
 @bp.post("/media")
+@limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"])
 def upload_media():
     """Upload an image for an update (the compose form's picker, drop and paste): JSON either way."""
     try:

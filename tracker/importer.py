@@ -341,6 +341,12 @@ class _Pictures:
         self.root = site_root or next((folder for folder in (post.parent, *post.parent.parents)
                                        if any((folder / marker).is_file() for marker in SITE_MARKERS)), None)
         self.warnings: list[str] = []
+        self.keys: list[str] = []  # of the files stored for this post
+
+    def forget(self) -> None:
+        """Delete the files stored for a post whose import was rolled back."""
+        for key in self.keys:
+            storage.remove(key)
 
     def upload(self, address: str, alt: str) -> int | None:
         """The media id of the image at this address, or None (and a warning)."""
@@ -353,7 +359,9 @@ class _Pictures:
             data = _read_bytes(path, config["MEDIA_MAX_BYTES"])
             if len(data) > config["MEDIA_MAX_BYTES"]:
                 raise ImportSkipped(f"larger than {config['MEDIA_MAX_BYTES']:,} bytes")
-            return services.add_media(data, alt, max_pixels=config["MEDIA_MAX_PIXELS"]).id
+            media = services.add_media(data, alt, max_pixels=config["MEDIA_MAX_PIXELS"])
+            self.keys.append(media.key)
+            return media.id
         except (ImportSkipped, services.ServiceError) as exc:
             self.warnings.append(f"image {address} was not imported ({getattr(exc, 'message', None) or exc}), "
                                  "imported without it")
@@ -405,7 +413,11 @@ def import_file(path, story_slug: str | None = None, zone: tzinfo | str = UTC, s
                 return pictures.report(_import_entry(path, meta, body, story_slug, zone, pictures))
             return pictures.report(_import_story(path, meta, body, zone, pictures))
     except services.ServiceError as exc:
+        pictures.forget()
         raise ImportSkipped(exc.message) from None
+    except BaseException:
+        pictures.forget()
+        raise
 
 
 def _import_story(path: Path, meta: dict, body: str, zone: tzinfo, pictures: _Pictures) -> str:
@@ -478,8 +490,13 @@ def _put_entry(story: Story, text: _Text, byline: str, pictures: _Pictures, alt:
     if entry.deleted:
         return False
     rev = entry.rev
-    body = _LOCAL_IMAGE.sub("", text.body).strip()
-    services.edit_entry(entry, body or entry.body, text.headline, byline=byline)
+    media = None
+    if entry.has_media:  # its images were taken out of its text when they were uploaded
+        body = _LOCAL_IMAGE.sub("", text.body).strip()
+    else:  # imported before images came along, or without them: they come now
+        body, media = pictures.take(text.body, alt)
+    services.change_entry(entry, body=body or entry.body, headline=text.headline, byline=byline,
+                          media=media or None)
     return entry.rev != rev
 
 

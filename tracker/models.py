@@ -253,8 +253,9 @@ class Entry(db.Model):
     editor: Mapped[User | None] = relationship(foreign_keys=[editor_id])
     versions: Mapped[list[EntryVersion]] = relationship(
         back_populates="entry", order_by="EntryVersion.id.desc()", lazy="select")
+    # Loaded with the entries they belong to, in one more query for a whole page of them.
     media_links: Mapped[list[EntryMedia]] = relationship(
-        order_by="EntryMedia.position", lazy="select", cascade="all, delete-orphan")
+        order_by="EntryMedia.position", lazy="selectin", cascade="all, delete-orphan")
 
     @property
     def is_published(self) -> bool:

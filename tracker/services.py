@@ -695,7 +695,11 @@ def add_media(data: bytes, alt: str, caption: str = "", credit: str = "", max_pi
     except images.Refused as exc:
         raise ServiceError(exc.message, "file", exc.status) from None
     key = secrets.token_hex(16)
-    storage.save(key, made.files)
+    try:
+        storage.save(key, made.files)
+    except BaseException:
+        storage.remove(key)  # what was written before it failed
+        raise
     media = Media(key=key, width=made.width, height=made.height, widths=",".join(map(str, made.widths)),
                   fallback=made.fallback, alt=alt, caption=caption, credit=credit)
     try:

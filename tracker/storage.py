@@ -79,6 +79,7 @@ def remove(key: str) -> None:
             client.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": item["Key"]} for item in listed]})
         return
     target = folder() / key
-    for path in target.glob("*"):
+    for path in target.glob("*") if target.is_dir() else ():
         path.unlink()
-    target.rmdir()
+    if target.is_dir():
+        target.rmdir()

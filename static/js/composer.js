@@ -99,6 +99,11 @@
       body.focus();
       return;
     }
+    if (form.querySelector("li.upload:not([data-media])")) {
+      say("Not sent: an image is not attached yet. Upload it (it needs its alt text) or remove it; " +
+          "your text is kept.", true);
+      return;
+    }
     sending = true;
     form.setAttribute("aria-busy", "true");
     say("Sending…");

@@ -89,6 +89,7 @@
     h.textContent = e.headline;
     h.hidden = !e.headline;
     el.querySelector("[data-desk-body]").innerHTML = e.html;  // sanitized by the server on write
+    if (window.TrackerMedia) window.TrackerMedia.render(el.querySelector("[data-entry-media]"), e.media);
     el.querySelectorAll("form, a[data-step]").forEach(function (node) {
       var attr = node.tagName === "FORM" ? "action" : "href";
       node.setAttribute(attr, node.getAttribute(attr).replace(/\/entries\/\d+\//, "/entries/" + e.id + "/"));
