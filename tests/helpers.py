@@ -141,6 +141,7 @@ class Process:
 
     def spawn(self, command: list[str], ready: str, **options) -> None:
         self.log: list[str] = []
+        self.logged = threading.Condition()  # notified whenever the output has a new line
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         **options)
         for line in self.process.stdout:  # it prints `ready` once it accepts connections
@@ -153,7 +154,15 @@ class Process:
     def _drain(self) -> None:
         """Keep reading the output so a full pipe never blocks the program."""
         for line in self.process.stdout:
-            self.log.append(line)
+            with self.logged:
+                self.log.append(line)
+                self.logged.notify_all()
+
+    def wait_for_line(self, predicate, timeout: float = 10) -> str:
+        """The first line of the output that satisfies `predicate`, once the program has printed it."""
+        with self.logged:
+            assert self.logged.wait_for(lambda: any(map(predicate, self.log)), timeout=timeout), "".join(self.log)
+            return next(line for line in self.log if predicate(line))
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -38,7 +38,7 @@ def test_a_time_missed_while_no_server_ran_publishes_on_start_and_says_so(server
     reader.connect()
     reader.wait_for(lambda r: missed in r.entries)
     assert reader.entries[missed]["status"] == "published" and reader.entries[missed]["rev"] == 2
-    assert any(f"published scheduled update {missed} " in line and "after its time" in line for line in server.log)
+    server.wait_for_line(lambda line: f"published scheduled update {missed} " in line and "after its time" in line)
     reader.sio.disconnect()
 
 
