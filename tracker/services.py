@@ -684,12 +684,22 @@ def _alive(entry: Entry) -> None:
 
 # Media
 
+def _media_text(alt: str | None, caption: str | None, credit: str | None) -> dict:
+    """An image's alt text, caption and credit as stored, checked (those given: None leaves one out)."""
+    fields = {}
+    if alt is not None:
+        fields["alt"] = _require(" ".join(clean_text(alt).split()), "alt",
+                                 "Alt text (what the image shows, for people who cannot see it)", MAX_ALT)
+    if caption is not None:
+        fields["caption"] = _limit(clean_text(caption), "caption", "Caption", MAX_CAPTION)
+    if credit is not None:
+        fields["credit"] = _limit(" ".join(clean_text(credit).split()), "credit", "Credit", MAX_CREDIT)
+    return fields
+
+
 def add_media(data: bytes, alt: str, caption: str = "", credit: str = "", max_pixels: int = 50_000_000) -> Media:
     """Check, process and store an uploaded image (see tracker.images) with its alt text, caption and credit."""
-    alt = _require(" ".join(clean_text(alt).split()), "alt", "Alt text (what the image shows, for people who "
-                   "cannot see it)", MAX_ALT)
-    caption = _limit(clean_text(caption), "caption", "Caption", MAX_CAPTION)
-    credit = _limit(" ".join(clean_text(credit).split()), "credit", "Credit", MAX_CREDIT)
+    fields = _media_text(alt, caption, credit)
     try:
         made = images.process(data, max_pixels)
     except images.Refused as exc:
@@ -701,7 +711,7 @@ def add_media(data: bytes, alt: str, caption: str = "", credit: str = "", max_pi
         storage.remove(key)  # what was written before it failed
         raise
     media = Media(key=key, width=made.width, height=made.height, widths=",".join(map(str, made.widths)),
-                  fallback=made.fallback, alt=alt, caption=caption, credit=credit)
+                  fallback=made.fallback, **fields)
     try:
         with atomic():  # or inside the caller's transaction (an import's)
             db.session.add(media)
@@ -716,14 +726,8 @@ def change_media(media: Media, alt: str | None = None, caption: str | None = Non
                  credit: str | None = None) -> Media:
     """Correct an image's alt text, caption or credit (None keeps one): every update showing it takes a
     revision, so readers get it again with the new text."""
-    values = {}
-    if alt is not None:
-        values["alt"] = _require(" ".join(clean_text(alt).split()), "alt", "Alt text", MAX_ALT)
-    if caption is not None:
-        values["caption"] = _limit(clean_text(caption), "caption", "Caption", MAX_CAPTION)
-    if credit is not None:
-        values["credit"] = _limit(" ".join(clean_text(credit).split()), "credit", "Credit", MAX_CREDIT)
-    values = {name: value for name, value in values.items() if getattr(media, name) != value}
+    values = {name: value for name, value in _media_text(alt, caption, credit).items()
+              if getattr(media, name) != value}
     if not values:
         return media
     showing = db.session.scalars(select(Entry).join(EntryMedia, EntryMedia.entry_id == Entry.id)

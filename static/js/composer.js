@@ -40,20 +40,16 @@
   // Autosave on every change (no delay to lose): the text survives a reload, a crash or a
   // closed tab, until it is sent.
   function save() {
-    try {
-      if (unsent()) localStorage.setItem(storageKey, JSON.stringify({ headline: headline.value, body: body.value, at: Date.now() }));
-      else localStorage.removeItem(storageKey);
-    } catch (e) { /* storage full or off: the beforeunload warning still guards the text */ }
+    forms.keep(storageKey, unsent() ? { headline: headline.value, body: body.value, at: Date.now() } : null);
   }
 
   function forget() {
-    try { localStorage.removeItem(storageKey); } catch (e) { /* nothing kept */ }
+    forms.keep(storageKey, null);
     savedNote.hidden = true;
   }
 
   function restore() {
-    var kept = null;
-    try { kept = JSON.parse(localStorage.getItem(storageKey) || "null"); } catch (e) { kept = null; }
+    var kept = forms.kept(storageKey);
     if (!kept || unsent()) return;
     headline.value = kept.headline || "";
     body.value = kept.body || "";

@@ -11,18 +11,14 @@
 
   function keyFor(id) { return "tracker:correct:" + id; }
 
-  function kept(id) {
-    try { return JSON.parse(localStorage.getItem(keyFor(id)) || "null"); } catch (e) { return null; }
-  }
+  function kept(id) { return forms.kept(keyFor(id)); }
 
   function keep(id, form) {
-    try {
-      localStorage.setItem(keyFor(id), JSON.stringify({ headline: form.headline.value, body: form.body.value,
-                                                       base_rev: form.base_rev.value, at: Date.now() }));
-    } catch (e) { /* the beforeunload warning still guards the text */ }
+    forms.keep(keyFor(id), { headline: form.headline.value, body: form.body.value, base_rev: form.base_rev.value,
+                            at: Date.now() });
   }
 
-  function forget(id) { try { localStorage.removeItem(keyFor(id)); } catch (e) { /* nothing kept */ } }
+  function forget(id) { forms.keep(keyFor(id), null); }
 
   function tell(id) {
     root.dispatchEvent(new CustomEvent("tracker:doing", { detail: { entry: id } }));

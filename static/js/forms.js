@@ -40,5 +40,18 @@
     });
   }
 
-  window.TrackerForms = { post: post, randomKey: randomKey, announce: announce, offsets: offsets };
+  // Unsent text kept in this browser (localStorage) under a key, until `value` is null. When storage
+  // is full or off nothing is kept; the pages' beforeunload warnings still guard the text.
+  function keep(key, value) {
+    try {
+      if (value) localStorage.setItem(key, JSON.stringify(value)); else localStorage.removeItem(key);
+    } catch (e) { /* nothing kept */ }
+  }
+
+  function kept(key) {
+    try { return JSON.parse(localStorage.getItem(key) || "null"); } catch (e) { return null; }
+  }
+
+  window.TrackerForms = { post: post, randomKey: randomKey, announce: announce, offsets: offsets, keep: keep,
+                          kept: kept };
 })();
