@@ -745,10 +745,18 @@ def test_video_and_social_posts_load_only_after_the_reader_consents(browser, ser
                     "And the mayor's post:\n\nhttps://x.com/mayor/status/1234567890123456789", "Video")
     http_post_entry(session, server, slug, "A link in a sentence https://www.youtube.com/watch?v=dQw4w9WgXcQ stays.",
                     "Inline")
+    http_post_entry(session, server, slug, "https://bsky.app/profile/reporter.example.org/post/3kq2xyzabcdef"
+                             "\n\nhttps://mastodon.social/@reporter/112233445566", "Social")
+    did = "did:plc:" + "a" * 24
     with new_context(browser) as context:
         elsewhere: list[str] = []
-        context.route(lambda url: not url.startswith(server.url),
-                      lambda route: (elsewhere.append(route.request.url), route.abort()))
+
+        def outside(route):
+            elsewhere.append(route.request.url)
+            if route.request.url.startswith("https://public.api.bsky.app/"):  # the closed network's stand-in
+                return route.fulfill(json={"did": did}, headers={"Access-Control-Allow-Origin": "*"})
+            route.abort()
+        context.route(lambda url: not url.startswith(server.url), outside)
         reader = context.new_page()
         response = reader.goto(f"{server.url}/stories/{slug}")
         assert "frame-src https://www.youtube-nocookie.com " in response.headers["content-security-policy"]
@@ -767,9 +775,29 @@ def test_video_and_social_posts_load_only_after_the_reader_consents(browser, ser
         tweet.get_by_role("button", name="Load content from X").click()
         expect(reader.locator('iframe[src^="https://platform.twitter.com/embed/Tweet.html?id=1234567890123456789"]')
                ).to_have_count(1)
-        reader.reload()  # X was remembered; YouTube was not
+        reader.locator("iframe.embed__frame--video").evaluate("(frame) => { frame.dataset.playing = 'yes'; }")
+        token = server.flask("token", "create", f"embeds-{uuid.uuid4().hex[:8]}").strip().splitlines()[-1]
+        video_id = entry_id_on(reader, "Video")
+        response = requests.patch(f"{server.url}/api/entries/{video_id}", timeout=10, headers={
+            "Authorization": f"Bearer {token}"}, json={"body": "Watch the reopening:\n\n"
+            "https://www.youtube.com/watch?v=dQw4w9WgXcQ\n\nAnd the mayor's post:\n\n"
+            "https://x.com/mayor/status/1234567890123456789"})
+        assert response.status_code == 200, response.text
+        expect(entry_with(reader, "Video").locator(".entry__body")).to_contain_text("Watch the reopening", timeout=WAIT)
+        expect(reader.locator("iframe[data-playing=yes]")).to_have_count(1)  # the same frame: the video plays on
+        assert not any("bsky" in url or "mastodon" in url for url in elsewhere), elsewhere
+        posts = entry_with(reader, "Social")
+        posts.get_by_role("button", name="Load content from Bluesky").click()
+        expect(posts.locator(f'iframe[src="https://embed.bsky.app/embed/{did}/app.bsky.feed.post/3kq2xyzabcdef"]')
+               ).to_have_count(1)
+        mastodon = posts.locator('.embed[data-embed="mastodon.social (Mastodon)"]')
+        mastodon.get_by_label("Always load content from mastodon.social (Mastodon)").check()
+        mastodon.get_by_role("button", name="Load content from mastodon.social (Mastodon)").click()
+        reader.reload()  # X and mastodon.social were remembered; YouTube and Bluesky were not
         expect(reader.locator('iframe[src^="https://platform.twitter.com/"]')).to_have_count(1, timeout=WAIT)
+        expect(reader.locator('iframe[src="https://mastodon.social/@reporter/112233445566/embed"]')).to_have_count(1)
         expect(reader.locator('.embed[data-embed="YouTube"] button')).to_have_count(1)
+        expect(reader.locator('.embed[data-embed="Bluesky"] button')).to_have_count(1)
 
 
 def test_a_gallery_opens_moves_and_closes_by_keyboard(browser, server):

@@ -53,6 +53,12 @@ def test_bare_urls_are_linked_but_not_inside_code():
     assert "<a" not in render_markdown("`https://example.org`")
 
 
+@pytest.mark.parametrize("url", ["https://bsky.app/profile/reporter.example.org/post/3kq2xyzabcdef",
+                                 "https://mastodon.social/@reporter/112233445566"])
+def test_a_bare_url_is_linked_whole_whatever_its_domain_or_path(url):
+    assert f'<p><a href="{url}" rel="noopener nofollow ugc" target="_blank">{url}</a></p>' in render_markdown(url)
+
+
 @pytest.mark.parametrize("attack", [
     "<script>alert(1)</script>",
     "<img src=x onerror=alert(1)>",

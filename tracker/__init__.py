@@ -20,8 +20,10 @@ from .models import ID_PATTERN, MASTODON_HOSTS
 EMBED_PROVIDERS = ("https://www.youtube-nocookie.com", "https://player.vimeo.com", "https://platform.twitter.com",
                    "https://embed.bsky.app", "https://www.instagram.com", "https://www.tiktok.com",
                    *(f"https://{host}" for host in MASTODON_HOSTS))
+# Bluesky's public API, which the reader's browser asks for a handle's DID after consent (embeds.js).
+BLUESKY_API = "https://public.api.bsky.app"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data: blob:; "
-       f"connect-src 'self'; font-src 'self'; frame-src {' '.join(EMBED_PROVIDERS)}; object-src 'none'; "
+       f"connect-src 'self' {BLUESKY_API}; font-src 'self'; frame-src {' '.join(EMBED_PROVIDERS)}; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 EMBED_CSP = CSP.replace("frame-ancestors 'none'", "frame-ancestors *")
 

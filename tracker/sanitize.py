@@ -19,8 +19,10 @@ ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto"})
 _ABSOLUTE_URL = re.compile(r"^(?:https?://|mailto:)", re.IGNORECASE)
 LINK_REL = "noopener nofollow ugc"
 
-# Raw HTML in Markdown is shown as text, never passed through.
-_markdown = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
+# Raw HTML in Markdown is shown as text, never passed through. Bare addresses become links by
+# linkify-it, which knows every top-level domain and paths with "@" (bleach's linkify knows
+# neither, and would link only part of https://bsky.app/... or https://mastodon.social/@...).
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": True}).enable(["strikethrough", "linkify"])
 # What XML 1.0 cannot carry (a feed holding one does not parse): C0 controls but tab, newline and
 # CR, lone surrogates, U+FFFE and U+FFFF. No field may hold them, so feeds of new text never do.
 _NOT_XML = r"\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff"

@@ -7,6 +7,7 @@
 (function () {
   "use strict";
   var MASTODON = (document.body.dataset.mastodon || "").split(",").filter(Boolean);  // the servers the CSP allows
+  var BSKY_RESOLVE = "https://public.api.bsky.app/xrpc/com.atproto.identity.resolveHandle?handle=";
 
   // Each: a name, the URL pattern (whole URL), the iframe address made from its match, and a shape.
   var PROVIDERS = [
@@ -21,11 +22,21 @@
       src: function (m) { return "https://platform.twitter.com/embed/Tweet.html?id=" + m[1] + "&dnt=true"; } },
     { name: "Bluesky", shape: "post", re: /^https:\/\/bsky\.app\/profile\/(did:plc:[a-z2-7]{24})\/post\/([a-z2-7]{13})\/?$/,
       src: function (m) { return "https://embed.bsky.app/embed/" + m[1] + "/app.bsky.feed.post/" + m[2]; } },
+    // A handle (a domain name) is resolved to its DID by Bluesky's public API, after consent.
+    { name: "Bluesky", shape: "post",
+      re: /^https:\/\/bsky\.app\/profile\/((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9])\/post\/([a-z2-7]{13})\/?$/i,
+      src: function (m) { return BSKY_RESOLVE + encodeURIComponent(m[1].toLowerCase()); },
+      resolve: function (answer, m) {
+        return /^did:plc:[a-z2-7]{24}$/.test(answer.did) &&
+          "https://embed.bsky.app/embed/" + answer.did + "/app.bsky.feed.post/" + m[2];
+      } },
     { name: "Instagram", shape: "post", re: /^https:\/\/(?:www\.)?instagram\.com\/(p|reel)\/([A-Za-z0-9_-]{5,40})\/?(?:\?[^\s]*)?$/,
       src: function (m) { return "https://www.instagram.com/" + m[1] + "/" + m[2] + "/embed"; } },
     { name: "TikTok", shape: "post", re: /^https:\/\/(?:www\.)?tiktok\.com\/@[A-Za-z0-9_.]{1,24}\/video\/([0-9]{1,20})\/?(?:\?[^\s]*)?$/,
       src: function (m) { return "https://www.tiktok.com/embed/v2/" + m[1]; } },
+    // Each Mastodon server is its own provider: the reader consents to that server.
     { name: "Mastodon", shape: "post", re: /^https:\/\/([a-z0-9.-]{1,100})\/@[A-Za-z0-9_]{1,30}\/([0-9]{1,20})\/?$/,
+      label: function (m) { return m[1] + " (Mastodon)"; },
       src: function (m) { return MASTODON.indexOf(m[1]) === -1 ? null : m[0].replace(/\/$/, "") + "/embed"; } }
   ];
 
@@ -33,7 +44,10 @@
     for (var i = 0; i < PROVIDERS.length; i++) {
       var m = PROVIDERS[i].re.exec(url);
       var src = m && PROVIDERS[i].src(m);
-      if (src) return { provider: PROVIDERS[i], src: src };
+      if (src) {
+        var p = PROVIDERS[i];
+        return { provider: p, src: src, name: p.label ? p.label(m) : p.name, match: m };
+      }
     }
     return null;
   }
@@ -46,10 +60,31 @@
     try { localStorage.setItem("tracker:consent:" + name, "yes"); } catch (e) { /* asked again next time */ }
   }
 
+  // The address to frame: found.src, or for a provider that must look something up first, what
+  // its answer gives (null when it cannot).
+  function frameSrc(found) {
+    if (!found.provider.resolve) return Promise.resolve(found.src);
+    return fetch(found.src, { credentials: "omit", referrerPolicy: "no-referrer" })
+      .then(function (response) { return response.ok ? response.json() : {}; })
+      .then(function (answer) { return found.provider.resolve(answer, found.match) || null; })
+      .catch(function () { return null; });
+  }
+
   function load(box, found, url) {
+    box.setAttribute("aria-busy", "true");
+    frameSrc(found).then(function (src) {
+      box.removeAttribute("aria-busy");
+      if (src) { show(box, found, url, src); return; }
+      var failed = box.querySelector(".embed__note");
+      failed.textContent = "This post could not be loaded from " + found.name + ". The link above opens it.";
+      failed.setAttribute("role", "status");
+    });
+  }
+
+  function show(box, found, url, src) {
     var frame = document.createElement("iframe");
-    frame.src = found.src;
-    frame.title = found.provider.name + ": " + url;
+    frame.src = src;
+    frame.title = found.name + ": " + url;
     frame.loading = "lazy";
     frame.referrerPolicy = "strict-origin-when-cross-origin";
     frame.setAttribute("allow", "encrypted-media; picture-in-picture; fullscreen");
@@ -61,10 +96,11 @@
 
   var count = 0;
   function placeholder(paragraph, link, found) {
-    var url = link.href, name = found.provider.name;
+    var url = link.href, name = found.name;
     var box = document.createElement("div");
     box.className = "embed embed--" + found.provider.shape;
     box.dataset.embed = name;
+    box.dataset.url = url;
     var label = document.createElement("p");
     label.className = "embed__provider";
     label.textContent = "Content from " + name;
@@ -104,6 +140,32 @@
     });
   }
 
-  window.TrackerEmbeds = { scan: scan, match: match };
+  // Replace an update's body with new HTML, keeping each embed the reader has loaded whose link
+  // is still there in place, so a correction to the text does not stop a playing video (moving
+  // an iframe in the document would reload it).
+  function update(body, html) {
+    if (body.trackerHtml === html) return;
+    body.trackerHtml = html;
+    var loaded = {};
+    body.querySelectorAll(":scope > .embed--loaded").forEach(function (box) { loaded[box.dataset.url] = box; });
+    var fresh = document.createElement("div");
+    fresh.className = "entry__body";
+    fresh.innerHTML = html;  // sanitized by the server on write
+    scan(fresh);
+    var wanted = Array.prototype.map.call(fresh.childNodes, function (node) {
+      var kept = node.dataset && node.dataset.url && loaded[node.dataset.url];
+      if (kept) delete loaded[node.dataset.url];
+      return kept || node;
+    });
+    var keep = new Set(wanted);
+    Array.prototype.slice.call(body.childNodes).forEach(function (node) { if (!keep.has(node)) node.remove(); });
+    var cursor = body.firstChild;
+    wanted.forEach(function (node) {
+      if (node === cursor) cursor = cursor.nextSibling;
+      else body.insertBefore(node, cursor);
+    });
+  }
+
+  window.TrackerEmbeds = { scan: scan, match: match, update: update };
   scan(document);
 })();

@@ -90,9 +90,10 @@
     var headline = el.querySelector(".entry__headline");
     headline.textContent = e.headline;
     headline.hidden = !e.headline;
-    el.querySelector(".entry__body").innerHTML = e.html;  // sanitized by the server on write
+    var body = el.querySelector(".entry__body");
+    if (window.TrackerEmbeds) window.TrackerEmbeds.update(body, e.html);
+    else body.innerHTML = e.html;  // sanitized by the server on write
     if (window.TrackerMedia) window.TrackerMedia.render(el.querySelector("[data-entry-media]"), e.media);
-    if (window.TrackerEmbeds) window.TrackerEmbeds.scan(el);
     el.querySelector(".entry__author").textContent = e.author ? "By " + e.author : "";
     el.querySelectorAll("[data-entry-controls] a, [data-entry-controls] form").forEach(function (node) {
       var attr = node.tagName === "FORM" ? "action" : "href";
