@@ -307,6 +307,7 @@ TABLE = [
     Row("/api/media", "POST", "/api/media", token_holders((201, "/media/")), upload=True, writes=True),
     Row("/api/media/<id:media_id>", "PATCH", "/api/media/{photo}", token_holders((200, None)),
         json={"caption": "High water at noon."}, writes=True),
+    Row("/api/media/<id:media_id>", "DELETE", "/api/media/{photo}", token_holders((204, None)), writes=True),
     Row("/api/stories/<slug>/drafts", "GET", "/api/stories/{slug}/drafts", token_holders((200, None))),
     Row("/api/entries/<id:entry_id>/publish", "POST", "/api/entries/{submitted}/publish", token_holders((200, None)),
         writes=True),

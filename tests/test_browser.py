@@ -828,3 +828,13 @@ def test_a_gallery_opens_moves_and_closes_by_keyboard(browser, server):
         reader.keyboard.press("Escape")
         expect(viewer).to_be_hidden()
         assert reader.evaluate("document.activeElement.getAttribute('aria-label')") == "Open the image: Boat 1"
+        # The lead image arrives, is corrected and is taken down live.
+        assert requests.patch(f"{server.url}/api/stories/{slug}", headers=api, json={"image_media": ids[1]}).ok
+        lead = reader.locator("[data-story-lead] img")
+        expect(lead).to_have_attribute("alt", "Boat 2", timeout=WAIT)
+        requests.patch(f"{server.url}/api/media/{ids[1]}", headers=api, json={"alt": "The lifeboat"})
+        expect(lead).to_have_attribute("alt", "The lifeboat", timeout=WAIT)
+        expect(entry_with(reader, "Adrift").locator("img").nth(1)).to_have_attribute("alt", "The lifeboat")
+        assert requests.delete(f"{server.url}/api/media/{ids[1]}", headers=api).status_code == 204
+        expect(reader.locator("[data-story-lead]")).to_be_hidden(timeout=WAIT)
+        expect(entry_with(reader, "Adrift").locator("img")).to_have_count(1)

@@ -2,6 +2,7 @@
 import io
 import struct
 import zlib
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -186,5 +187,41 @@ def test_an_images_alt_text_caption_and_credit_are_corrected_live_everywhere_it_
     assert sorted(e["id"] for e in events) == sorted(m["entry"]["id"] for m in made)
     assert all(e["media"][0]["credit"] == "A. Reader" and e["rev"] > made[-1]["entry"]["rev"] for e in events)
     assert "Flood water at the town hall steps" in client.get(f"/stories/{story}").get_data(as_text=True)
+    assert client.patch(f"/api/stories/{story}", headers=auth, json={"image_media": media["id"]}).status_code == 200
+    reader.get_received()
+    client.patch(f"/api/media/{media['id']}", headers=auth, json={"caption": "The town hall, Tuesday"})
+    [lead] = [e["args"][0] for e in reader.get_received() if e["name"] == "story"]
+    assert lead["image"]["caption"] == "The town hall, Tuesday" and lead["image_media"] == media["id"]
+    assert client.get(f"/api/stories/{story}").get_json()["story"]["image"] == lead["image"]
     assert client.patch(f"/api/media/{media['id']}", headers=auth, json={"alt": ""}).status_code == 422
     assert client.patch("/api/media/999", headers=auth, json={"alt": "x"}).status_code == 404
+
+
+def test_an_image_taken_down_leaves_every_update_and_story_live_and_its_files_go(app, client, auth, story,
+                                                                                 socket_client):
+    media, kept = (upload(client, jpeg((800, 600)), auth).get_json()["media"] for _ in range(2))
+    made = client.post(f"/api/stories/{story}/entries", headers=auth,
+                       json={"body": "Two.", "media": [media["id"], kept["id"]]}).get_json()["entry"]
+    client.patch(f"/api/stories/{story}", headers=auth, json={"image_media": media["id"]})
+    reader = socket_client()
+    reader.emit("join", {"story": story, "since": 0}, callback=True)
+    assert client.delete(f"/api/media/{media['id']}", headers=auth).status_code == 204
+    events = {e["name"]: e["args"][0] for e in reader.get_received() if e["name"] in ("entry", "story")}
+    assert [m["id"] for m in events["entry"]["media"]] == [kept["id"]] and events["entry"]["rev"] > made["rev"]
+    assert events["story"]["image"] is None and events["story"]["image_media"] is None
+    assert client.get(media["url"]).status_code == 404 and client.get(kept["url"]).status_code == 200
+    assert media["url"] not in client.get(f"/stories/{story}").get_data(as_text=True)
+    assert client.delete(f"/api/media/{media['id']}", headers=auth).status_code == 404
+
+
+def test_prune_media_deletes_only_old_images_nothing_shows(app, client, auth, story):
+    shown, fresh, abandoned = (upload(client, jpeg((600, 400)), auth).get_json()["media"] for _ in range(3))
+    client.post(f"/api/stories/{story}/entries", headers=auth, json={"body": "One.", "media": [shown["id"]]})
+    with app.app_context():
+        for media in db.session.scalars(db.select(Media).where(Media.id.in_([shown["id"], abandoned["id"]]))):
+            media.created_at -= timedelta(days=2)
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["prune-media", "--older-than", "24"])
+    assert result.exit_code == 0 and "Deleted 1 unused image." in result.output
+    assert client.get(abandoned["url"]).status_code == 404
+    assert client.get(shown["url"]).status_code == 200 and client.get(fresh["url"]).status_code == 200

@@ -13,7 +13,7 @@ from . import openapi, queries, services
 from .extensions import csrf, limiter
 from .models import MAX_API_PAGE, MAX_REV, isoformat
 from .services import CONTRIBUTOR_REFUSAL, ServiceError
-from .web import entry_or_404, int_arg, requested_page, story_or_404, upload
+from .web import entry_or_404, int_arg, media_or_404, requested_page, story_or_404, upload
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -243,8 +243,8 @@ def _move(entry, status: str | None = None, publish_at: str | None = None, note:
 
 
 @bp.post("/media")
+@token_required(contributors=True)  # first: a request without a token is a 401, and costs no upload
 @limiter.limit(lambda: current_app.config["UPLOAD_RATE_LIMIT"])
-@token_required(contributors=True)
 def upload_media():
     """Upload an image (multipart: file, alt, caption, credit): checked, stripped of metadata, scaled."""
     media = upload()
@@ -255,11 +255,17 @@ def upload_media():
 @token_required
 def update_media(media_id):
     """Correct an image's alt text, caption or credit; the updates showing it reach readers again."""
-    media = queries.media_by_ids([media_id]).get(media_id)
-    if media is None:
-        abort(404, description="There is no such image.")
+    media = media_or_404(media_id)
     services.change_media(media, **_payload("alt", "caption", "credit"))
     return jsonify(media=media.to_dict())
+
+
+@bp.delete("/media/<id:media_id>")
+@token_required
+def delete_media(media_id):
+    """Take an image down: off every update and story showing it, live, and its files deleted."""
+    services.delete_media(media_or_404(media_id))
+    return "", 204
 
 
 @bp.post("/entries/<id:entry_id>/publish")

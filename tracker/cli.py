@@ -1,6 +1,7 @@
-"""Command-line tools: `flask --app app init-db | seed-demo | user | token | import | export`."""
+"""Command-line tools: `flask --app app init-db | seed-demo | user | token | import | export | prune-media`."""
 import logging
 import sys
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -191,7 +192,19 @@ def export_markdown(slug, output, with_media):
     click.echo(f"Story '{slug}' written to {output}.", err=True)
 
 
+@click.command("prune-media")
+@click.option("--older-than", "hours", type=click.IntRange(min=1), default=24, show_default=True, metavar="HOURS",
+              help="Only images uploaded at least this many hours ago (an editor may still be writing with one).")
+@with_appcontext
+def prune_media(hours):
+    """Delete uploaded images that no update and no story show (uploads given up in the composer)."""
+    upgrade_database()
+    count = services.prune_media(timedelta(hours=hours))
+    click.echo(f"Deleted {count} unused image{'' if count == 1 else 's'}.")
+
+
 def register(app: Flask) -> None:
     """Attach the commands to the app's CLI."""
-    for command in (user_cli, token_cli, init_db, seed_demo, import_markdown, export_markdown):
+    for command in (user_cli, token_cli, init_db, seed_demo, import_markdown, export_markdown,
+                    prune_media):
         app.cli.add_command(command)

@@ -180,8 +180,8 @@ class Story(db.Model):
         return split_tags(self.tags)
 
     def to_dict(self) -> dict:
-        """The story's public state, as sent in JSON and socket payloads."""
-        return story_state(self)
+        """The story's public state, as sent in JSON and socket payloads, with its uploaded lead image."""
+        return {**story_state(self), "image": media_state(self.image_media) if self.image_media else None}
 
 
 def split_tags(tags: str | None) -> list[str]:

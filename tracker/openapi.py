@@ -91,6 +91,7 @@ ERROR_RESPONSES = {
                       "MEDIA_MAX_BYTES or MEDIA_MAX_PIXELS."),
     415: ("Unsupported", "The file is not a JPEG, PNG, WebP or GIF image, or it is damaged."),
     422: ("Unprocessable", "A field is unknown, of the wrong type or has a value the service refuses."),
+    429: ("TooManyRequests", "Over UPLOAD_RATE_LIMIT: too many uploads with this token's address; try again later."),
     503: ("Busy", "The database refused the change; nothing was saved, try again."),
 }
 
@@ -114,6 +115,8 @@ def _story_properties() -> dict:
         "updated_at": TIMESTAMP,
         "ended_at": NULLABLE_TIMESTAMP,
         "image_media": {"type": ["integer", "null"], "description": "The id of an uploaded lead image."},
+        "image": {"oneOf": [_ref("schemas", "Media"), {"type": "null"}], "description": "The uploaded lead image "
+                  "(`image_media`), or null."},
         "url": {"type": "string", "pattern": "^/stories/", "description": "The story's public page."},
     }
 
@@ -400,7 +403,7 @@ def spec() -> dict:
                     "schema": _ref("schemas", "MediaUpload")}}},
                 "responses": {"201": _ok("The image.", _wrap("media", _ref("schemas", "Media")),
                                          {"Location": {"required": True, "schema": {"type": "string"}}}),
-                              **_errors(401, 413, 415, 422, 503)},
+                              **_errors(401, 413, 415, 422, 429, 503)},
             }},
             "/api/media/{media_id}": {"patch": {
                 "operationId": "updateMedia",
@@ -412,6 +415,14 @@ def spec() -> dict:
                 "requestBody": _body("MediaUpdate"),
                 "responses": {"200": _ok("The image.", _wrap("media", _ref("schemas", "Media"))),
                               **_errors(400, 401, 403, 404, 413, 422, 503)},
+            }, "delete": {
+                "operationId": "deleteMedia",
+                "summary": "Take an image down: it leaves every update and story showing it (readers' pages drop "
+                           "it live), and its files are deleted.",
+                "security": WRITE,
+                "parameters": [{"name": "media_id", "in": "path", "required": True,
+                                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}],
+                "responses": {"204": {"description": "Deleted."}, **_errors(401, 403, 404, 503)},
             }},
             "/api/stories/{slug}/drafts": {"get": {
                 "operationId": "listDrafts", "summary": "The story's unpublished entries (a contributor's: their own).",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select, tuple_
 
@@ -176,6 +176,15 @@ def _media_of(conn, entry_ids: list[int]) -> dict[int, list[dict]]:
 def media_by_ids(ids: list[int]) -> dict[int, Media]:
     """The media with these ids (those that exist), by id."""
     return {media.id: media for media in db.session.scalars(select(Media).where(Media.id.in_(ids)))} if ids else {}
+
+
+def unused_media(uploaded_before: datetime) -> list[Media]:
+    """Images uploaded before this time that no entry (deleted ones too) and no story link to."""
+    return list(db.session.scalars(
+        select(Media).where(Media.created_at < uploaded_before,
+                            ~select(EntryMedia.media_id).where(EntryMedia.media_id == Media.id).exists(),
+                            ~select(Story.id).where(Story.image_media_id == Media.id).exists())
+        .order_by(Media.id)))
 
 
 def changes_page(story_id: int, since: int, max_bytes: int, most: int = 100) -> tuple[list[dict], int | None]:

@@ -55,7 +55,7 @@ from .models import (
     User,
     utcnow,
 )
-from .queries import desk_people, due_entries, entry_by_idempotency_key, media_by_ids, story_by_slug
+from .queries import desk_people, due_entries, entry_by_idempotency_key, media_by_ids, story_by_slug, unused_media
 from .sanitize import clean_body, clean_text, render_markdown
 
 log = logging.getLogger(__name__)
@@ -724,22 +724,73 @@ def add_media(data: bytes, alt: str, caption: str = "", credit: str = "", max_pi
 
 def change_media(media: Media, alt: str | None = None, caption: str | None = None,
                  credit: str | None = None) -> Media:
-    """Correct an image's alt text, caption or credit (None keeps one): every update showing it takes a
-    revision, so readers get it again with the new text."""
+    """Correct an image's alt text, caption or credit (None keeps one): every update and story showing
+    it takes a revision, so readers get it again with the new text."""
     values = {name: value for name, value in _media_text(alt, caption, credit).items()
               if getattr(media, name) != value}
     if not values:
         return media
-    showing = db.session.scalars(select(Entry).join(EntryMedia, EntryMedia.entry_id == Entry.id)
-                                 .where(EntryMedia.media_id == media.id, Entry.deleted.is_(False))
-                                 .order_by(Entry.story_id, Entry.id)).unique().all()
     with atomic():
         for name, value in values.items():
             setattr(media, name, value)
-        for entry in showing:  # ordered by story: each story's lock is taken once, in order
-            with _story_change(entry.story) as changed:
-                _take_revision(changed, entry, entry.story)
+        for story, entries in _showing(media):
+            with _story_change(story) as changed:
+                for entry in entries:
+                    _take_revision(changed, entry, story)
+                if story.image_media_id == media.id:
+                    _take_revision(changed, story, story)
     return media
+
+
+def delete_media(media: Media) -> None:
+    """Take an image down: off every update and story showing it (each takes a revision, so readers'
+    pages drop it live), then its record and files."""
+    key = media.key
+    with atomic():
+        for story, entries in _showing(media):
+            with _story_change(story) as changed:
+                for entry in entries:
+                    _show_media(entry, [shown.id for shown in entry.media if shown.id != media.id])
+                    _take_revision(changed, entry, story)
+                if story.image_media_id == media.id:
+                    story.image_media_id = None
+                    _take_revision(changed, story, story)
+        db.session.flush()
+        db.session.execute(delete(EntryMedia).where(EntryMedia.media_id == media.id))  # deleted entries' links
+        db.session.delete(media)
+    _remove_files(key)
+
+
+def prune_media(older_than: timedelta) -> int:
+    """Delete images that no update or story shows, uploaded more than `older_than` ago (uploads
+    given up in the composer); returns how many."""
+    orphans = unused_media(utcnow() - older_than)
+    with atomic():
+        for media in orphans:
+            db.session.delete(media)
+    for media in orphans:
+        _remove_files(media.key)
+    return len(orphans)
+
+
+def _remove_files(key: str) -> None:
+    try:
+        storage.remove(key)
+    except Exception:  # the record is gone, so nothing links to the files any more
+        log.exception("removing the files of media %s failed", key)
+
+
+def _showing(media: Media) -> list[tuple[Story, list[Entry]]]:
+    """The stories showing an image (as lead image, or in entries, listed), in id order: each story's
+    lock is then taken once, in the order every change takes them."""
+    showing: dict[int, tuple[Story, list[Entry]]] = {}
+    for entry in db.session.scalars(select(Entry).join(EntryMedia, EntryMedia.entry_id == Entry.id)
+                                    .where(EntryMedia.media_id == media.id, Entry.deleted.is_(False))
+                                    .order_by(Entry.id)).unique():
+        showing.setdefault(entry.story_id, (entry.story, []))[1].append(entry)
+    for story in db.session.scalars(select(Story).where(Story.image_media_id == media.id)):
+        showing.setdefault(story.id, (story, []))
+    return [showing[story_id] for story_id in sorted(showing)]
 
 
 def _media_ids(value) -> list[int]:

@@ -71,7 +71,7 @@ def read(key: str, name: str) -> bytes | None:
 
 
 def remove(key: str) -> None:
-    """Delete a media item's files (when its row could not be saved)."""
+    """Delete a media item's files (when its row could not be saved, or was deleted)."""
     if remote():
         client, bucket, prefix = _s3()
         listed = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}{key}/").get("Contents", [])

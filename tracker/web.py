@@ -5,7 +5,7 @@ from flask import abort, current_app, request
 from flask_login import current_user
 
 from . import queries, services
-from .models import ID_PATTERN, Entry, Story
+from .models import ID_PATTERN, Entry, Media, Story
 
 
 def wants_json() -> bool:
@@ -27,6 +27,14 @@ def entry_or_404(entry_id: int, story: Story | None = None, published: bool = Fa
     if entry is None:
         abort(404, description="There is no such update.")
     return entry
+
+
+def media_or_404(media_id: int) -> Media:
+    """The uploaded image with this id, or a 404."""
+    media = queries.media_by_ids([media_id]).get(media_id)
+    if media is None:
+        abort(404, description="There is no such image.")
+    return media
 
 
 def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:

@@ -264,8 +264,11 @@
     status.className = "status status--" + s.status;
     var ended = root.querySelector("[data-story-ended]");
     if (ended) ended.hidden = s.status === "live";
+    var lead = root.querySelector("[data-story-lead]");
+    if (lead && "image" in s && window.TrackerMedia) window.TrackerMedia.render(lead, s.image ? [s.image] : []);
+    var uploaded = "image" in s ? s.image : lead && !lead.hidden;  // a join's story state leaves it out
     var image = root.querySelector("[data-story-image]");
-    if (image) { image.hidden = !s.image_url; if (s.image_url) image.src = s.image_url; }
+    if (image) { image.hidden = !s.image_url || !!uploaded; if (s.image_url) image.src = s.image_url; }
     touched(s.updated_at);
     updateCounters();
   }
