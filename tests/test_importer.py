@@ -577,7 +577,7 @@ def test_site_images_are_found_with_site_root_and_never_outside_it(app, tmp_path
     (site / "static" / "img" / "huge.jpg").write_bytes(b"\xff" * 200_001)
     post.write_text(post.read_text() + "\n![z](/img/huge.jpg)\n")
     report = lines(run(app, "import", str(post), "--site-root", str(site)))["storm.md"]
-    assert "image /img/huge.jpg was not imported (larger than 200,000 bytes)" in report
+    assert "image /img/huge.jpg was not imported (The file is too large: an image may have at most 195 KB.)" in report
     assert report.startswith("created; warning: image ../../secret.jpg was not found")
     assert "image /img/link.jpg was not found" in report
     with app.app_context():
@@ -589,8 +589,13 @@ def test_an_export_with_media_imports_back_with_its_pictures(app, tmp_path):
     photo(site / "lead.jpg")
     photo(site / "crowd.jpg", (1200, 800))
     post = write(site, "rally.md", "---\ntitle: The rally\nimage: lead.jpg\n---\nThousands marched.\n\n"
-                 "![The crowd](crowd.jpg)\n")
+                 '![The crowd](crowd.jpg "On Main Street")\n')
     run(app, "import", str(post))
+    with app.app_context():
+        crowd = entries("rally")[0].media[0]
+        assert crowd.caption == "On Main Street"
+        services.change_media(crowd, credit="A. Photographer")
+        services.change_media(story("rally").image_media, alt="Marchers at the bridge")
     out = tmp_path / "out" / "rally.md"
     out.parent.mkdir()
     assert run(app, "export", "rally", "--media", "--output", str(out)).exit_code == 0
@@ -600,6 +605,8 @@ def test_an_export_with_media_imports_back_with_its_pictures(app, tmp_path):
     out.write_text(text.replace("slug: rally", "slug: rally-again"))
     assert lines(run(app, "import", str(out))) == {"rally.md": "created"}
     with app.app_context():
-        assert story("rally-again").image_media.width == 900
-        assert [m.alt for m in entries("rally-again")[0].media] == ["The crowd"]
+        assert (story("rally-again").image_media.width, story("rally-again").image_media.alt) == (
+            900, "Marchers at the bridge")
+        assert [(m.alt, m.caption, m.credit) for m in entries("rally-again")[0].media] == [
+            ("The crowd", "On Main Street", "A. Photographer")]
     assert run(app, "export", "rally", "--media").exit_code == 2

@@ -31,7 +31,8 @@ a zone or offset is taken as is. Strings may be ISO 8601 (`2024-03-05`, `2024-03
 `March 5, 2024`, each optionally followed by `14:30`) or RFC 2822 (`Tue, 05 Mar 2024 14:30:00 +0000`).
 Anything else is a bad date. No date means now.
 
-Export (`export_story`): front matter (title, slug, date, summary, image, tags, status), then each visible
+Export (`export_story`): front matter (title, slug, date, summary, image, tags, status, and with images
+their alt text, caption and credit as `media`), then each visible
 entry, oldest first, as a section headed `## <time> · <headline>` (the time ISO 8601 in UTC with Z, to the
 microsecond when it has one; ` · <headline>` only when there is a headline), a blank line and the Markdown
 body. A body line that itself starts with `## <date>T` gets a backslash in front, removed again on import.
@@ -328,38 +329,43 @@ def _sections(body: str, slug: str) -> list[_Text] | None:
 
 SITE_MARKERS = ("_config.yml", "config.toml", "hugo.toml", "hugo.yaml")
 # ![alt](address "title") whose address is a path, not an http(s) URL (those stay in the text).
-_LOCAL_IMAGE = re.compile(r'!\[([^\]\n]*)\]\(\s*<?(?![A-Za-z][A-Za-z0-9+.-]*:)([^)\s>]+)>?(?:\s+"[^"\n]*")?\s*\)')
+_LOCAL_IMAGE = re.compile(r'!\[([^\]\n]*)\]\(\s*<?(?![A-Za-z][A-Za-z0-9+.-]*:)([^)\s>]+)>?(?:\s+"([^"\n]*)")?\s*\)')
 
 
 class _Pictures:
     """A post's images given as paths: looked for beside the post, at the site root (the nearest folder
     above it with a Jekyll or Hugo config, or --site-root) and in its static/ folder, and uploaded like any
-    image; one that cannot be found or taken is a warning, and the post is imported without it."""
+    image; one that cannot be found or taken is a warning, and the post is imported without it.
 
-    def __init__(self, post: Path, site_root: Path | None):
+    The front matter's `media` (what export writes) may give an image's alt text, caption and credit by its
+    path; else the alt text is the Markdown's and the caption its title (`![alt](path "caption")`).
+    """
+
+    def __init__(self, post: Path, site_root: Path | None, details=None):
         self.folder = post.parent
         self.root = site_root or next((folder for folder in (post.parent, *post.parent.parents)
                                        if any((folder / marker).is_file() for marker in SITE_MARKERS)), None)
         self.warnings: list[str] = []
         self.keys: list[str] = []  # of the files stored for this post
+        self.details = details if isinstance(details, dict) else {}
 
     def forget(self) -> None:
         """Delete the files stored for a post whose import was rolled back."""
         for key in self.keys:
             storage.remove(key)
 
-    def upload(self, address: str, alt: str) -> int | None:
+    def upload(self, address: str, alt: str, caption: str = "") -> int | None:
         """The media id of the image at this address, or None (and a warning)."""
         path = self._find(address)
         if path is None:
             self.warnings.append(f"image {address} was not found, imported without it")
             return None
-        config = current_app.config
         try:
-            data = _read_bytes(path, config["MEDIA_MAX_BYTES"])
-            if len(data) > config["MEDIA_MAX_BYTES"]:
-                raise ImportSkipped(f"larger than {config['MEDIA_MAX_BYTES']:,} bytes")
-            media = services.add_media(data, alt, max_pixels=config["MEDIA_MAX_PIXELS"])
+            data = _read_bytes(path, current_app.config["MEDIA_MAX_BYTES"])
+            given = self.details.get(address)
+            given = {name: str(value) for name, value in given.items() if name in ("alt", "caption", "credit")
+                     and isinstance(value, str | int | float)} if isinstance(given, dict) else {}
+            media = services.add_media(data, **{"alt": alt, "caption": caption, **given})
             self.keys.append(media.key)
             return media.id
         except (ImportSkipped, services.ServiceError) as exc:
@@ -385,7 +391,7 @@ class _Pictures:
         """The body without its path images, and the media ids of those that were uploaded, in order."""
         ids = []
         for match in _LOCAL_IMAGE.finditer(body):
-            media_id = self.upload(match.group(2), clean_text(match.group(1)) or alt)
+            media_id = self.upload(match.group(2), clean_text(match.group(1)) or alt, match.group(3) or "")
             if media_id is not None:
                 ids.append(media_id)
         return _LOCAL_IMAGE.sub("", body).strip(), ids
@@ -406,7 +412,7 @@ def import_file(path, story_slug: str | None = None, zone: tzinfo | str = UTC, s
     path = Path(path)
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     meta, body = read_post(path)
-    pictures = _Pictures(path, site_root)
+    pictures = _Pictures(path, site_root, meta.get("media"))
     try:
         with services.atomic():  # one transaction per file: any exception, ImportSkipped too, rolls it all back
             if story_slug is not None:
@@ -512,21 +518,31 @@ def export_story(story: Story, media_folder: Path | None = None) -> str:
     """The story as Markdown with YAML front matter and one section per visible entry (see the module's notes).
 
     With `media_folder` (a folder beside the Markdown file), its images are written there and named by
-    relative paths, the lead image as `image:` and each update's images as lines below its text, so that
-    importing the file again brings them back.
+    relative paths, the lead image as `image:` and each update's images as lines below its text, with
+    their alt text, caption and credit in the front matter's `media`, so that importing the file again
+    brings them back whole.
     """
-    image = _export_image(story.image_media, media_folder) if story.image_media and media_folder else story.image_url
-    meta = {"title": story.title, "slug": story.slug, "date": isoformat_exact(story.created_at),
-            "summary": story.summary, "image": image, "tags": story.tag_list, "status": story.status}
-    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=10_000).strip()
+    exported: dict[str, dict] = {}
+
+    def export_image(media) -> str:
+        path = _export_image(media, media_folder)
+        if path:
+            exported[path] = {"alt": media.alt, "caption": media.caption, "credit": media.credit}
+        return path
+
+    image = export_image(story.image_media) if story.image_media and media_folder else story.image_url
     sections = []
     for entry in visible_entries(story):
         headline = " ".join(entry.headline.split())
         heading = f"## {isoformat_exact(entry.created_at)}" + (f" · {headline}" if headline else "")
         body = _ESCAPE_ON_EXPORT.sub(r"\\\1", entry.body)
         if media_folder is not None:
-            body += "".join(f"\n\n![{_alt(media.alt)}]({_export_image(media, media_folder)})" for media in entry.media)
+            body += "".join(f"\n\n![{_alt(media.alt)}]({export_image(media)})" for media in entry.media)
         sections.append(f"{heading}\n\n{body}\n")
+    meta = {"title": story.title, "slug": story.slug, "date": isoformat_exact(story.created_at),
+            "summary": story.summary, "image": image, "tags": story.tag_list, "status": story.status,
+            **({"media": exported} if exported else {})}
+    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=10_000).strip()
     return f"---\n{front}\n---\n" + "".join(f"\n{section}" for section in sections)
 
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
@@ -697,11 +698,20 @@ def _media_text(alt: str | None, caption: str | None, credit: str | None) -> dic
     return fields
 
 
-def add_media(data: bytes, alt: str, caption: str = "", credit: str = "", max_pixels: int = 50_000_000) -> Media:
-    """Check, process and store an uploaded image (see tracker.images) with its alt text, caption and credit."""
+def too_large(limit: int) -> str:
+    """What a person is told about a file over MEDIA_MAX_BYTES."""
+    size = f"{limit / 1024 / 1024:.0f} MB" if limit >= 1024 * 1024 else f"{limit / 1024:.0f} KB"
+    return f"The file is too large: an image may have at most {size}."
+
+
+def add_media(data: bytes, alt: str, caption: str = "", credit: str = "") -> Media:
+    """Check, process and store an uploaded image (see tracker.images) with its alt text, caption and credit,
+    within MEDIA_MAX_BYTES and MEDIA_MAX_PIXELS."""
     fields = _media_text(alt, caption, credit)
+    if len(data) > current_app.config["MEDIA_MAX_BYTES"]:
+        raise ServiceError(too_large(current_app.config["MEDIA_MAX_BYTES"]), "file", 413)
     try:
-        made = images.process(data, max_pixels)
+        made = images.process(data, current_app.config["MEDIA_MAX_PIXELS"])
     except images.Refused as exc:
         raise ServiceError(exc.message, "file", exc.status) from None
     key = secrets.token_hex(16)

@@ -71,10 +71,6 @@ def requested_page(story: Story, limit: int = 20, include_pinned: bool = False) 
 UPLOADS = {"api.upload_media", "editor.upload_media", "editor.story_settings"}
 
 
-def _too_large(limit: int) -> str:
-    return f"The file is too large: an image may have at most {limit / 1024 / 1024:.0f} MB."
-
-
 def allow_uploads() -> None:
     """Raise the request size cap for uploads to MEDIA_MAX_BYTES, and room for the other fields; runs
     before the CSRF check, which reads the form."""
@@ -84,7 +80,7 @@ def allow_uploads() -> None:
         return  # nobody's upload: the usual cap, and the view refuses it
     limit = current_app.config["MEDIA_MAX_BYTES"]
     if (request.content_length or 0) > limit + 64 * 1024:
-        abort(413, description=_too_large(limit))
+        abort(413, description=services.too_large(limit))
     request.max_content_length = limit + 64 * 1024
 
 
@@ -93,9 +89,6 @@ def upload():
     file = request.files.get("file")
     if file is None:
         raise services.ServiceError("Send the image as the multipart field 'file'.", "file", 415)
-    limit = current_app.config["MEDIA_MAX_BYTES"]
-    data = file.read(limit + 1)
-    if len(data) > limit:
-        raise services.ServiceError(_too_large(limit), "file", 413)
+    data = file.read(current_app.config["MEDIA_MAX_BYTES"] + 1)  # one byte over is enough to refuse it
     return services.add_media(data, request.form.get("alt", ""), request.form.get("caption", ""),
-                              request.form.get("credit", ""), current_app.config["MEDIA_MAX_PIXELS"])
+                              request.form.get("credit", ""))
