@@ -834,8 +834,8 @@ def be_at_desk(sid: str, story: Story, user: User, doing: str, fades: int) -> di
         db.session.add(row)
     now = utcnow()
     row.story_id, row.user_id, row.doing, row.seen_at = story.id, user.id, doing, now
-    # Rows a process that died left behind: gone once they have faded.
-    db.session.execute(delete(DeskPresence).where(DeskPresence.seen_at < now - timedelta(seconds=fades)))
+    if news:  # rows a process that died left behind, gone once faded (desk_people skips them until then)
+        db.session.execute(delete(DeskPresence).where(DeskPresence.seen_at < now - timedelta(seconds=fades)))
     db.session.commit()
     if left is not None:
         broadcast_presence(db.session.get(Story, left).slug, desk_people(left, fades))
