@@ -23,7 +23,7 @@ if SERVING:
 
     eventlet.monkey_patch()
 
-from tracker import create_app, demo, fanout, guard, images, metrics, scheduler, socketio  # noqa: E402
+from tracker import create_app, demo, fanout, guard, images, metrics, readers, scheduler, socketio  # noqa: E402
 from tracker.events import rev_beacon  # noqa: E402
 from tracker.schema import upgrade_database  # noqa: E402
 
@@ -285,6 +285,7 @@ def main() -> None:
     # eventlet's thread pool, so every other connection keeps being served.
     images.run_blocking = eventlet.tpool.execute
     socketio.start_background_task(rev_beacon, app)
+    socketio.start_background_task(readers.run, app)
     socketio.start_background_task(scheduler.run, app)
     listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)
     # Behind a proxy every connection comes from the proxy; guard counts by X-Forwarded-For then.

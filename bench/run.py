@@ -10,6 +10,7 @@ Everything runs on this machine: the load client competes with the server for th
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -136,6 +137,27 @@ class Tracker:
                          {"headline": f"bench #{seq}", "body": f"Bench update number **{seq}**. " + "x" * 200},
                          self.token)
 
+    def readers_tick(self):
+        """Wait out the next reader-count tick (the first may still meet the connection storm's tail),
+        then the one after; what that cost (ms: count, one readers event per story to every reader)
+        and the readers it counted."""
+        def sample():
+            text = urllib.request.urlopen(self.base + "/metrics", timeout=10).read().decode()
+            return {name: float(value) for name, value in re.findall(
+                r"^(tracker_readers(?:_tick_seconds_count|_tick_seconds_sum)?) (\S+)$", text, re.MULTILINE)}
+        before, deadline = sample(), time.time() + 60
+        while sample()["tracker_readers_tick_seconds_count"] == before["tracker_readers_tick_seconds_count"]:
+            time.sleep(0.25)
+        before = sample()
+        while time.time() < deadline:
+            time.sleep(0.25)
+            after = sample()
+            ticks = after["tracker_readers_tick_seconds_count"] - before["tracker_readers_tick_seconds_count"]
+            if ticks:
+                spent = after["tracker_readers_tick_seconds_sum"] - before["tracker_readers_tick_seconds_sum"]
+                return {"ms": round(spent * 1000 / ticks, 2), "readers": int(after["tracker_readers"])}
+        return None
+
     def stop(self):
         stop(self.proc)
         self.log.close()
@@ -221,6 +243,7 @@ def run_one(server_cls, readers, entries, rate, concurrency, profile=None, storm
         cpu_connect = cpu_s(pid) - cpu_before_connect
         time.sleep(1.0)
         loaded = rss_kb(pid)
+        readers_tick = server.readers_tick() if hasattr(server, "readers_tick") else None
         cpu0 = cpu_s(pid)
         if spy:
             stop_profile(spy)
@@ -276,7 +299,7 @@ def run_one(server_cls, readers, entries, rate, concurrency, profile=None, storm
             "rss_per_conn_kb": round((loaded["VmRSS"] - idle["VmRSS"]) / max(1, ready["joined"]), 2),
             "server_cpu_publish_s": round(cpu_publish, 3),
             "cpu_us_per_delivery": round(cpu_publish * 1e6 / max(1, result["received"]), 2),
-            "server_alive": alive, "per_entry": per_entry, "storm": restart,
+            "server_alive": alive, "per_entry": per_entry, "storm": restart, "readers_tick": readers_tick,
         }
     finally:
         stop_profile(spy)
@@ -301,6 +324,7 @@ ROWS = [
     ("RSS/conn (KB)", lambda r: f"{r['rss_per_conn_kb']:.1f}"),
     ("CPU connect phase (s)", lambda r: f"{r['server_cpu_connect_s']:.2f}"),
     ("CPU/delivery (us)", lambda r: f"{r['cpu_us_per_delivery']:.1f}"),
+    ("viewer count tick (ms)", lambda r: f"{r['readers_tick']['ms']:.1f}" if r.get("readers_tick") else "-"),
     ("restart: server up (s)", lambda r: restart_s(r, "server_up_s", 1000)),
     ("restart: all caught up (s)", lambda r: restart_s(r, "caught_up_all_ms")),
     ("restart: caught up", lambda r: f"{r['storm']['caught_up']}/{r['joined']}" if r["storm"] else "-"),

@@ -305,9 +305,11 @@ class Reader:
         self.base, self.slug, self.rev = base, slug, 0
         self.entries: dict[int, dict] = {}
         self.events: list[dict] = []
+        self.readers: int | None = None  # the story's latest `readers` count
         self.changed = threading.Condition()
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("entry", self.apply)
+        self.sio.on("readers", self.count)
 
     def connect(self) -> dict:
         self.sio.connect(self.base, transports=["websocket"], wait_timeout=TIMEOUT)
@@ -327,6 +329,12 @@ class Reader:
                 self.entries[entry["id"]] = entry
             self.rev = max(self.rev, entry["rev"])
             self.changed.notify_all()
+
+    def count(self, data: dict) -> None:
+        with self.changed:
+            if data["story"] == self.slug:
+                self.readers = data["readers"]
+                self.changed.notify_all()
 
     def wait_for(self, predicate) -> None:
         with self.changed:

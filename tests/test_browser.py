@@ -31,7 +31,7 @@ RECONNECT = 30_000    # ms: socket.io's backoff after a server restart (delays o
 def shared_server(tmp_path_factory, database_engine):
     """A running `python app.py` with its own database and the editor 'alice', shared by this module."""
     with fresh_database(tmp_path_factory.mktemp("browser"), database_engine) as url:
-        live = LiveServer(url)
+        live = LiveServer(url, READERS_SECONDS="1")
         live.flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
         live.start()
         yield live
@@ -798,6 +798,18 @@ def test_video_and_social_posts_load_only_after_the_reader_consents(browser, ser
         expect(reader.locator('iframe[src="https://mastodon.social/@reporter/112233445566/embed"]')).to_have_count(1)
         expect(reader.locator('.embed[data-embed="YouTube"] button')).to_have_count(1)
         expect(reader.locator('.embed[data-embed="Bluesky"] button')).to_have_count(1)
+
+
+def test_the_desk_shows_how_many_are_reading(browser, server):
+    slug = http_create_story(http_login(server), server, "Count on the desk", "count-on-the-desk")
+    with new_context(browser) as desk_context, new_context(browser) as reader_context:
+        desk = desk_context.new_page()
+        browser_login(desk, server)
+        open_editor(desk, server, slug)
+        expect(desk.locator("[data-readers]")).to_have_text("1 reading now", timeout=WAIT)
+        open_reader(reader_context, server, slug)
+        open_reader(reader_context, server, slug)
+        expect(desk.locator("[data-readers]")).to_have_text("3 reading now", timeout=WAIT)
 
 
 def test_a_gallery_opens_moves_and_closes_by_keyboard(browser, server):

@@ -10,7 +10,7 @@ from helpers import Editor, Reader, fresh_database, server_entries, start_live_s
 def live_server(tmp_path_factory, database_engine):
     """One server for the module: each test works on a story of its own."""
     with fresh_database(tmp_path_factory.mktemp("e2e"), database_engine) as url:
-        server = start_live_server(url)
+        server = start_live_server(url, READERS_SECONDS="1")
         yield server
         server.stop()
 
@@ -71,3 +71,21 @@ def test_server_pages_and_headers_from_the_real_server(live_server, editor):
     assert requests.get(f"{live_server.url}/static/vendor/socket.io.min.js").status_code == 200
     missing = requests.get(f"{live_server.url}/stories/nope")
     assert missing.status_code == 404 and re.search("There is no story", missing.text)
+
+
+def test_readers_are_counted_on_the_story_and_told_to_them_once_a_tick(live_server, editor):
+    slug = editor.create_story("Count night")
+    readers = [Reader(live_server.url, slug) for _ in range(20)]
+    acks = [reader.connect() for reader in readers]
+    assert acks[-1]["readers"] >= 1  # the join's answer carries the count at once
+    assert requests.get(f"{live_server.url}/api/stories/{slug}", timeout=10).json()["story"]["readers"] == 20
+    for reader in readers:
+        reader.wait_for(lambda r: r.readers == 20)
+    listed = {s["slug"]: s for s in requests.get(f"{live_server.url}/api/stories", timeout=10).json()["stories"]}
+    assert listed[slug]["readers"] == 20
+    for reader in readers[5:]:
+        reader.sio.disconnect()
+    readers[0].wait_for(lambda r: r.readers == 5)
+    assert requests.get(f"{live_server.url}/api/stories/{slug}", timeout=10).json()["story"]["readers"] == 5
+    for reader in readers[:5]:
+        reader.sio.disconnect()

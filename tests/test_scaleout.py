@@ -72,8 +72,8 @@ def test_revisions_stay_strict_under_concurrent_writers_in_processes(postgres_ur
 @pytest.fixture
 def cluster(postgres_url, redis_server):
     """Two server processes on one PostgreSQL database and one Redis queue."""
-    servers = [LiveServer(postgres_url, SOCKETIO_MESSAGE_QUEUE=redis_server.url, REV_BEACON_SECONDS="1")
-               for _ in range(2)]
+    servers = [LiveServer(postgres_url, SOCKETIO_MESSAGE_QUEUE=redis_server.url, REV_BEACON_SECONDS="1",
+                          READERS_SECONDS="1") for _ in range(2)]
     servers[0].flask("user", "create", "alice", "--password-stdin", input_text=PASSWORD + "\n")
     for server in servers:
         server.start()
@@ -108,6 +108,24 @@ def test_reader_on_one_process_gets_every_change_made_on_another(cluster):
             i: e["rev"] for i, e in reader.visible().items()}
     assert requests.get(f"{a.url}/healthz").json() == {"ok": True, "database": "ok", "queue": "ok"}
     reader.sio.disconnect()
+
+
+def test_readers_on_every_process_add_up(cluster):
+    """Three readers on A and two on B: both processes count five, through Redis, and stop counting
+    those who left."""
+    a, b = cluster
+    slug = Editor(a.url).create_story("Count across")
+    on_a, on_b = [Reader(a.url, slug) for _ in range(3)], [Reader(b.url, slug) for _ in range(2)]
+    for reader in on_a + on_b:
+        reader.connect()
+    for reader in (on_a[0], on_b[0]):
+        reader.wait_for(lambda r: r.readers == 5)
+    assert {requests.get(f"{s.url}/api/stories/{slug}", timeout=10).json()["story"]["readers"] for s in cluster} == {5}
+    for reader in on_a:
+        reader.sio.disconnect()
+    on_b[0].wait_for(lambda r: r.readers == 2)
+    for reader in on_b:
+        reader.sio.disconnect()
 
 
 def test_scheduled_updates_publish_once_across_processes_and_the_desk_is_shared(cluster):

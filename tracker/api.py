@@ -9,7 +9,7 @@ from functools import partial, wraps
 
 from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 
-from . import openapi, queries, services
+from . import openapi, queries, readers, services
 from .extensions import csrf, limiter
 from .models import MAX_API_PAGE, MAX_REV, isoformat
 from .services import CONTRIBUTOR_REFUSAL, ServiceError
@@ -115,14 +115,17 @@ def openapi_document():
 @bp.get("/stories")
 def stories():
     """Every story, live ones first, with its latest update time and entry count."""
-    return jsonify(stories=[{**story.to_dict(), "latest_at": isoformat(latest), "entries": count}
-                            for story, latest, count in queries.stories_overview()])
+    overview = queries.stories_overview()
+    reading = readers.counts([story.slug for story, _, _ in overview])
+    return jsonify(stories=[{**story.to_dict(), "latest_at": isoformat(latest), "entries": count,
+                             "readers": reading[story.slug]} for story, latest, count in overview])
 
 
 @bp.get("/stories/<slug>")
 def story(slug):
-    """One story's state."""
-    return jsonify(story=story_or_404(slug).to_dict())
+    """One story's state, with how many are reading it now."""
+    story = story_or_404(slug)
+    return jsonify(story={**story.to_dict(), "readers": readers.counts([slug])[slug]})
 
 
 @bp.get("/stories/<slug>/entries")

@@ -114,6 +114,8 @@ class Config:
     DESK_PRESENCE_SECONDS = _env_int("DESK_PRESENCE_SECONDS", 45)
     # How often each process tells its readers every joined story's revision (0 turns it off).
     REV_BEACON_SECONDS = _env_int("REV_BEACON_SECONDS", 20)
+    # How often each process shares its reader counts and tells readers the totals (0 turns it off).
+    READERS_SECONDS = float(os.environ.get("READERS_SECONDS", "12"))
     # Failed logins allowed per client address over all account names (LOGIN_RATE_LIMIT counts per
     # address and account): looser, as editors behind one NAT or untrusted proxy share an address,
     # but one address still cannot try account names without end.

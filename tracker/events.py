@@ -148,7 +148,10 @@ def _join(slug: str, since: int) -> dict:
             if new:
                 following.discard(slug)
             return {"ok": False, "error": f"There is no story '{slug}'."}
-        ack = {"ok": True, "rev": story.rev, "story": story_state(story), "entries": []}
+        from . import readers  # readers names rooms through this module
+
+        ack = {"ok": True, "rev": story.rev, "story": story_state(story), "entries": [],
+               "readers": readers.last_total(slug)}
         if since >= story.rev:  # an up-to-date reader (the usual reconnect) needs no entry query
             return ack
         entries, after = queries.changes_page(story.id, since, current_app.config["CATCHUP_PAGE_BYTES"])

@@ -4,7 +4,7 @@ The fast path (tracker.fanout, app.py) counts what it does here, so a test or a 
 tell that broadcasts really go out directly and pings really come from the hub timer.
 """
 from flask import Blueprint, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Summary, generate_latest
 
 bp = Blueprint("metrics", __name__)
 
@@ -14,6 +14,9 @@ FALLBACKS = Counter("tracker_fanout_fallbacks", "Broadcast deliveries that took 
 PARTIAL_WRITES = Counter("tracker_fanout_partial_writes",
                          "Direct writes the kernel took only part of (a task sent the rest)")
 TIMER_PINGS = Counter("tracker_timer_pings", "Engine.IO pings sent from a hub timer")
+READERS = Gauge("tracker_readers", "Connections of this process following a story (set by tracker.readers)")
+READERS_TICKS = Summary("tracker_readers_tick_seconds",
+                        "Reader-count ticks: counting, sharing through Redis, one readers event per story")
 
 
 @bp.get("/metrics")

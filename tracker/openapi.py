@@ -142,9 +142,12 @@ def _schemas() -> dict:
                 "(POST /api/media)."}
     media_ids = {"type": "array", "items": media_id, "maxItems": MAX_MEDIA_PER_ENTRY,
                  "description": "The images it shows, in order (an empty list shows none)."}
+    reading = {"readers": {"type": "integer", "minimum": 0, "description": "How many are reading it now, over "
+                           "every process (GET answers only; refreshed every READERS_SECONDS with a message queue)."}}
     return {
-        "Story": {"type": "object", "required": list(story), "properties": story, "additionalProperties": False},
-        "StoryOverview": {"type": "object", "required": list(overview), "properties": overview,
+        "Story": {"type": "object", "required": list(story), "properties": {**story, **reading},
+                  "additionalProperties": False},
+        "StoryOverview": {"type": "object", "required": [*overview, "readers"], "properties": {**overview, **reading},
                           "additionalProperties": False},
         "Entry": {
             "type": "object",

@@ -318,6 +318,7 @@
       // Too far behind to replay, or the server's history was reset: start from a fresh page.
       if (ack.reset || ack.rev < rev) { window.location.reload(); return; }
       applyStory(ack.story);
+      root.dispatchEvent(new CustomEvent("tracker:readers", { detail: ack.readers }));
       var fresh = ack.entries.map(function (e) { return apply(e); }).filter(Boolean);
       if (ack.next_after_rev == null) { finishJoin(ack.rev, fresh); return; }
       catchUp(ack.next_after_rev, ack.rev, fresh);
