@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app app
 SOCKETIO_JS := static/vendor/socket.io.min.js
 
-.PHONY: run test test-long bench setup deps js db clean lock
+.PHONY: run test test-long bench setup deps js translations messages db clean lock
 
 # One process: app.py applies pending migrations and, on an empty database, seeds the demo.
 run: setup
@@ -28,7 +28,19 @@ test-long: setup $(VENV)/.dev-installed bench/node_modules/.package-lock.json
 	$(VENV)/bin/ruff check .
 	TEST_LONG=1 $(PY) tests/passes.py
 
-setup: deps js
+setup: deps js translations
+
+# The interface's translations: tracker/translations/<language>/LC_MESSAGES/messages.po, compiled
+# to .mo files (not committed). `make messages` extracts new strings and merges them into each .po.
+CATALOGS := $(wildcard tracker/translations/*/LC_MESSAGES/messages.po)
+translations: $(CATALOGS:.po=.mo)
+
+%.mo: %.po $(VENV)/.installed
+	$(VENV)/bin/pybabel compile --statistics -i $< -o $@
+
+messages: deps
+	$(VENV)/bin/pybabel extract --no-location --sort-output -F babel.cfg -k N_ -o tracker/translations/messages.pot .
+	$(VENV)/bin/pybabel update --no-fuzzy-matching -i tracker/translations/messages.pot -d tracker/translations
 
 deps: $(VENV)/.installed
 

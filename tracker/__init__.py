@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import fanout, guard
+from . import fanout, guard, i18n
 from .config import Config
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 from .models import ID_PATTERN, MASTODON_HOSTS
@@ -74,6 +74,7 @@ def create_app(config: dict | None = None) -> Flask:
                       **({"client_manager": manager} if manager else {}))
     _socketio_path(app)
     guard.init_app(app)
+    i18n.init_app(app)
     if app.config["TRUSTED_PROXIES"]:
         # Outermost, so Socket.IO and the guards see the client's address too, not the proxy's.
         proxies = app.config["TRUSTED_PROXIES"]

@@ -1,18 +1,20 @@
 // Shows <time> elements in the reader's own time zone and keeps "3 min ago" labels fresh.
 (function () {
   "use strict";
-  var timeFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
-  var dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  // In the page's language (a story's own), not the browser's: a French story shows French dates.
+  var language = document.documentElement.lang || undefined;
+  var timeFormat = new Intl.DateTimeFormat(language, { hour: "2-digit", minute: "2-digit" });
+  var dateTimeFormat = new Intl.DateTimeFormat(language, {
     day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit"
   });
-  var fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
-  var relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  var fullFormat = new Intl.DateTimeFormat(language, { dateStyle: "full", timeStyle: "long" });
+  var relative = new Intl.RelativeTimeFormat(language, { numeric: "auto" });
 
   function sameDay(a, b) { return a.toDateString() === b.toDateString(); }
 
   function ago(date, now) {
     var seconds = Math.round((date - now) / 1000);
-    if (Math.abs(seconds) < 45) return "just now";
+    if (Math.abs(seconds) < 45) return window.t ? window.t("just now") : "just now";
     var minutes = Math.round(seconds / 60);
     if (Math.abs(minutes) < 60) return relative.format(minutes, "minute");
     var hours = Math.round(minutes / 60);
