@@ -114,6 +114,10 @@ class Config:
     DESK_PRESENCE_SECONDS = _env_int("DESK_PRESENCE_SECONDS", 45)
     # How often each process tells its readers every joined story's revision (0 turns it off).
     REV_BEACON_SECONDS = _env_int("REV_BEACON_SECONDS", 20)
+    # GET /metrics: only with `Authorization: Bearer <METRICS_TOKEN>` when set; else only from these
+    # client addresses (comma-separated; behind nginx, with TRUSTED_PROXIES, the scraper's own).
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
+    METRICS_ADDRESSES = tuple(filter(None, os.environ.get("METRICS_ADDRESSES", "127.0.0.1,::1").split(",")))
     # How often each process shares its reader counts and tells readers the totals (0 turns it off).
     READERS_SECONDS = float(os.environ.get("READERS_SECONDS", "12"))
     # Failed logins allowed per client address over all account names (LOGIN_RATE_LIMIT counts per
