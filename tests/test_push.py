@@ -18,9 +18,11 @@ from urllib.parse import urlsplit
 
 import http_ece
 import pytest
+import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from helpers import LiveServer
 from sqlalchemy import func, select
 
 from tracker import create_app, push, services
@@ -227,6 +229,29 @@ def test_publishing_does_not_wait_for_the_push_service(push_app, ctx, client, st
     assert service.next()[0] == "/push/reader-3"
 
 
+def test_the_served_app_pushes_from_a_green_thread_without_delaying_the_answer(database_url, service):
+    """`python app.py` (eventlet, with requests made cooperative) pushes while it goes on serving."""
+    server = LiveServer(database_url, PUSH_SERVICE_HOSTS="127.0.0.1")
+    token = server.flask("token", "create", "desk").strip().splitlines()[-1]
+    server.start()
+    try:
+        api = {"Authorization": f"Bearer {token}"}
+        assert requests.post(f"{server.url}/api/stories", headers=api, json={"title": "Gas leak", "slug": "gas-leak"},
+                             timeout=WAIT).status_code == 201
+        browser = Browser(f"{service.origin}/push/reader-live")
+        assert requests.post(f"{server.url}/push/subscriptions", json={"story": "gas-leak", "subscription":
+                             browser.subscription()}, timeout=WAIT).status_code == 201
+        service.open.clear()  # the push service holds its answer back
+        published = requests.post(f"{server.url}/api/stories/gas-leak/entries", headers=api, timeout=WAIT,
+                                  json={"body": "Streets around the depot are closed.", "headline": "Streets closed",
+                                        "key": True})
+        assert published.status_code == 201 and requests.get(f"{server.url}/healthz", timeout=WAIT).ok
+        service.open.set()
+        assert browser.read(service.next()[2])["headline"] == "Streets closed"
+    finally:
+        server.stop()
+
+
 def test_a_push_refused_with_503_is_tried_again(push_app, ctx, client, story, service):
     browser = Browser(f"{service.origin}/push/reader-4")
     assert subscribe(client, story, browser).status_code == 201
@@ -320,6 +345,7 @@ def test_reader_endpoints_set_no_cookie_and_the_worker_is_served(push_app, clien
     worker = responses[2]
     assert worker.mimetype == "text/javascript" and "no-cache" in worker.headers["Cache-Control"]
     assert b"showNotification" in worker.data
+    assert b'data-push hidden' in responses[0].data and b"js/push.js" in responses[0].data
 
 
 def test_the_vapid_key_is_made_once_however_many_processes_start_together(tmp_path):
