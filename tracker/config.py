@@ -134,7 +134,7 @@ class Config:
     # subscription: browsers subscribed with the old public key.
     VAPID_PRIVATE_KEY = os.environ.get("VAPID_PRIVATE_KEY") or None
     # Whom push services may contact about this site's pushes (mailto: or https:); unset: PUBLIC_URL when it
-    # is https, else mailto:webmaster@localhost, which some push services (Apple's) refuse.
+    # is https, else mailto:webmaster@localhost, which a push service such as Apple's may refuse.
     VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT") or None
 
     # The site's public origin (e.g. https://live.example.com): every absolute URL (canonical links,
