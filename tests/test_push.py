@@ -287,6 +287,7 @@ def test_subscribing_is_checked(push_app, client, story):
     keys = good["keys"]
     for body, status in [
         ("not json", 400),
+        ("[" * 100_000 + "]" * 100_000, 400),
         ({"story": story}, 422),
         ({"story": story, "subscription": "x"}, 422),
         ({"story": story, "subscription": {"endpoint": good["endpoint"]}}, 422),

@@ -20,7 +20,10 @@ _rate_limit = limiter.limit(lambda: current_app.config["PUSH_SUBSCRIBE_RATE_LIMI
 
 def _request(*allowed: str) -> dict:
     """The request's JSON object, with only the allowed fields."""
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        data = None
     if not isinstance(data, dict):
         abort(400, description="Send a JSON object with Content-Type: application/json.")
     unknown = sorted(set(data) - set(allowed))
