@@ -33,7 +33,7 @@ from .models import MAX_PUSH_ENDPOINT, Entry, utcnow
 
 log = logging.getLogger(__name__)
 SENDERS = 8  # pushes of one key event in flight at once
-TRIES = 4  # a push that meets a network error, a 429 or a 5xx is tried again, after BACKOFF * 2**n seconds
+TRIES = 4  # times a push is tried when it meets a network error, a 429 or a 5xx: BACKOFF * 2**n seconds apart
 BACKOFF = 1.0
 MOST_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is cut to this
 TIMEOUT = (5, 10)  # seconds to connect to a push service, and to wait for its answer
