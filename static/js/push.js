@@ -51,7 +51,7 @@
   }
 
   function sameKey(subscription, key) {
-    var own = new Uint8Array(subscription.options.applicationServerKey || []);
+    var own = new Uint8Array((subscription.options && subscription.options.applicationServerKey) || []);
     return own.length === key.length && own.every(function (byte, i) { return byte === key[i]; });
   }
 
