@@ -8,10 +8,13 @@ must change something).
 """
 from __future__ import annotations
 
+import base64
 import io
 from dataclasses import dataclass
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from helpers import PASSWORD, copied_database, csrf_from, login
 from PIL import Image
 from sqlalchemy import select
@@ -20,7 +23,7 @@ from werkzeug.security import generate_password_hash
 
 from tracker import create_app, events, services
 from tracker.extensions import csrf, db, socketio
-from tracker.models import User
+from tracker.models import PushSubscription, User
 
 # Who may do what is decided in Python, the same on either engine: the table runs on SQLite only.
 pytestmark = pytest.mark.engine_independent
@@ -32,6 +35,14 @@ TINY_PNG = _png.getvalue()
 # Hashed once, with one round: every test's accounts share it, and the cells that log in spend no
 # time in scrypt (what the app's own hashes are is test_auth's business).
 PASSWORD_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1")
+# A reader's browser subscribed to the ended story's key events (one on a default push service), and
+# another subscribing to the live one: no key event of the live story is pushed anywhere.
+SUBSCRIBED = "https://fcm.googleapis.com/fcm/send/world-reader"
+_browser_key = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(Encoding.X962,
+                                                                                 PublicFormat.UncompressedPoint)
+SUBSCRIPTION = {"endpoint": "https://fcm.googleapis.com/fcm/send/new-reader",
+                "keys": {"p256dh": base64.urlsafe_b64encode(_browser_key).rstrip(b"=").decode(),
+                         "auth": base64.urlsafe_b64encode(bytes(range(16))).rstrip(b"=").decode()}}
 
 
 # The world each cell runs in
@@ -85,6 +96,8 @@ def build_world(app) -> World:
         token = services.create_token("newsdesk")[1]
         revoked = services.create_token("retired")[1]
         services.revoke_token("retired")
+        db.session.add(PushSubscription(story_id=ended.id, endpoint=SUBSCRIBED, **SUBSCRIPTION["keys"]))
+        db.session.commit()
         return World(story.slug, ended.slug, entry.id, marked.id, gone.id, draft.id, submitted.id, photo.id, target,
                      disabled, token, revoked)
 
@@ -228,6 +241,13 @@ TABLE = [
     Row("/media/<key>/<name>", "GET", "/media/0123456789abcdef0123456789abcdef/480.webp", everyone(404),
         variant="no such file"),
     Row("/metrics", "GET", "/metrics", everyone(200)),
+    # Web Push for readers: anonymous JSON (no CSRF token: readers have no session), rate limited.
+    Row("/push/key", "GET", "/push/key", everyone(200)),
+    Row("/push/subscriptions", "POST", "/push/subscriptions", everyone(201),
+        json={"story": "flood-warning-on-the-river", "subscription": SUBSCRIPTION}, writes=True),
+    Row("/push/subscriptions", "DELETE", "/push/subscriptions", everyone(204), json={"endpoint": SUBSCRIBED},
+        writes=True),
+    Row("/sw.js", "GET", "/sw.js", everyone(200)),
     # Answered by the Socket.IO middleware before Flask; without Engine.IO's parameters: 400.
     Row("/socket.io/", "GET", "/socket.io/", everyone(400)),
     # Login and logout: open to anyone (the forms still need their CSRF token). A login writes its
@@ -402,10 +422,10 @@ FORM_ROWS = [row for row in TABLE if row.form is not None]
 
 
 def test_form_rows_are_every_csrf_protected_write(app):
-    """Every state-changing route outside the (bearer-only) API is a form row here; the API is the only
-    exempt part."""
+    """Every state-changing route outside the (bearer-only) API and readers' push subscriptions (anonymous
+    JSON) is a form row here; those two are the only exempt parts."""
     exempt = {getattr(blueprint, "name", blueprint) for blueprint in csrf._exempt_blueprints}
-    assert exempt == {"api"} and not csrf._exempt_views
+    assert exempt == {"api", "notifications"} and not csrf._exempt_views
     protected = {(rule.rule, method) for rule in app.url_map.iter_rules()
                  for method in rule.methods & WRITE_METHODS if rule.endpoint.partition(".")[0] not in exempt}
     assert {(row.rule, row.method) for row in FORM_ROWS} == protected

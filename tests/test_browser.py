@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import uuid
 from contextlib import contextmanager
@@ -850,3 +851,41 @@ def test_a_gallery_opens_moves_and_closes_by_keyboard(browser, server):
         assert requests.delete(f"{server.url}/api/media/{ids[1]}", headers=api).status_code == 204
         expect(reader.locator("[data-story-lead]")).to_be_hidden(timeout=WAIT)
         expect(entry_with(reader, "Adrift").locator("img")).to_have_count(1)
+
+
+# Notifications of key events (Web Push)
+
+def test_a_pushed_key_event_is_shown_as_a_notification(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Dam under strain", "dam-under-strain")
+    entry_id = http_post_entry(session, server, slug, "Engineers open the spillway.", "Dam breached")
+    with new_context(browser) as context:
+        context.grant_permissions(["notifications"], origin=server.url)
+        reader = context.new_page()
+        devtools = context.new_cdp_session(reader)  # plays the push service's part, below
+        registrations = []
+        devtools.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.extend(
+            r for r in event["registrations"] if r["scopeURL"] == f"{server.url}/stories/" and not r["isDeleted"]))
+        devtools.send("ServiceWorker.enable")
+        reader.goto(f"{server.url}/stories/{slug}")
+        button = reader.get_by_role("button", name="Notify me of key events")
+        expect(button).to_be_visible()
+        assert reader.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)") == f"{server.url}/stories/"
+        assert axe_violations(reader) == []
+        # Headless Chromium reaches no push service: subscribing fails, and the reader is told so.
+        button.click()
+        expect(reader.locator("[data-push-status]")).to_have_text(re.compile("could not sign up with its push service"),
+                                                                  timeout=WAIT)
+        expect(button).to_be_enabled()
+
+        # A push as tracker.push.message makes it, delivered to the worker through DevTools.
+        assert registrations, "DevTools told of the worker's registration"
+        url = f"{server.url}/stories/{slug}/entries/{entry_id}"
+        devtools.send("ServiceWorker.deliverPushMessage", {
+            "origin": server.url, "registrationId": registrations[0]["registrationId"],
+            "data": json.dumps({"headline": "Dam breached", "url": url, "title": "Dam under strain",
+                                "tag": f"entry-{entry_id}"})})
+        shown = "navigator.serviceWorker.ready.then((r) => r.getNotifications())"
+        reader.wait_for_function(f"{shown}.then((found) => found.length > 0)", timeout=WAIT)
+        assert reader.evaluate(f"{shown}.then((found) => found.map((n) => [n.title, n.body, n.data.url]))") == [
+            ["Dam breached", "Dam under strain", url]]

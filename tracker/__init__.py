@@ -80,8 +80,8 @@ def create_app(config: dict | None = None) -> Flask:
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
-    from . import api, auth, cli, editor, embed, errors, events, feeds, health, media, metrics, reader  # noqa: F401
-    for module in (api, auth, editor, embed, feeds, health, media, metrics, reader):
+    from . import api, auth, cli, editor, embed, errors, events, feeds, health, media, metrics, notifications, reader  # noqa: F401
+    for module in (api, auth, editor, embed, feeds, health, media, metrics, notifications, reader):
         app.register_blueprint(module.bp)
     cli.register(app)
     errors.register(app)

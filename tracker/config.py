@@ -125,6 +125,24 @@ class Config:
     # but one address still cannot try account names without end.
     LOGIN_ADDRESS_RATE_LIMIT = os.environ.get("LOGIN_ADDRESS_RATE_LIMIT", "100 per minute")
 
+    # Web Push (README, Notifications). The hosts of the push services a subscription's endpoint may be on,
+    # comma-separated and matched exactly (a listed host is allowed even on a loopback address): the
+    # browsers' own services by default. Edge's (WNS) hosts vary by region; add the ones its readers use.
+    PUSH_SERVICE_HOSTS = os.environ.get("PUSH_SERVICE_HOSTS", ",".join((
+        "fcm.googleapis.com", "android.googleapis.com", "updates.push.services.mozilla.com",
+        "push.services.mozilla.com", "web.push.apple.com", "api.push.apple.com")))
+    # Subscribes and unsubscribes per client address (readers are anonymous), counted like failed logins.
+    PUSH_SUBSCRIBE_RATE_LIMIT = os.environ.get("PUSH_SUBSCRIBE_RATE_LIMIT", "30 per minute")
+    # How long a push service keeps a notification for a browser that is offline (its TTL header), seconds.
+    PUSH_TTL = _env_int("PUSH_TTL", 6 * 3600)
+    # The VAPID private key that signs pushes: PEM, or the path of a PEM file. Unset: instance/vapid.pem,
+    # made on first use (every process sharing the instance folder uses the same). Changing it ends every
+    # subscription: browsers subscribed with the old public key.
+    VAPID_PRIVATE_KEY = os.environ.get("VAPID_PRIVATE_KEY") or None
+    # Whom push services may contact about this site's pushes (mailto: or https:); unset: PUBLIC_URL when it
+    # is https, else mailto:webmaster@localhost, which a push service such as Apple's may refuse.
+    VAPID_SUBJECT = os.environ.get("VAPID_SUBJECT") or None
+
     # The site's public origin (e.g. https://live.example.com): every absolute URL (canonical links,
     # feeds, oEmbed, JSON-LD, embeds) starts with it, never with the request's Host header, which
     # any client can set. Unset: http://HOST:PORT, fine for `make run` and tests only.

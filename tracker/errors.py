@@ -30,7 +30,7 @@ def register(app: Flask) -> None:
 
 def error_response(status: int, message: str):
     """An error as JSON for scripts and fetch, or as a page for people."""
-    if wants_json() or request.path.startswith("/api/"):
+    if wants_json() or request.path.startswith(("/api/", "/push/")):
         return jsonify(ok=False, error=message), status
     return make_response(render_template("error.html", status=status, message=message)), status
 

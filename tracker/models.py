@@ -44,6 +44,8 @@ MAX_ALT = 500
 MAX_CAPTION = 1_000
 MAX_CREDIT = 200
 MAX_MEDIA_PER_ENTRY = 20
+# A push service's URL for one browser (FCM's, Mozilla's and Apple's run to a few hundred characters).
+MAX_PUSH_ENDPOINT = 1_000
 # Widths of an image's variants (never above the upload's own width), each in WebP and a fallback.
 MEDIA_WIDTHS = (480, 960, 1600)
 FALLBACK_TYPES = {"jpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png")}
@@ -244,6 +246,8 @@ class Entry(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set only when the text was corrected; pin and key-event changes are not corrections.
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When it became a key event readers see and was claimed for Web Push: pushed at most once (tracker.push).
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     story: Mapped[Story] = relationship(lazy="joined")
     author: Mapped[User | None] = relationship(lazy="joined", foreign_keys=[author_id])
@@ -432,3 +436,20 @@ class ApiToken(db.Model):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_api_tokens_user_id_users"),
                                                 nullable=True)
     user: Mapped[User | None] = relationship(lazy="joined")
+
+
+class PushSubscription(db.Model):
+    """A reader's browser told of a story's key events by Web Push (see tracker.push); readers need no account."""
+
+    __tablename__ = "push_subscriptions"
+    # By endpoint too: a push service that says a browser's subscription is gone ends it for every story.
+    __table_args__ = (UniqueConstraint("endpoint", "story_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id"), index=True)
+    # The browser's push service URL: unguessable, so whoever sends it may also end the subscription.
+    endpoint: Mapped[str] = mapped_column(String(MAX_PUSH_ENDPOINT))
+    # The browser's P-256 public key and authentication secret, base64url (RFC 8291).
+    p256dh: Mapped[str] = mapped_column(String(100))
+    auth: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,7 @@ from .models import (
     Entry,
     EntryMedia,
     Media,
+    PushSubscription,
     Story,
     User,
     UTCDateTime,
@@ -202,3 +203,16 @@ def changes_page(story_id: int, since: int, max_bytes: int, most: int = 100) -> 
             return page, page[-1]["rev"]
         page.append(state)
     return page, None
+
+
+def has_push_subscriptions(story_id: int) -> bool:
+    """Whether any browser is subscribed to the story's key events."""
+    return db.session.scalar(select(PushSubscription.id).where(PushSubscription.story_id == story_id)
+                             .limit(1)) is not None
+
+
+def push_subscriptions(story_id: int) -> list[tuple[str, str, str]]:
+    """Every subscription to the story's key events, as (endpoint, p256dh, auth)."""
+    return [tuple(row) for row in db.session.execute(
+        select(PushSubscription.endpoint, PushSubscription.p256dh, PushSubscription.auth)
+        .where(PushSubscription.story_id == story_id).order_by(PushSubscription.id))]

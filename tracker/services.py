@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import images, storage
+from . import images, push, storage
 from .events import broadcast, broadcast_presence
 from .extensions import db
 from .models import (
@@ -52,6 +52,7 @@ from .models import (
     EntryMedia,
     EntryVersion,
     Media,
+    PushSubscription,
     Story,
     User,
     utcnow,
@@ -171,6 +172,7 @@ class _Unit:
         self.changed: list[Story | Entry] = []
         self.turns: dict[int, int] = {}  # story id -> lowest revision taken
         self.revs: list[int] = []  # the changed rows' revisions, read before the commit expires them
+        self.pushes: list[int] = []  # the entries claimed for Web Push (see push.claim)
 
     def take_turn(self, story_id: int, rev: int) -> None:
         if story_id not in self.turns:  # later revisions of the same story are higher
@@ -211,7 +213,8 @@ def atomic():
 
 
 def _announce(unit: _Unit) -> None:
-    """Broadcast a committed unit's changed rows, after the changes with lower revisions; never raises."""
+    """Broadcast a committed unit's changed rows, after the changes with lower revisions, then start pushing
+    the key events it claimed; never raises."""
     try:
         for story_id, rev in unit.turns.items():
             _turns.wait(story_id, rev)
@@ -223,6 +226,8 @@ def _announce(unit: _Unit) -> None:
         except Exception:
             # The change is saved; readers pick it up through the revision join on reconnect.
             log.exception("broadcast of %s rev %s failed", type(item).__name__, rev)
+    if unit.pushes:  # after the broadcasts: pushes never delay a reader's page
+        push.send_later(unit.pushes)
 
 
 @contextmanager
@@ -243,6 +248,7 @@ def _story_change(story: Story):
         public = [item.rev for item in unit.changed[first:] if item.rev > 0]  # drafts' are negative
         if public:
             unit.take_turn(story_id, min(public))
+            unit.pushes += push.claim(story_id, unit.changed[first:])
 
 
 def _take_revision(changed: list, item: Story | Entry, story: Story) -> None:
@@ -819,6 +825,42 @@ def _media_ids(value) -> list[int]:
 def _show_media(entry: Entry, ids: list[int]) -> None:
     entry.media_links = [EntryMedia(position=n, media_id=media_id) for n, media_id in enumerate(ids)]
     entry.has_media = bool(ids)
+
+
+# Web Push subscriptions (see tracker.push)
+
+def subscribe(story: Story, subscription, hosts: set[str]) -> None:
+    """Subscribe a reader's browser (its PushSubscription as JSON) to a story's key events; subscribing again
+    takes its current keys. The endpoint must be on one of `hosts` (PUSH_SERVICE_HOSTS)."""
+    try:
+        endpoint, p256dh, auth = push.checked(subscription, hosts)
+    except push.Refused as exc:
+        raise ServiceError(exc.message, "subscription", 422) from None
+    if not story.is_live:
+        raise ServiceError("This story has ended: there will be no more key events to tell you of.", None, 409)
+    row = db.session.scalar(select(PushSubscription).where(PushSubscription.endpoint == endpoint,
+                                                           PushSubscription.story_id == story.id))
+    if row is None:
+        row = PushSubscription(story_id=story.id, endpoint=endpoint)
+        db.session.add(row)
+    row.p256dh, row.auth = p256dh, auth
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same browser subscribing twice at once: the first one stands
+        db.session.rollback()
+
+
+def unsubscribe(endpoint, story: Story | None = None) -> None:
+    """End a browser's subscription (by its endpoint) to a story, or to every story."""
+    try:
+        endpoint = push.checked_endpoint(endpoint)
+    except push.Refused as exc:
+        raise ServiceError(exc.message, "endpoint", 422) from None
+    query = delete(PushSubscription).where(PushSubscription.endpoint == endpoint)
+    if story is not None:
+        query = query.where(PushSubscription.story_id == story.id)
+    db.session.execute(query)
+    db.session.commit()
 
 
 # Presence at a story's desk
