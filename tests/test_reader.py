@@ -219,3 +219,20 @@ def test_public_url_defaults_to_host_and_port_and_must_be_an_origin(database_url
     for bad in ("live.example.com", "ftp://live.example.com", "https://live.example.com/news"):
         with pytest.raises(ValueError, match="PUBLIC_URL must be an origin"):
             create_app({"SECRET_KEY": "test-secret", "DATABASE_URL": database_url, "PUBLIC_URL": bad})
+
+
+@pytest.mark.parametrize("path", ["/stories/{slug}", "/embed/{slug}", "/stories/{slug}/feed.atom"])
+def test_anonymous_pages_are_cacheable_by_revision_and_staff_pages_are_not(app, story, editor_client, path):
+    url, client = path.format(slug=story), app.test_client()  # editor_client is the `client` fixture, logged in
+    first = client.get(url)
+    control = first.headers["Cache-Control"]
+    assert first.status_code == 200 and "Set-Cookie" not in first.headers
+    assert "public" in control and re.search(r"s-maxage=[1-9]", control) and "stale-while-revalidate" in control
+    assert "private" not in control and "no-store" not in control and first.headers["ETag"]
+    again = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.headers["ETag"] == first.headers["ETag"] and not again.data
+    add(app, story)  # a new revision: the copy a cache holds is no longer current
+    fresh = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert fresh.status_code == 200 and fresh.headers["ETag"] != first.headers["ETag"]
+    staff = editor_client.get(url)
+    assert staff.headers["Cache-Control"] == "private, no-store" and "ETag" not in staff.headers

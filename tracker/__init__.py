@@ -1,4 +1,5 @@
 """Tracker: a live-updating story tracker."""
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -50,6 +51,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     os.makedirs(app.instance_path, exist_ok=True)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _instance_secret(Path(app.instance_path))
+    app.config["BUILD_ID"] = _build_id(root)
     app.config["SQLALCHEMY_DATABASE_URI"] = (
         app.config["DATABASE_URL"] or f"sqlite:///{Path(app.instance_path) / 'tracker.db'}")
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", _engine_options(app.config))
@@ -140,6 +142,14 @@ def _engine_options(config) -> dict:
             connect_args={"connect_timeout": config["DB_CONNECT_TIMEOUT"],
                           "options": f"-c statement_timeout={config['DB_STATEMENT_TIMEOUT_MS']}"})
     return options
+
+
+def _build_id(root: Path) -> str:
+    """A digest of the templates and static files: cached pages' ETags change with each deploy."""
+    digest = hashlib.sha256()
+    for path in sorted((*root.glob("templates/**/*.html"), *root.glob("static/css/*"), *root.glob("static/js/*"))):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _instance_secret(instance: Path) -> str:

@@ -118,6 +118,9 @@ class Config:
     # client addresses (comma-separated; behind nginx, with TRUSTED_PROXIES, the scraper's own).
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
     METRICS_ADDRESSES = tuple(filter(None, os.environ.get("METRICS_ADDRESSES", "127.0.0.1,::1").split(",")))
+    # How long browsers and shared caches may keep an anonymous reader's story page, widget or feed
+    # (and serve it three times as long stale while they revalidate it).
+    PAGE_CACHE_SECONDS = _env_int("PAGE_CACHE_SECONDS", 10)
     # How often each process shares its reader counts and tells readers the totals (0 turns it off).
     READERS_SECONDS = float(os.environ.get("READERS_SECONDS", "12"))
     # Failed logins allowed per client address over all account names (LOGIN_RATE_LIMIT counts per

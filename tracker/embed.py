@@ -11,7 +11,7 @@ from markupsafe import escape
 
 from . import queries
 from .models import ID_PATTERN
-from .web import entry_or_404, int_arg, story_or_404
+from .web import entry_or_404, int_arg, shared_cache, story_or_404
 
 bp = Blueprint("embed", __name__)
 
@@ -29,6 +29,7 @@ def _options() -> tuple[str, int, bool]:
 
 
 @bp.get("/embed/<slug>")
+@shared_cache
 def story(slug):
     """A compact live view of a story: the newest entries, optionally its key events."""
     story = story_or_404(slug)

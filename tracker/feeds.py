@@ -6,7 +6,7 @@ from markupsafe import Markup
 from . import absolute, queries
 from .models import Entry, Story, isoformat
 from .sanitize import xml_text
-from .web import story_or_404
+from .web import shared_cache, story_or_404
 
 bp = Blueprint("feeds", __name__)
 
@@ -45,6 +45,7 @@ def _feed(feed_id: str, title: str, subtitle: str, link: str, self_link: str) ->
 
 
 @bp.get("/stories/<slug>/feed.atom")
+@shared_cache
 def story_feed(slug):
     """The story's newest updates as an Atom feed."""
     story = story_or_404(slug)

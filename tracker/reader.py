@@ -3,7 +3,7 @@ from flask import Blueprint, abort, jsonify, render_template, request
 
 from . import queries
 from .feeds import live_blog_posting
-from .web import entry_or_404, requested_page, story_or_404
+from .web import entry_or_404, requested_page, shared_cache, story_or_404
 
 bp = Blueprint("reader", __name__)
 
@@ -15,6 +15,7 @@ def index():
 
 
 @bp.get("/stories/<slug>")
+@shared_cache
 def story(slug):
     """The live story page: pinned entry, key events and the newest entries."""
     story = story_or_404(slug)

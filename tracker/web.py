@@ -1,7 +1,10 @@
-"""What the blueprints share to read a request: query arguments, and 404s for what is not there."""
+"""What the blueprints share to read a request: query arguments, 404s for what is not there, and
+the caching of anonymous readers' pages."""
+import functools
+import hashlib
 import re
 
-from flask import abort, current_app, request
+from flask import Response, abort, current_app, make_response, request
 from flask_login import current_user
 
 from . import queries, services
@@ -27,6 +30,33 @@ def entry_or_404(entry_id: int, story: Story | None = None, published: bool = Fa
     if entry is None:
         abort(404, description="There is no such update.")
     return entry
+
+
+def shared_cache(view):
+    """Let browsers and shared caches (nginx's micro-cache, a CDN) keep an anonymous reader's copy of
+    a story's page for PAGE_CACHE_SECONDS, and serve it stale while revalidating: its weak ETag is the
+    story's revision, the request's path and query, and this build's templates and scripts, so a
+    matching If-None-Match is a 304 without rendering. A page behind by a few revisions is never
+    wrong for long: its script joins at the page's revision and catches up. Signed-in staff see
+    their own pages: uncached."""
+    @functools.wraps(view)
+    def cached(slug, **kwargs):
+        if current_user.is_authenticated:
+            response = make_response(view(slug, **kwargs))
+            response.headers["Cache-Control"] = "private, no-store"
+            return response
+        key = f"{story_or_404(slug).rev} {request.full_path} {current_app.config['BUILD_ID']}"
+        tag = hashlib.sha256(key.encode()).hexdigest()[:24]
+        response = Response(status=304) if request.if_none_match.contains_weak(tag) \
+            else make_response(view(slug, **kwargs))
+        if response.status_code in (200, 304):
+            seconds = current_app.config["PAGE_CACHE_SECONDS"]
+            response.set_etag(tag, weak=True)
+            response.vary.add("Cookie")  # a cache keeps the cookieless copy apart from staff's requests
+            response.headers["Cache-Control"] = (f"public, max-age={seconds}, s-maxage={seconds}, "
+                                                 f"stale-while-revalidate={3 * seconds}")
+        return response
+    return cached
 
 
 def media_or_404(media_id: int) -> Media:

@@ -2,7 +2,10 @@
 (function () {
   "use strict";
   // In the page's language (a story's own), not the browser's: a French story shows French dates.
-  var language = document.documentElement.lang || undefined;
+  // The browser's own variant of that language keeps its region's customs (en-GB: a 24-hour clock).
+  var page = document.documentElement.lang || undefined;
+  var browser = navigator.language || "";
+  var language = !page || browser.split("-")[0] === page.split("-")[0] ? browser || page : page;
   var timeFormat = new Intl.DateTimeFormat(language, { hour: "2-digit", minute: "2-digit" });
   var dateTimeFormat = new Intl.DateTimeFormat(language, {
     day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit"
