@@ -106,6 +106,20 @@ def test_end_reopen_and_patch_story(client, auth, story):
     assert patched.get_json()["story"]["title"] == "New title" and patched.get_json()["story"]["status"] == "ended"
 
 
+def test_a_storys_reading_order_is_created_patched_and_broadcast(client, auth, socket_client):
+    created = client.post("/api/stories", json={"title": "Ask us anything", "order": "oldest"}, headers=auth)
+    assert created.status_code == 201 and created.get_json()["story"]["order"] == "oldest"
+    reader = socket_client()
+    reader.emit("join", {"story": "ask-us-anything", "since": 1}, callback=True)
+    patched = client.patch("/api/stories/ask-us-anything", json={"order": "newest"}, headers=auth).get_json()["story"]
+    assert (patched["order"], patched["rev"]) == ("newest", 2)
+    assert [e["args"][0]["order"] for e in reader.get_received() if e["name"] == "story"] == ["newest"]
+    assert client.get("/api/stories").get_json()["stories"][0]["order"] == "newest"
+    refused = client.patch("/api/stories/ask-us-anything", json={"order": "random"}, headers=auth)
+    assert refused.status_code == 422 and refused.get_json()["field"] == "order"
+    assert client.post("/api/stories", json={"title": "Default"}, headers=auth).get_json()["story"]["order"] == "newest"
+
+
 def test_change_feed_by_revision_and_pages_by_cursor(client, auth, story):
     ids = [post_entry(client, auth, story, body=f"Update {n}").get_json()["entry"]["id"] for n in range(5)]
     client.delete(f"/api/entries/{ids[0]}", headers=auth)

@@ -4,7 +4,7 @@ import io
 import re
 
 import pytest
-from helpers import JSON, form_page, login, make_user, post_entry
+from helpers import JSON, csrf_from, form_page, login, make_user, post_entry
 from PIL import Image
 from sqlalchemy import func, select
 
@@ -181,6 +181,19 @@ def test_story_settings_update(editor_client, app, story):
     assert response.status_code == 302
     with app.app_context():
         assert db.session.scalar(select(Story.title)) == "Flood: river peaks"
+        assert db.session.scalar(select(Story.order)) == "newest"  # a form without the field keeps it
+
+
+def test_story_settings_set_the_reading_order(editor_client, app, story):
+    page = editor_client.get(f"/editor/stories/{story}/settings").get_data(as_text=True)
+    assert '<option selected value="newest">Newest update first</option>' in page
+    data = {"csrf_token": csrf_from(page), "title": "Ask the council", "summary": "", "image_url": "",
+            "order": "oldest"}
+    assert editor_client.post(f"/editor/stories/{story}/settings", data=data).status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(Story.order)) == "oldest"
+    refused = editor_client.post(f"/editor/stories/{story}/settings", data={**data, "order": "sideways"})
+    assert refused.status_code == 400 and "Not a valid choice" in refused.get_data(as_text=True)
 
 
 def test_editors_cannot_manage_users(editor_client):

@@ -99,6 +99,13 @@ def test_the_document_is_served_and_valid(client):
     existing.validate()  # against the OpenAPI 3.1 meta-schema
 
 
+def test_the_reading_order_is_documented_wherever_a_story_is_read_or_written():
+    schemas = spec()["components"]["schemas"]
+    for name in ("Story", "StoryOverview", "StoryCreate", "StoryUpdate"):
+        assert schemas[name]["properties"]["order"]["enum"] == ["newest", "oldest"], name
+    assert "order" in schemas["Story"]["required"]
+
+
 def test_every_api_route_is_documented(app):
     documented = {(path, method.upper()) for path, item in spec()["paths"].items()
                   for method in item if method != "parameters"}

@@ -174,19 +174,19 @@ def drafts(slug):
 @token_required
 def create_story():
     """Create a story."""
-    data = _payload("title", "slug", "summary", "image_url", "status", "image_media")
+    data = _payload("title", "slug", "summary", "image_url", "status", "image_media", "order")
     story = services.create_story(data.get("title", ""), data.get("summary", ""), data.get("slug", ""),
                                   data.get("image_url", ""), data.get("status", "live"),
-                                  image_media=data.get("image_media"))
+                                  image_media=data.get("image_media"), order=data.get("order", "newest"))
     return jsonify(story=story.to_dict()), 201, {"Location": url_for("api.story", slug=story.slug)}
 
 
 @bp.patch("/stories/<slug>")
 @token_required
 def update_story(slug):
-    """Change a story's title, summary, lead image or status."""
+    """Change a story's title, summary, lead image, status or reading order."""
     story = story_or_404(slug)
-    services.change_story(story, **_payload("title", "summary", "image_url", "status", "image_media"))
+    services.change_story(story, **_payload("title", "summary", "image_url", "status", "image_media", "order"))
     return jsonify(story=story.to_dict())
 
 

@@ -81,7 +81,7 @@ def new_story():
     if form.validate_on_submit():
         try:
             story = services.create_story(form.title.data, form.summary.data, form.slug.data,
-                                          form.image_url.data, form.status.data)
+                                          form.image_url.data, form.status.data, order=form.order.data)
         except ServiceError as exc:
             _attach(form, exc)
         else:
@@ -93,14 +93,15 @@ def new_story():
 @bp.route("/stories/<slug>/settings", methods=["GET", "POST"])
 @publisher_required
 def story_settings(slug):
-    """Edit a story's title, summary and lead image."""
+    """Edit a story's title, summary, lead image and reading order."""
     story = story_or_404(slug)
     form = StoryForm(obj=story)
     del form.slug, form.status
     if form.validate_on_submit():
         try:
             lead = upload().id if getattr(request.files.get("file"), "filename", "") else None
-            services.update_story(story, form.title.data, form.summary.data, form.image_url.data, image_media=lead)
+            services.update_story(story, form.title.data, form.summary.data, form.image_url.data, image_media=lead,
+                                  order=form.order.data)
         except ServiceError as exc:
             _attach(form, exc)
         else:

@@ -26,6 +26,7 @@ from .models import (
     MAX_SLUG,
     MAX_SUMMARY,
     MAX_TITLE,
+    ORDERS,
     ROLES,
     STATUSES,
 )
@@ -53,6 +54,10 @@ class StoryForm(FlaskForm):
     image_url = StringField("Lead image URL", validators=[Optional(), Length(max=MAX_IMAGE_URL)])
     status = SelectField("Status", default="live",
                          choices=[SelectChoice(status, status.capitalize()) for status in STATUSES])
+    order = SelectField("Reading order", default=ORDERS[0],
+                        choices=[SelectChoice("newest", "Newest update first"),
+                                 SelectChoice("oldest", "Oldest update first (a timeline, a Q&A)")],
+                        description="What readers see first, unless they choose for themselves.")
 
 
 _TOO_LONG = f"The update is too long: the limit is {MAX_BODY:,} characters. Nothing was cut; shorten it and send again."

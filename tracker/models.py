@@ -19,6 +19,9 @@ from .extensions import db
 ROLES = ("editor", "contributor", "admin")
 PUBLISHING_ROLES = ("editor", "admin")
 STATUSES = ("live", "ended")
+# A story's reading order for readers who have not chosen their own: the newest update first, or the
+# oldest first (a timeline, a Q&A).
+ORDERS = ("newest", "oldest")
 # An entry's states: only published ones ever reach readers. A draft is its writer's; a
 # submission waits for an editor; a scheduled one publishes itself at its publish_at.
 PUBLISHED, DRAFT, SUBMITTED, SCHEDULED = "published", "draft", "submitted", "scheduled"
@@ -157,6 +160,7 @@ class Story(db.Model):
     # Comma-separated, in the order given (see services.normalize_tags).
     tags: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
     status: Mapped[str] = mapped_column(String(8), default="live")
+    order: Mapped[str] = mapped_column(String(8), default="newest", server_default=text("'newest'"))
     # Every change to the story or its entries takes the next value, in the same transaction.
     rev: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -200,6 +204,7 @@ def story_state(story: Story | Row) -> dict:
         "image_url": story.image_url,
         "tags": split_tags(story.tags),
         "status": story.status,
+        "order": story.order,
         "rev": story.rev,
         "created_at": isoformat(story.created_at),
         "updated_at": isoformat(story.updated_at),

@@ -24,6 +24,7 @@ from .models import (
     MAX_SLUG,
     MAX_SUMMARY,
     MAX_TITLE,
+    ORDERS,
     PUBLISHED,
     SCHEDULED,
     STATUSES,
@@ -96,6 +97,8 @@ ERROR_RESPONSES = {
 }
 
 WRITE = [{"bearerAuth": []}]
+ORDER = {"type": "string", "enum": list(ORDERS), "description": "The reading order readers get unless they choose "
+         "their own: the newest update first, or the oldest first (a timeline, a Q&A)."}
 SLUG_PARAM = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 ENTRY_ID_PARAM = {"name": "entry_id", "in": "path", "required": True,
                   "description": "An entry id: 1 to 18 digits; longer is a 404.",
@@ -110,6 +113,7 @@ def _story_properties() -> dict:
         "image_url": {"type": "string", "maxLength": MAX_IMAGE_URL},
         "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "status": {"type": "string", "enum": list(STATUSES)},
+        "order": ORDER,
         "rev": {"type": "integer", "minimum": 1, "description": "The story's latest revision."},
         "created_at": TIMESTAMP,
         "updated_at": TIMESTAMP,
@@ -242,6 +246,7 @@ def _schemas() -> dict:
                 "summary": summary,
                 "image_url": image_url,
                 "status": {**status, "default": "live"},
+                "order": {**ORDER, "default": "newest"},
                 "image_media": {**media_id, "type": ["integer", "null"], "description": "An uploaded image's id "
                                 "as the lead image (null: none)."},
             },
@@ -251,7 +256,7 @@ def _schemas() -> dict:
             "type": "object",
             "description": "Only the fields sent change.",
             "properties": {"title": title, "summary": summary, "image_url": image_url, "status": status,
-                           "image_media": {**media_id, "type": ["integer", "null"], "description":
+                           "order": ORDER, "image_media": {**media_id, "type": ["integer", "null"], "description":
                                            "An uploaded image's id as the lead image (null: no change)."}},
             "additionalProperties": False,
         },
@@ -348,7 +353,8 @@ def spec() -> dict:
                     "responses": {"200": story_ok, **_errors(404)},
                 },
                 "patch": {
-                    "operationId": "updateStory", "summary": "Change a story's title, summary, lead image or status.",
+                    "operationId": "updateStory",
+                    "summary": "Change a story's title, summary, lead image, status or reading order.",
                     "security": WRITE,
                     "requestBody": _body("StoryUpdate"),
                     "responses": {"200": story_ok, **_errors(400, 401, 403, 404, 413, 422, 503)},

@@ -40,6 +40,7 @@ from .models import (
     MAX_SUMMARY,
     MAX_TAGS,
     MAX_TITLE,
+    ORDERS,
     PUBLISHED,
     ROLES,
     SCHEDULED,
@@ -286,7 +287,7 @@ def normalize_tags(value: str | list | tuple | None) -> str:
 
 def create_story(title: str, summary: str = "", slug: str = "", image_url: str = "",
                  status: str = "live", tags: str | list = "", created_at: datetime | None = None,
-                 image_media: int | None = None) -> Story:
+                 image_media: int | None = None, order: str = "newest") -> Story:
     """Create a story; the slug is derived from the title when left empty."""
     title = _require(clean_text(title), "title", "Title", MAX_TITLE)
     # A title with no Latin letters or digits still gets an address.
@@ -297,7 +298,7 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
         raise ServiceError(f"The slug '{slug}' is already taken.", "slug", 409)
     _check_status(status)
     now = utcnow()
-    story = Story(title=title, slug=slug, status=status, rev=1, tags=normalize_tags(tags),
+    story = Story(title=title, slug=slug, status=status, order=_check_order(order), rev=1, tags=normalize_tags(tags),
                   summary=_limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY),
                   image_url=_image_url(image_url), ended_at=now if status == "ended" else None,
                   created_at=created_at or now, updated_at=now,
@@ -312,9 +313,10 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
 
 
 def update_story(story: Story, title: str, summary: str = "", image_url: str = "",
-                 tags: str | list | None = None, image_media: int | None = None) -> Story:
-    """Change a story's title, summary, lead image or (unless None) tags and uploaded lead image."""
-    return change_story(story, title=title, summary=summary, image_url=image_url, tags=tags, image_media=image_media)
+                 tags: str | list | None = None, image_media: int | None = None, order: str | None = None) -> Story:
+    """Change a story's title, summary, lead image or (unless None) tags, uploaded lead image and order."""
+    return change_story(story, title=title, summary=summary, image_url=image_url, tags=tags, image_media=image_media,
+                        order=order)
 
 
 def set_status(story: Story, status: str) -> Story:
@@ -323,7 +325,8 @@ def set_status(story: Story, status: str) -> Story:
 
 
 def change_story(story: Story, title: str | None = None, summary: str | None = None, image_url: str | None = None,
-                 tags: str | list | None = None, status: str | None = None, image_media: int | None = None) -> Story:
+                 tags: str | list | None = None, status: str | None = None, image_media: int | None = None,
+                 order: str | None = None) -> Story:
     """Change any of a story's fields (None keeps one): all or nothing, one revision if anything changed."""
     values = {}
     if title is not None:
@@ -338,6 +341,8 @@ def change_story(story: Story, title: str | None = None, summary: str | None = N
         values["status"] = _check_status(status)
     if image_media is not None:
         values["image_media_id"] = _lead_image(image_media)
+    if order is not None:
+        values["order"] = _check_order(order)
     values = {name: value for name, value in values.items() if getattr(story, name) != value}
     if not values:
         return story
@@ -354,6 +359,12 @@ def _lead_image(media_id) -> int:
     if type(media_id) is not int or not 0 < media_id <= MAX_ID or not media_by_ids([media_id]):
         raise ServiceError(f"There is no media with id {media_id}; upload it first.", "image_media")
     return media_id
+
+
+def _check_order(order: str) -> str:
+    if order not in ORDERS:
+        raise ServiceError("Order must be 'newest' or 'oldest'.", "order")
+    return order
 
 
 def _check_status(status: str) -> str:
