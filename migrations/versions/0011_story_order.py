@@ -1,7 +1,7 @@
 """story reading order: newest or oldest update first
 
-Revision ID: 0010_story_order
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0010_story_order'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
