@@ -120,6 +120,16 @@ def test_a_storys_reading_order_is_created_patched_and_broadcast(client, auth, s
     assert client.post("/api/stories", json={"title": "Default"}, headers=auth).get_json()["story"]["order"] == "newest"
 
 
+def test_a_storys_language_is_created_patched_and_checked(client, auth):
+    created = client.post("/api/stories", json={"title": "Tempête Ciarán", "language": "fr"}, headers=auth)
+    assert created.status_code == 201 and created.get_json()["story"]["language"] == "fr"
+    patched = client.patch("/api/stories/tempete-ciaran", json={"language": "ar"}, headers=auth).get_json()["story"]
+    assert patched["language"] == "ar"
+    refused = client.patch("/api/stories/tempete-ciaran", json={"language": "xx"}, headers=auth)
+    assert refused.status_code == 422 and refused.get_json()["field"] == "language"
+    assert client.post("/api/stories", json={"title": "Default"}, headers=auth).get_json()["story"]["language"] == "en"
+
+
 def test_change_feed_by_revision_and_pages_by_cursor(client, auth, story):
     ids = [post_entry(client, auth, story, body=f"Update {n}").get_json()["entry"]["id"] for n in range(5)]
     client.delete(f"/api/entries/{ids[0]}", headers=auth)

@@ -479,7 +479,7 @@ def test_export_writes_front_matter_and_one_section_per_visible_entry(app):
     text = result.stdout
     assert text.startswith("---\ntitle: 'Quake: “strong” shaking felt'\nslug: quake\ndate: '")
     assert "\nsummary: It’s early.\nimage: https://example.com/q.jpg\n" in text
-    assert "\ntags:\n- quake\n- Japan\nstatus: live\n---\n" in text
+    assert "\ntags:\n- quake\n- Japan\nstatus: live\nlanguage: en\n---\n" in text
     assert "\n## 2024-01-01T07:10:00Z · Two\n\nSame second, later entry.\n" in text
     assert "\n## 2024-01-01T07:10:00.123456Z · Shaking felt · widely\n\nFirst *report*.\n" in text
     assert "\n## 2024-01-01T07:15:00.123456Z\n\n\\## 2024-01-01T07:30:00Z looks like" in text
@@ -582,6 +582,15 @@ def test_site_images_are_found_with_site_root_and_never_outside_it(app, tmp_path
     assert "image /img/link.jpg was not found" in report
     with app.app_context():
         assert [m.alt for m in entries("storm")[0].media] == ["Trees down"]
+
+
+def test_a_posts_language_becomes_its_storys_and_travels_in_exports(app, tmp_path):
+    post = write(tmp_path, "greve.md", "---\ntitle: Grève générale\nlang: fr-FR\n---\nLes trains sont à l'arrêt.\n")
+    other = write(tmp_path, "streik.md", "---\ntitle: Generalstreik\nlang: de\n---\nDie Züge stehen.\n")
+    assert lines(run(app, "import", str(post), str(other))) == {"greve.md": "created", "streik.md": "created"}
+    with app.app_context():
+        assert (story("greve").language, story("streik").language) == ("fr", "en")  # no German interface yet
+    assert "\nlanguage: fr\n" in run(app, "export", "greve").stdout
 
 
 def test_an_export_with_media_imports_back_with_its_pictures(app, tmp_path):

@@ -11,6 +11,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 
 from . import openapi, queries, readers, services
 from .extensions import csrf, limiter
+from .i18n import DEFAULT_LANGUAGE
 from .models import MAX_API_PAGE, MAX_REV, isoformat
 from .services import CONTRIBUTOR_REFUSAL, ServiceError
 from .web import entry_or_404, int_arg, media_or_404, requested_page, story_or_404, upload
@@ -174,10 +175,11 @@ def drafts(slug):
 @token_required
 def create_story():
     """Create a story."""
-    data = _payload("title", "slug", "summary", "image_url", "status", "image_media", "order")
+    data = _payload("title", "slug", "summary", "image_url", "status", "image_media", "order", "language")
     story = services.create_story(data.get("title", ""), data.get("summary", ""), data.get("slug", ""),
                                   data.get("image_url", ""), data.get("status", "live"),
-                                  image_media=data.get("image_media"), order=data.get("order", "newest"))
+                                  image_media=data.get("image_media"), order=data.get("order", "newest"),
+                                  language=data.get("language", DEFAULT_LANGUAGE))
     return jsonify(story=story.to_dict()), 201, {"Location": url_for("api.story", slug=story.slug)}
 
 
@@ -186,7 +188,8 @@ def create_story():
 def update_story(slug):
     """Change a story's title, summary, lead image, status or reading order."""
     story = story_or_404(slug)
-    services.change_story(story, **_payload("title", "summary", "image_url", "status", "image_media", "order"))
+    services.change_story(story, **_payload("title", "summary", "image_url", "status", "image_media", "order",
+                                            "language"))
     return jsonify(story=story.to_dict())
 
 

@@ -81,7 +81,8 @@ def new_story():
     if form.validate_on_submit():
         try:
             story = services.create_story(form.title.data, form.summary.data, form.slug.data,
-                                          form.image_url.data, form.status.data, order=form.order.data)
+                                          form.image_url.data, form.status.data, order=form.order.data,
+                                          language=form.language.data)
         except ServiceError as exc:
             _attach(form, exc)
         else:
@@ -101,7 +102,7 @@ def story_settings(slug):
         try:
             lead = upload().id if getattr(request.files.get("file"), "filename", "") else None
             services.update_story(story, form.title.data, form.summary.data, form.image_url.data, image_media=lead,
-                                  order=form.order.data)
+                                  order=form.order.data, language=form.language.data)
         except ServiceError as exc:
             _attach(form, exc)
         else:

@@ -16,6 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import HiddenInput
 
+from .i18n import DEFAULT_LANGUAGE, LANGUAGES
 from .models import (
     MAX_BODY,
     MAX_DISPLAY_NAME,
@@ -58,6 +59,9 @@ class StoryForm(FlaskForm):
                         choices=[SelectChoice("newest", "Newest update first"),
                                  SelectChoice("oldest", "Oldest update first (a timeline, a Q&A)")],
                         description="What readers see first, unless they choose for themselves.")
+    language = SelectField("Language", default=DEFAULT_LANGUAGE,
+                           choices=[SelectChoice(code, name) for code, (name, _) in LANGUAGES.items()],
+                           description="Of the story's pages: their buttons and labels, dates and direction.")
 
 
 _TOO_LONG = f"The update is too long: the limit is {MAX_BODY:,} characters. Nothing was cut; shorten it and send again."

@@ -14,9 +14,10 @@ other, and YAML anchors and aliases (`&name`, `*name`) are refused: a few aliase
 of values ("billion laughs").
 
 - A story file: `title` (required), `slug` (else the file name without a Jekyll `YYYY-MM-DD-` prefix),
-  `date`, `excerpt`/`summary`/`description`, `image` (an http(s) address, or a path in the site: uploaded as
-  the lead image, see _Pictures), `categories` and `tags`
-  (lists or comma-separated strings; both become the story's tags), `author`/`authors` (the entry's byline),
+  `date`, `lang`/`language` (a new story's, when Tracker speaks it), `excerpt`/`summary`/`description`,
+  `image` (an http(s) address, or a path in the site: uploaded as the lead image, see _Pictures),
+  `categories` and `tags` (lists or comma-separated strings; both become the story's tags),
+  `author`/`authors` (the entry's byline),
   `status` (live or ended). The body becomes the story's first entry, or, in the export format below,
   one entry per section. The slug identifies the story: importing again updates it.
 - An entry file (`story_slug` given): one entry; `title` is its headline, `date` its time, and the file
@@ -31,7 +32,7 @@ a zone or offset is taken as is. Strings may be ISO 8601 (`2024-03-05`, `2024-03
 `March 5, 2024`, each optionally followed by `14:30`) or RFC 2822 (`Tue, 05 Mar 2024 14:30:00 +0000`).
 Anything else is a bad date. No date means now.
 
-Export (`export_story`): front matter (title, slug, date, summary, image, tags, status, and with images
+Export (`export_story`): front matter (title, slug, date, summary, image, tags, status, language, and with images
 their alt text, caption and credit as `media`), then each visible
 entry, oldest first, as a section headed `## <time> · <headline>` (the time ISO 8601 in UTC with Z, to the
 microsecond when it has one; ` · <headline>` only when there is a headline), a blank line and the Markdown
@@ -58,6 +59,7 @@ from flask import current_app
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
 
 from . import services, storage
+from .i18n import DEFAULT_LANGUAGE, LANGUAGES
 from .models import STATUSES, Story, utcnow
 from .queries import entry_by_idempotency_key, story_by_slug, visible_entries
 from .sanitize import clean_text
@@ -291,6 +293,12 @@ def _byline(meta: dict) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _language(meta: dict) -> str:
+    """A new story's language: `lang` or `language` (fr, fr-FR...) when Tracker speaks it, else the default."""
+    code = _text(meta, "lang", "language").lower().replace("_", "-").split("-")[0]
+    return code if code in LANGUAGES else DEFAULT_LANGUAGE
+
+
 def _image(meta: dict) -> tuple[str, str]:
     """The lead image: an http(s) address (as image_url), or a path (to upload); the other one empty."""
     image = _text(meta, "image")
@@ -447,7 +455,7 @@ def _import_story(path: Path, meta: dict, body: str, zone: tzinfo, pictures: _Pi
     lead = pictures.upload(image_path, clean_text(title)) if image_path and not has_lead else None
     if story is None:
         story = services.create_story(title, summary, slug, image_url, tags=tags, created_at=created_at,
-                                      image_media=lead)
+                                      image_media=lead, language=_language(meta))
         changed, result = True, CREATED
     else:
         changed, result = False, UPDATED
@@ -541,6 +549,7 @@ def export_story(story: Story, media_folder: Path | None = None) -> str:
         sections.append(f"{heading}\n\n{body}\n")
     meta = {"title": story.title, "slug": story.slug, "date": isoformat_exact(story.created_at),
             "summary": story.summary, "image": image, "tags": story.tag_list, "status": story.status,
+            "language": story.language,
             **({"media": exported} if exported else {})}
     front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=10_000).strip()
     return f"---\n{front}\n---\n" + "".join(f"\n{section}" for section in sections)

@@ -161,6 +161,8 @@ class Story(db.Model):
     tags: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
     status: Mapped[str] = mapped_column(String(8), default="live")
     order: Mapped[str] = mapped_column(String(8), default="newest", server_default=text("'newest'"))
+    # Its pages' language (a code of i18n.LANGUAGES): their interface, lang, direction and dates.
+    language: Mapped[str] = mapped_column(String(8), default="en", server_default=text("'en'"))
     # Every change to the story or its entries takes the next value, in the same transaction.
     rev: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -205,6 +207,7 @@ def story_state(story: Story | Row) -> dict:
         "tags": split_tags(story.tags),
         "status": story.status,
         "order": story.order,
+        "language": story.language,
         "rev": story.rev,
         "created_at": isoformat(story.created_at),
         "updated_at": isoformat(story.updated_at),

@@ -7,6 +7,7 @@ leaves the public document alone.
 """
 from __future__ import annotations
 
+from .i18n import DEFAULT_LANGUAGE, LANGUAGES
 from .models import (
     DRAFT,
     ENTRY_STATES,
@@ -99,6 +100,8 @@ ERROR_RESPONSES = {
 WRITE = [{"bearerAuth": []}]
 ORDER = {"type": "string", "enum": list(ORDERS), "description": "The reading order readers get unless they choose "
          "their own: the newest update first, or the oldest first (a timeline, a Q&A)."}
+LANGUAGE = {"type": "string", "enum": list(LANGUAGES), "description": "The story pages' language: their interface, "
+            "`lang`, writing direction and dates."}
 SLUG_PARAM = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
 ENTRY_ID_PARAM = {"name": "entry_id", "in": "path", "required": True,
                   "description": "An entry id: 1 to 18 digits; longer is a 404.",
@@ -114,6 +117,7 @@ def _story_properties() -> dict:
         "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "status": {"type": "string", "enum": list(STATUSES)},
         "order": ORDER,
+        "language": LANGUAGE,
         "rev": {"type": "integer", "minimum": 1, "description": "The story's latest revision."},
         "created_at": TIMESTAMP,
         "updated_at": TIMESTAMP,
@@ -247,6 +251,7 @@ def _schemas() -> dict:
                 "image_url": image_url,
                 "status": {**status, "default": "live"},
                 "order": {**ORDER, "default": "newest"},
+                "language": {**LANGUAGE, "default": DEFAULT_LANGUAGE},
                 "image_media": {**media_id, "type": ["integer", "null"], "description": "An uploaded image's id "
                                 "as the lead image (null: none)."},
             },
@@ -256,7 +261,8 @@ def _schemas() -> dict:
             "type": "object",
             "description": "Only the fields sent change.",
             "properties": {"title": title, "summary": summary, "image_url": image_url, "status": status,
-                           "order": ORDER, "image_media": {**media_id, "type": ["integer", "null"], "description":
+                           "order": ORDER, "language": LANGUAGE,
+                           "image_media": {**media_id, "type": ["integer", "null"], "description":
                                            "An uploaded image's id as the lead image (null: no change)."}},
             "additionalProperties": False,
         },

@@ -23,6 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from . import images, push, storage
 from .events import broadcast, broadcast_presence
 from .extensions import db
+from .i18n import DEFAULT_LANGUAGE, LANGUAGES
 from .models import (
     DRAFT,
     MAX_ALT,
@@ -287,7 +288,7 @@ def normalize_tags(value: str | list | tuple | None) -> str:
 
 def create_story(title: str, summary: str = "", slug: str = "", image_url: str = "",
                  status: str = "live", tags: str | list = "", created_at: datetime | None = None,
-                 image_media: int | None = None, order: str = "newest") -> Story:
+                 image_media: int | None = None, order: str = "newest", language: str = DEFAULT_LANGUAGE) -> Story:
     """Create a story; the slug is derived from the title when left empty."""
     title = _require(clean_text(title), "title", "Title", MAX_TITLE)
     # A title with no Latin letters or digits still gets an address.
@@ -298,7 +299,8 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
         raise ServiceError(f"The slug '{slug}' is already taken.", "slug", 409)
     _check_status(status)
     now = utcnow()
-    story = Story(title=title, slug=slug, status=status, order=_check_order(order), rev=1, tags=normalize_tags(tags),
+    story = Story(title=title, slug=slug, status=status, order=_check_order(order), language=_check_language(language),
+                  rev=1, tags=normalize_tags(tags),
                   summary=_limit(clean_text(summary), "summary", "Summary", MAX_SUMMARY),
                   image_url=_image_url(image_url), ended_at=now if status == "ended" else None,
                   created_at=created_at or now, updated_at=now,
@@ -313,10 +315,11 @@ def create_story(title: str, summary: str = "", slug: str = "", image_url: str =
 
 
 def update_story(story: Story, title: str, summary: str = "", image_url: str = "",
-                 tags: str | list | None = None, image_media: int | None = None, order: str | None = None) -> Story:
-    """Change a story's title, summary, lead image or (unless None) tags, uploaded lead image and order."""
+                 tags: str | list | None = None, image_media: int | None = None, order: str | None = None,
+                 language: str | None = None) -> Story:
+    """Change a story's title, summary, lead image or (unless None) tags, uploaded lead image, order and language."""
     return change_story(story, title=title, summary=summary, image_url=image_url, tags=tags, image_media=image_media,
-                        order=order)
+                        order=order, language=language)
 
 
 def set_status(story: Story, status: str) -> Story:
@@ -326,7 +329,7 @@ def set_status(story: Story, status: str) -> Story:
 
 def change_story(story: Story, title: str | None = None, summary: str | None = None, image_url: str | None = None,
                  tags: str | list | None = None, status: str | None = None, image_media: int | None = None,
-                 order: str | None = None) -> Story:
+                 order: str | None = None, language: str | None = None) -> Story:
     """Change any of a story's fields (None keeps one): all or nothing, one revision if anything changed."""
     values = {}
     if title is not None:
@@ -343,6 +346,8 @@ def change_story(story: Story, title: str | None = None, summary: str | None = N
         values["image_media_id"] = _lead_image(image_media)
     if order is not None:
         values["order"] = _check_order(order)
+    if language is not None:
+        values["language"] = _check_language(language)
     values = {name: value for name, value in values.items() if getattr(story, name) != value}
     if not values:
         return story
@@ -365,6 +370,12 @@ def _check_order(order: str) -> str:
     if order not in ORDERS:
         raise ServiceError("Order must be 'newest' or 'oldest'.", "order")
     return order
+
+
+def _check_language(language: str) -> str:
+    if language not in LANGUAGES:
+        raise ServiceError(f"Language must be one of {', '.join(LANGUAGES)}.", "language")
+    return language
 
 
 def _check_status(status: str) -> str:
