@@ -6,6 +6,8 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import delete, select
@@ -23,7 +25,7 @@ _NOBODY = User(password_hash=generate_password_hash("unused"))
 _SESSION_ID = re.compile(rf"({ID_PATTERN})-({ID_PATTERN})-([A-Za-z0-9_-]{{43}})")
 _PROXY_WARNED = "tracker.proxy_warned"
 login_manager.login_view = "auth.login"
-login_manager.login_message = "Log in to reach the editor pages."
+login_manager.login_message = _l("Log in to reach the editor pages.")
 
 
 def _digest(token: str) -> str:
@@ -134,7 +136,7 @@ def logout():
     if request.method == "GET":
         return render_template("logout.html", form=ActionForm())
     _end_session()
-    flash("You are logged out.")
+    flash(_("You are logged out."))
     return redirect(url_for("reader.index"))
 
 
@@ -153,7 +155,7 @@ def profile():
             return render_template("editor/profile.html", form=form), exc.status
         if renewed:
             _start_session(user)  # this browser stays signed in; every other one is out
-        flash("Password changed; your other sessions are signed out." if renewed else "Profile saved.")
+        flash(_("Password changed; your other sessions are signed out.") if renewed else _("Profile saved."))
         return redirect(url_for("auth.profile"))
     return render_template("editor/profile.html", form=form), 400 if form.errors else 200
 

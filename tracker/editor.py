@@ -7,6 +7,8 @@ import re
 import uuid
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -62,8 +64,8 @@ def _refused(exc: ServiceError, target: str):
 def _done(message: str, entry=None, target: str | None = None):
     """Answer a successful change: JSON for fetch, else flash and redirect (POST/redirect/GET)."""
     if wants_json():
-        return jsonify(ok=True, message=message, entry=entry.to_dict() if entry else None)
-    flash(message)
+        return jsonify(ok=True, message=str(message), entry=entry.to_dict() if entry else None)
+    flash(str(message))
     return redirect(target or request.referrer or url_for("editor.dashboard"))
 
 
@@ -86,7 +88,7 @@ def new_story():
         except ServiceError as exc:
             _attach(form, exc)
         else:
-            flash(f"Story “{story.title}” created.")
+            flash(_("Story “%(title)s” created.", title=story.title))
             return redirect(url_for("editor.story", slug=story.slug))
     return render_template("editor/story_form.html", form=form, story=None), _status(form)
 
@@ -106,7 +108,7 @@ def story_settings(slug):
         except ServiceError as exc:
             _attach(form, exc)
         else:
-            flash("Story saved.")
+            flash(_("Story saved."))
             return redirect(url_for("editor.story", slug=story.slug))
     return render_template("editor/story_form.html", form=form, story=story), _status(form)
 
@@ -120,13 +122,14 @@ def story_status(slug):
         services.set_status(story, request.form.get("status", ""))
     except ServiceError as exc:
         return _refused(exc, url_for("editor.story", slug=slug))
-    return _done("Story ended." if story.status == "ended" else "Story reopened.",
+    return _done(_("Story ended.") if story.status == "ended" else _("Story reopened."),
                  target=url_for("editor.story", slug=slug))
 
 
 # What the compose form's buttons make of a new update, and what the page then says.
-INTENTS = {"publish": (PUBLISHED, "Update published."), "draft": (DRAFT, "Draft saved."),
-           "submit": (SUBMITTED, "Sent to the editors for review."), "schedule": (SCHEDULED, "Update scheduled.")}
+INTENTS = {"publish": (PUBLISHED, _l("Update published.")), "draft": (DRAFT, _l("Draft saved.")),
+           "submit": (SUBMITTED, _l("Sent to the editors for review.")),
+           "schedule": (SCHEDULED, _l("Update scheduled."))}
 
 
 @bp.route("/stories/<slug>", methods=["GET", "POST"])
@@ -156,7 +159,7 @@ def story(slug):
                            next_cursor=next_cursor, action=ActionForm()), _status(form)
 
 
-_ALREADY = {True: "Already published.", False: "Already saved."}
+_ALREADY = {True: _l("Already published."), False: _l("Already saved.")}
 
 
 def _form_media() -> list[int]:
@@ -209,7 +212,7 @@ def edit_entry(entry_id):
         except ServiceError as exc:
             _attach(form, exc)
         else:
-            return _done("Correction published." if entry.is_published else "Saved.", entry,
+            return _done(_("Correction published.") if entry.is_published else _("Saved."), entry,
                          url_for("editor.story", slug=entry.story.slug))
     if form.errors and (answer := _failed(form, _status(form), theirs)):
         return answer
@@ -229,8 +232,8 @@ def _changeable(entry):
     return entry
 
 
-DESK_STEPS = {"publish": "Update published.", "submit": "Sent to the editors for review.",
-              "return": "Sent back to its writer as a draft.", "schedule": "Update scheduled."}
+DESK_STEPS = {"publish": _l("Update published."), "submit": _l("Sent to the editors for review."),
+              "return": _l("Sent back to its writer as a draft."), "schedule": _l("Update scheduled.")}
 
 
 @bp.post("/entries/<id:entry_id>/<any(publish, submit, return, schedule):step>")
@@ -257,11 +260,11 @@ def desk_action(entry_id, step):
 def entry_action(entry_id, action):
     """Delete, pin, unpin, mark or unmark an entry as a key event."""
     entry = entry_or_404(entry_id)
-    change = {"delete": (services.delete_entry, "Update deleted."),
-              "pin": (lambda e: services.set_pinned(e, True), "Update pinned."),
-              "unpin": (lambda e: services.set_pinned(e, False), "Update unpinned."),
-              "key": (lambda e: services.set_key(e, True), "Marked as key event."),
-              "unkey": (lambda e: services.set_key(e, False), "No longer a key event.")}
+    change = {"delete": (services.delete_entry, _("Update deleted.")),
+              "pin": (lambda e: services.set_pinned(e, True), _("Update pinned.")),
+              "unpin": (lambda e: services.set_pinned(e, False), _("Update unpinned.")),
+              "key": (lambda e: services.set_key(e, True), _("Marked as key event.")),
+              "unkey": (lambda e: services.set_key(e, False), _("No longer a key event."))}
     apply, message = change[action]
     try:
         apply(entry)
@@ -282,7 +285,7 @@ def users():
         except ServiceError as exc:
             _attach(form, exc)
         else:
-            flash(f"Account {user.username} created.")
+            flash(_("Account %(username)s created.", username=user.username))
             return redirect(url_for("editor.users"))
     accounts = db.session.scalars(select(User).order_by(User.username))
     return render_template("editor/users.html", form=form, users=accounts, action=ActionForm(),
@@ -306,7 +309,7 @@ def user_account(user_id):
         services.change_user(user, form.role.data, form.display_name.data or "")
     except ServiceError as exc:
         return _refused(exc, url_for("editor.users"))
-    return _done(f"Account {user.username} saved.", target=url_for("editor.users"))
+    return _done(_("Account %(username)s saved.", username=user.username), target=url_for("editor.users"))
 
 
 @bp.post("/users/<id:user_id>/<any(enable, disable):action>")
@@ -317,4 +320,6 @@ def user_active(user_id, action):
     if user is None or user.id == current_user.id:
         return _refused(ServiceError("You cannot change that account.", status=400), url_for("editor.users"))
     services.set_user_active(user, action == "enable")
-    return _done(f"Account {user.username} {action}d.", target=url_for("editor.users"))
+    done = (_("Account %(username)s enabled.", username=user.username) if action == "enable"
+            else _("Account %(username)s disabled.", username=user.username))
+    return _done(done, target=url_for("editor.users"))
