@@ -8,8 +8,10 @@ browser's Accept-Language among LANGUAGES, else English.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale, gettext
 from markupsafe import Markup
 
@@ -20,17 +22,16 @@ DEFAULT_LANGUAGE = "en"
 babel = Babel()
 
 
-def N_(message: str) -> str:
-    """Mark a string for the catalogs without translating it here (pybabel extracts N_ too)."""
-    return message
+# A script's interface string: t("English text") or t("... %(name)s ...", {name: value}) (static/js/i18n.js).
+_SCRIPT_STRING = re.compile(r'\bt\("((?:[^"\\\n]|\\.)*)"')
 
 
-# What the browser scripts show, sent to each page in its language (see script_strings).
-SCRIPT_STRINGS = (
-    N_("Connecting…"), N_("Live: updates appear automatically"), N_("Reconnecting…"),
-    N_("Offline: the page will catch up when the connection is back"), N_("Live updates paused"),
-    N_("Pause live updates"), N_("Resume live updates"), N_("just now"), N_("%(count)s reading now"),
-)
+def script_messages(folder: Path) -> tuple[str, ...]:
+    """Every string the scripts in this folder pass to t(), as pybabel extracts them (babel.cfg)."""
+    found = set()
+    for path in sorted(folder.glob("*.js")):
+        found.update(json.loads(f'"{text}"') for text in _SCRIPT_STRING.findall(path.read_text(encoding="utf-8")))
+    return tuple(sorted(found))
 
 
 def speak(language: str | None) -> None:
@@ -46,7 +47,7 @@ def _select_locale() -> str:
 
 def script_strings() -> Markup:
     """The scripts' strings in this page's language, as JSON for a <script type="application/json">."""
-    strings = {message: gettext(message) for message in SCRIPT_STRINGS}
+    strings = {message: gettext(message) for message in current_app.extensions["tracker.script_messages"]}
     # <, > and & as escapes, so no string can end the script element or start a comment in it.
     text = json.dumps(strings, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
     return Markup(text.replace("&", "\\u0026"))
@@ -56,6 +57,7 @@ def init_app(app: Flask) -> None:
     """Bind Flask-Babel, and give templates the page's language and direction."""
     babel.init_app(app, locale_selector=_select_locale, default_translation_directories="translations",
                    default_domain="messages")
+    app.extensions["tracker.script_messages"] = script_messages(Path(app.static_folder) / "js")
 
     @app.context_processor
     def language():

@@ -12,7 +12,7 @@
   var publisher = root.dataset.publisher === "1";
   var presenceEl = root.querySelector("[data-presence]");
   var template = document.getElementById("desk-template").content.firstElementChild;
-  var labels = { draft: "Draft", submitted: "Waiting for review", scheduled: "Scheduled" };
+  var labels = { draft: t("Draft"), submitted: t("Waiting for review"), scheduled: t("Scheduled") };
   var doing = "", correcting = null;
 
   // Presence
@@ -26,11 +26,14 @@
   function showPresence(state) {
     if (!state || !state.here) return;
     var names = others(state.here);
-    var text = !names.length ? "Only you are on this story." :
-      names.join(", ") + (names.length === 1 ? " is" : " are") + " here.";
+    var text = !names.length ? t("Only you are on this story.") :
+      names.length === 1 ? t("%(name)s is here.", { name: names[0] }) : t("%(names)s are here.", { names: names.join(", ") });
     var busy = (state.people || []).filter(function (p) { return p.name !== me; });
     var writers = busy.filter(function (p) { return p.writing; }).map(function (p) { return p.name; });
-    if (writers.length) text += " " + writers.join(", ") + (writers.length === 1 ? " is" : " are") + " writing an update.";
+    if (writers.length) {
+      text += " " + (writers.length === 1 ? t("%(name)s is writing an update.", { name: writers[0] })
+        : t("%(names)s are writing an update.", { names: writers.join(", ") }));
+    }
     presenceEl.hidden = false;
     if (presenceEl.textContent !== text) presenceEl.textContent = text;  // a live region: only news is read out
     root.querySelectorAll("[data-correcting]").forEach(function (el) { el.remove(); });
@@ -105,7 +108,7 @@
       if (shown[node.dataset.step] !== undefined) node.hidden = !shown[node.dataset.step];
     });
     var summary = el.querySelector('[data-step="schedule"] summary');
-    if (summary) summary.textContent = e.status === "scheduled" ? "Reschedule…" : "Schedule…";
+    if (summary) summary.textContent = e.status === "scheduled" ? t("Reschedule…") : t("Schedule…");
     if (window.TrackerTimes) window.TrackerTimes.render(el);
     return el;
   }
@@ -141,7 +144,7 @@
     forms.offsets();
     forms.post(form).then(function (data) {
       if (data.ok) forms.announce(data.entry); else window.alert(data.error);
-    }).catch(function () { window.alert("Connection problem: nothing was changed. Try again."); });
+    }).catch(function () { window.alert(t("Connection problem: nothing was changed. Try again.")); });
   });
 
   // End story (and anything else that says so) asks first.

@@ -76,7 +76,7 @@
       box.removeAttribute("aria-busy");
       if (src) { show(box, found, url, src); return; }
       var failed = box.querySelector(".embed__note");
-      failed.textContent = "This post could not be loaded from " + found.name + ". The link above opens it.";
+      failed.textContent = t("This post could not be loaded from %(provider)s. The link above opens it.", { provider: found.name });
       failed.setAttribute("role", "status");
     });
   }
@@ -103,22 +103,22 @@
     box.dataset.url = url;
     var label = document.createElement("p");
     label.className = "embed__provider";
-    label.textContent = "Content from " + name;
+    label.textContent = t("Content from %(provider)s", { provider: name });
     var copy = link.cloneNode(true);
     var note = document.createElement("p");
     note.className = "embed__note";
-    note.textContent = "Loading it lets " + name + " see that you visit this page.";
+    note.textContent = t("Loading it lets %(provider)s see that you visit this page.", { provider: name });
     var button = document.createElement("button");
     button.type = "button";
     button.className = "button embed__load";
-    button.textContent = "Load content from " + name;
+    button.textContent = t("Load content from %(provider)s", { provider: name });
     var always = document.createElement("label");
     always.className = "embed__always";
     var check = document.createElement("input");
     check.type = "checkbox";
     check.id = "embed-always-" + (++count);
     always.htmlFor = check.id;
-    always.append(check, " Always load content from " + name);
+    always.append(check, " " + t("Always load content from %(provider)s", { provider: name }));
     button.addEventListener("click", function () {
       if (check.checked) remember(name);
       load(box, found, url);

@@ -17,9 +17,9 @@
                                        headers: { Accept: "application/json" } })
       .then(function (r) {
         if (r.redirected && new URL(r.url).pathname === "/login") {
-          return { ok: false, error: "You are logged out. Log in again in another tab, then send again: your text is kept." };
+          return { ok: false, error: t("You are logged out. Log in again in another tab, then send again: your text is kept.") };
         }
-        return r.json().catch(function () { return { ok: false, error: "The server answered " + r.status + "." }; })
+        return r.json().catch(function () { return { ok: false, error: t("The server answered %(status)s.", { status: r.status }) }; })
           .then(function (data) { data.status = r.status; return data; });
       });
   }

@@ -30,7 +30,7 @@
     var open = document.createElement("a");
     open.className = "media__open";
     open.href = media.url;
-    open.setAttribute("aria-label", "Open the image: " + media.alt);
+    open.setAttribute("aria-label", t("Open the image: %(alt)s", { alt: media.alt }));
     open.appendChild(picture);
     fig.appendChild(open);
     if (media.caption || media.credit) {
@@ -63,12 +63,15 @@
   function build() {
     viewer = document.createElement("dialog");
     viewer.className = "viewer";
-    viewer.setAttribute("aria-label", "Images of this update");
+    viewer.setAttribute("aria-label", t("Images of this update"));
     viewer.innerHTML = '<div class="viewer__frame"><img class="viewer__image" alt=""></div>' +
       '<p class="viewer__caption"></p><p class="viewer__count" aria-live="polite"></p>' +
-      '<div class="viewer__controls"><button type="button" class="button" data-go="-1">Previous</button>' +
-      '<button type="button" class="button" data-go="1">Next</button>' +
-      '<button type="button" class="button" data-close>Close</button></div>';
+      '<div class="viewer__controls"><button type="button" class="button" data-go="-1"></button>' +
+      '<button type="button" class="button" data-go="1"></button>' +
+      '<button type="button" class="button" data-close></button></div>';
+    viewer.querySelector('[data-go="-1"]').textContent = t("Previous");
+    viewer.querySelector('[data-go="1"]').textContent = t("Next");
+    viewer.querySelector("[data-close]").textContent = t("Close");
     viewer.addEventListener("click", function (event) {
       var go = event.target.closest("[data-go]");
       if (go) show(at + +go.dataset.go);
@@ -91,7 +94,7 @@
     large.alt = img.alt;
     var caption = figureEl.querySelector("figcaption");
     viewer.querySelector(".viewer__caption").textContent = caption ? caption.textContent : "";
-    viewer.querySelector(".viewer__count").textContent = "Image " + (at + 1) + " of " + shown.length;
+    viewer.querySelector(".viewer__count").textContent = t("Image %(number)s of %(count)s", { number: at + 1, count: shown.length });
     viewer.querySelectorAll("[data-go]").forEach(function (button) { button.hidden = shown.length < 2; });
   }
 

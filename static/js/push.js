@@ -11,7 +11,7 @@
   var status = box.querySelector("[data-push-status]");
   var slug = root.dataset.story;
   var STORE = "tracker:push";  // the slugs of the stories this browser asked to be told of
-  var UNREACHABLE = "The server could not be reached; try again in a moment.";
+  var UNREACHABLE = t("The server could not be reached; try again in a moment.");
   var registration = navigator.serviceWorker.register("/sw.js", { scope: "/stories/" });
 
   function followed() {
@@ -23,7 +23,7 @@
   }
 
   function show(on, message) {
-    button.textContent = on ? "Stop notifications" : "Notify me of key events";
+    button.textContent = on ? t("Stop notifications") : t("Notify me of key events");
     button.dataset.subscribed = on ? "1" : "";
     button.disabled = false;
     status.textContent = message || "";
@@ -38,7 +38,7 @@
     }
     return fetch(path, options).catch(function () { throw new Error(UNREACHABLE); }).then(function (r) {
       return r.status === 204 ? {} : r.json().catch(function () { return {}; }).then(function (data) {
-        if (!r.ok) throw new Error(data.error || "The server answered " + r.status + ".");
+        if (!r.ok) throw new Error(data.error || t("The server answered %(status)s.", { status: r.status }));
         return data;
       });
     });
@@ -58,7 +58,7 @@
   function subscribe() {
     return Notification.requestPermission().then(function (permission) {
       if (permission !== "granted") {
-        throw new Error("Notifications are blocked for this site; allow them in your browser's site settings.");
+        throw new Error(t("Notifications are blocked for this site; allow them in your browser's site settings."));
       }
       return Promise.all([registration.then(function () { return navigator.serviceWorker.ready; }),
                           send("/push/key", "GET")]);
@@ -70,15 +70,14 @@
         return (existing ? existing.unsubscribe() : Promise.resolve()).then(function () {
           return worker.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
         }).catch(function () {
-          throw new Error("This browser could not sign up with its push service, so notifications can't be " +
-                          "turned on here. Live updates on this page still work.");
+          throw new Error(t("This browser could not sign up with its push service, so notifications can't be turned on here. Live updates on this page still work."));
         });
       });
     }).then(function (subscription) {
       return send("/push/subscriptions", "POST", { story: slug, subscription: subscription.toJSON() });
     }).then(function () {
       follow(followed().filter(function (s) { return s !== slug; }).concat([slug]));
-      show(true, "You will be notified of key events in this story.");
+      show(true, t("You will be notified of key events in this story."));
     });
   }
 
@@ -93,13 +92,13 @@
             // One browser subscription serves every story followed here: it ends with the last of them.
             if (!others.length) return subscription.unsubscribe();
           });
-      }).then(function () { show(false, "Notifications of this story's key events are off."); });
+      }).then(function () { show(false, t("Notifications of this story's key events are off.")); });
   }
 
   button.addEventListener("click", function () {
     var on = button.dataset.subscribed === "1";
     button.disabled = true;
-    status.textContent = on ? "Turning notifications off…" : "Turning notifications on…";
+    status.textContent = on ? t("Turning notifications off…") : t("Turning notifications on…");
     (on ? unsubscribe() : subscribe()).catch(function (error) { show(on, error.message); });
   });
 

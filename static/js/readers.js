@@ -8,7 +8,7 @@
 
   function show(count) {
     if (typeof count !== "number" || count < 1) return;
-    box.textContent = count.toLocaleString(document.documentElement.lang || undefined) + " reading now";
+    box.textContent = t("%(count)s reading now", { count: count.toLocaleString(document.documentElement.lang || undefined) });
     box.hidden = false;
   }
 

@@ -17,7 +17,7 @@
 
   function ago(date, now) {
     var seconds = Math.round((date - now) / 1000);
-    if (Math.abs(seconds) < 45) return window.t ? window.t("just now") : "just now";
+    if (Math.abs(seconds) < 45) return t("just now");
     var minutes = Math.round(seconds / 60);
     if (Math.abs(minutes) < 60) return relative.format(minutes, "minute");
     var hours = Math.round(minutes / 60);

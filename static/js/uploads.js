@@ -40,10 +40,10 @@
     preview.src = URL.createObjectURL(file);
     var name = document.createElement("p");
     name.className = "upload__name";
-    name.textContent = file.name || "Pasted image";
-    var alt = field(item, "Alt text: what the image shows (required)", "alt", true);
-    var caption = field(item, "Caption (optional)", "caption", false);
-    var credit = field(item, "Credit (optional)", "credit", false);
+    name.textContent = file.name || t("Pasted image");
+    var alt = field(item, t("Alt text: what the image shows (required)"), "alt", true);
+    var caption = field(item, t("Caption (optional)"), "caption", false);
+    var credit = field(item, t("Credit (optional)"), "credit", false);
     var progress = document.createElement("progress");
     progress.max = 100;
     progress.value = 0;
@@ -54,11 +54,11 @@
     var attach = document.createElement("button");
     attach.type = "button";
     attach.className = "button button--small";
-    attach.textContent = "Upload and attach";
+    attach.textContent = t("Upload and attach");
     var remove = document.createElement("button");
     remove.type = "button";
     remove.className = "button button--small button--danger";
-    remove.textContent = "Remove";
+    remove.textContent = t("Remove");
     [preview, name, alt, caption, credit, progress, status, attach, remove].forEach(function (n) { item.appendChild(n); });
     list.appendChild(item);
     alt.querySelector("input").focus();
@@ -80,28 +80,28 @@
       });
       xhr.addEventListener("load", function () {
         var data = {};
-        try { data = JSON.parse(xhr.responseText); } catch (e) { data = { error: "The server answered " + xhr.status + "." }; }
+        try { data = JSON.parse(xhr.responseText); } catch (e) { data = { error: t("The server answered %(status)s.", { status: xhr.status }) }; }
         progress.hidden = true;
         attach.disabled = false;
-        if (xhr.status !== 201) { status.textContent = data.error || "Not uploaded."; return; }
+        if (xhr.status !== 201) { status.textContent = data.error || t("Not uploaded."); return; }
         var hidden = document.createElement("input");
         hidden.type = "hidden";
         hidden.name = "media";
         hidden.value = data.media.id;
         item.appendChild(hidden);
         item.dataset.media = data.media.id;
-        status.textContent = "Attached.";
+        status.textContent = t("Attached.");
         attach.hidden = true;
         [alt, caption, credit].forEach(function (f) { f.querySelector("input").disabled = true; });
       });
       xhr.addEventListener("error", function () {
         progress.hidden = true;
         attach.disabled = false;
-        status.textContent = "Not uploaded: connection problem. Try again.";
+        status.textContent = t("Not uploaded: connection problem. Try again.");
       });
       attach.disabled = true;
       progress.hidden = false;
-      status.textContent = "Uploading…";
+      status.textContent = t("Uploading…");
       xhr.send(body);
     });
     remove.addEventListener("click", function () { URL.revokeObjectURL(preview.src); item.remove(); input.focus(); });
@@ -110,7 +110,7 @@
   function addAll(files) {
     Array.from(files || []).forEach(function (file) {
       if (TYPES.indexOf(file.type) === -1) {
-        window.alert((file.name || "That file") + " is not a JPEG, PNG, WebP or GIF image.");
+        window.alert(t("%(file)s is not a JPEG, PNG, WebP or GIF image.", { file: file.name || t("That file") }));
         return;
       }
       add(file);
