@@ -67,7 +67,7 @@ class StoryForm(FlaskForm):
 
 
 _TOO_LONG = _l("The update is too long: the limit is %(limit)s characters. Nothing was cut; shorten it and send again.",
-                limit=f"{MAX_BODY:,}")
+                limit=format(MAX_BODY, ","))
 
 
 class _PublishTime:

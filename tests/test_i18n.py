@@ -1,0 +1,49 @@
+"""Languages: every interface string in English, French and Arabic; pages in the right one."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from tracker.i18n import LANGUAGES, script_messages
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYWORDS = {"_": None, "gettext": None, "_l": None, "t": None}
+METHODS = {"tracker": [("**.py", "python")], "templates": [("**.html", "jinja2")],
+           "static/js": [("**.js", "javascript")]}
+
+
+def interface_strings() -> set[str]:
+    """What `make messages` extracts: every string marked in the code, templates and scripts."""
+    return {message for folder, method in METHODS.items()
+            for _, _, message, *_ in extract_from_dir(ROOT / folder, method, keywords=KEYWORDS)}
+
+
+@pytest.mark.parametrize("language", [code for code in LANGUAGES if code != "en"])
+def test_every_interface_string_is_translated(language):
+    with open(ROOT / f"tracker/translations/{language}/LC_MESSAGES/messages.po", "rb") as file:
+        catalog = read_po(file, locale=language)
+    translated = {message.id for message in catalog if message.id and message.string and not message.fuzzy}
+    missing = sorted(interface_strings() - translated)
+    assert not missing, f"not in {language}'s catalog yet (make messages, then translate): {missing}"
+    for message in catalog:  # the same placeholders on both sides
+        if message.id and message.string:
+            assert sorted(re.findall(r"%\(\w+\)s", message.id)) == sorted(re.findall(r"%\(\w+\)s", message.string))
+
+
+def test_pages_follow_the_browsers_language_and_direction(client):
+    french = client.get("/login", headers={"Accept-Language": "fr-CH, fr;q=0.9, en;q=0.5"}).get_data(as_text=True)
+    assert '<html lang="fr" dir="ltr">' in french and "<h1>Se connecter</h1>" in french
+    arabic = client.get("/login", headers={"Accept-Language": "ar"}).get_data(as_text=True)
+    assert '<html lang="ar" dir="rtl">' in arabic and "<h1>تسجيل الدخول</h1>" in arabic
+    other = client.get("/login", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert '<html lang="en" dir="ltr">' in other and "<h1>Log in</h1>" in other
+
+
+def test_scripts_get_their_strings_in_the_pages_language(client):
+    page = client.get("/login", headers={"Accept-Language": "fr"}).get_data(as_text=True)
+    strings = json.loads(re.search(r'<script type="application/json" id="i18n">(.*?)</script>', page).group(1))
+    assert set(strings) == set(script_messages(ROOT / "static/js"))
+    assert strings["Load content from %(provider)s"] == "Charger le contenu de %(provider)s"
