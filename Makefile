@@ -39,7 +39,7 @@ translations: $(CATALOGS:.po=.mo)
 	$(VENV)/bin/pybabel compile --statistics -i $< -o $@
 
 messages: deps
-	$(VENV)/bin/pybabel extract --no-location --sort-output -F babel.cfg -k t -o tracker/translations/messages.pot .
+	$(VENV)/bin/pybabel extract --no-location --sort-output -F babel.cfg -k t -k _l -o tracker/translations/messages.pot .
 	$(VENV)/bin/pybabel update --no-fuzzy-matching -i tracker/translations/messages.pot -d tracker/translations
 
 deps: $(VENV)/.installed
