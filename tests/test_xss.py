@@ -111,9 +111,11 @@ DOM_AUDIT = r"""
       "template:not(#entry-template):not(#desk-template)"))
     problems.push(`page has ${where(el)}`);
   if (document.querySelectorAll("template#entry-template").length > 1 ||
-      document.querySelectorAll("template#desk-template").length > 1) problems.push("a template twice");
+      document.querySelectorAll("template#desk-template").length > 1 ||
+      document.querySelectorAll("script#i18n").length > 1) problems.push("a template or the strings twice");
   for (const s of document.querySelectorAll("script")) {
-    const own = s.type === "application/ld+json" ? !s.src
+    // Data, never run: JSON-LD, and the scripts' strings in the page's language (#i18n, once).
+    const own = s.type === "application/ld+json" || (s.type === "application/json" && s.id === "i18n") ? !s.src
       : !!s.src && new URL(s.src).origin === location.origin && new URL(s.src).pathname.startsWith("/static/");
     if (!own) problems.push(`foreign script ${s.outerHTML.slice(0, 120)}`);
   }
