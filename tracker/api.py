@@ -14,7 +14,7 @@ from .extensions import csrf, limiter
 from .i18n import DEFAULT_LANGUAGE
 from .models import MAX_API_PAGE, MAX_REV, isoformat
 from .services import CONTRIBUTOR_REFUSAL, ServiceError
-from .web import entry_or_404, int_arg, media_or_404, requested_page, story_or_404, upload
+from .web import entry_or_404, int_arg, json_object, media_or_404, requested_page, story_or_404, upload
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -85,15 +85,7 @@ def _contributor_id() -> int | None:
 
 def _payload(*allowed: str) -> dict:
     """The request's JSON object, with only known fields and their types checked."""
-    try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # absurdly deep nesting
-        data = None
-    if not isinstance(data, dict):
-        abort(400, description="Send a JSON object with Content-Type: application/json.")
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ServiceError(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}.")
+    data = json_object(*allowed)
     for name, value in data.items():
         expected = bool if name in ("key", "pinned") else str
         if (name == "publish_at" and value is None) or name in ("media", "image_media"):

@@ -63,4 +63,4 @@ def init_app(app: Flask) -> None:
     def language():
         code = str(get_locale() or DEFAULT_LANGUAGE)
         return {"page_language": code, "page_direction": LANGUAGES.get(code, LANGUAGES["en"])[1],
-                "languages": LANGUAGES, "script_strings": script_strings}
+                "script_strings": script_strings}

@@ -4,32 +4,18 @@ service worker that shows them (see tracker.push).
 Readers are anonymous and their pages carry no cookie, so these JSON endpoints have no CSRF token to
 check (a cross-site form cannot send JSON, and no CORS is offered); they are rate limited instead.
 """
-from flask import Blueprint, abort, current_app, jsonify, request, send_from_directory
+from flask import Blueprint, current_app, jsonify, send_from_directory
 
 from . import api, push, services
 from .extensions import csrf, limiter
 from .models import MAX_SLUG, SLUG_RE
 from .services import ServiceError
-from .web import story_or_404
+from .web import json_object, story_or_404
 
 bp = Blueprint("notifications", __name__)
 csrf.exempt(bp)
 bp.register_error_handler(ServiceError, api.service_error)  # JSON with the message, as the API answers
 _rate_limit = limiter.limit(lambda: current_app.config["PUSH_SUBSCRIBE_RATE_LIMIT"])
-
-
-def _request(*allowed: str) -> dict:
-    """The request's JSON object, with only the allowed fields."""
-    try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # absurdly deep nesting
-        data = None
-    if not isinstance(data, dict):
-        abort(400, description="Send a JSON object with Content-Type: application/json.")
-    unknown = sorted(set(data) - set(allowed))
-    if unknown:
-        raise ServiceError(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}.")
-    return data
 
 
 def _story(slug):
@@ -49,7 +35,7 @@ def key():
 @_rate_limit
 def subscribe():
     """Subscribe a browser to a story's key events: {"story": slug, "subscription": its PushSubscription JSON}."""
-    data = _request("story", "subscription")
+    data = json_object("story", "subscription")
     services.subscribe(_story(data.get("story")), data.get("subscription"), push.service_hosts(current_app.config))
     return jsonify(ok=True), 201
 
@@ -59,7 +45,7 @@ def subscribe():
 def unsubscribe():
     """End a browser's subscription to a story ({"story", "subscription"} or {"story", "endpoint"}), or to
     every story when no story is named."""
-    data = _request("story", "subscription", "endpoint")
+    data = json_object("story", "subscription", "endpoint")
     subscription = data.get("subscription")
     endpoint = subscription.get("endpoint") if isinstance(subscription, dict) else data.get("endpoint")
     services.unsubscribe(endpoint, _story(data["story"]) if "story" in data else None)

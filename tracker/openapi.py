@@ -103,6 +103,8 @@ ORDER = {"type": "string", "enum": list(ORDERS), "description": "The reading ord
 LANGUAGE = {"type": "string", "enum": list(LANGUAGES), "description": "The story pages' language: their interface, "
             "`lang`, writing direction and dates."}
 SLUG_PARAM = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+MEDIA_ID_PARAM = {"name": "media_id", "in": "path", "required": True,
+                  "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}
 ENTRY_ID_PARAM = {"name": "entry_id", "in": "path", "required": True,
                   "description": "An entry id: 1 to 18 digits; longer is a 404.",
                   "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}
@@ -425,8 +427,7 @@ def spec() -> dict:
                 "summary": "Correct an image's alt text, caption or credit; the updates showing it reach readers "
                            "again.",
                 "security": WRITE,
-                "parameters": [{"name": "media_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}],
+                "parameters": [MEDIA_ID_PARAM],
                 "requestBody": _body("MediaUpdate"),
                 "responses": {"200": _ok("The image.", _wrap("media", _ref("schemas", "Media"))),
                               **_errors(400, 401, 403, 404, 413, 422, 503)},
@@ -435,8 +436,7 @@ def spec() -> dict:
                 "summary": "Take an image down: it leaves every update and story showing it (readers' pages drop "
                            "it live), and its files are deleted.",
                 "security": WRITE,
-                "parameters": [{"name": "media_id", "in": "path", "required": True,
-                                "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID}}],
+                "parameters": [MEDIA_ID_PARAM],
                 "responses": {"204": {"description": "Deleted."}, **_errors(401, 403, 404, 503)},
             }},
             "/api/stories/{slug}/drafts": {"get": {

@@ -32,6 +32,20 @@ def entry_or_404(entry_id: int, story: Story | None = None, published: bool = Fa
     return entry
 
 
+def json_object(*allowed: str) -> dict:
+    """The request's JSON object, with only the allowed fields (a 400 for anything but an object)."""
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        data = None
+    if not isinstance(data, dict):
+        abort(400, description="Send a JSON object with Content-Type: application/json.")
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise services.ServiceError(f"Unknown field(s): {', '.join(unknown)}. Allowed: {', '.join(allowed)}.")
+    return data
+
+
 def shared_cache(view):
     """Let browsers and shared caches (nginx's micro-cache, a CDN) keep an anonymous reader's copy of
     a story's page for PAGE_CACHE_SECONDS, and serve it stale while revalidating: its weak ETag is the
