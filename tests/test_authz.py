@@ -222,6 +222,7 @@ API_STATUS = "/api/stories/<slug>/<any(end, reopen):action>"
 TABLE = [
     # Reader pages, feeds, embeds, health: public.
     Row("/", "GET", "/", everyone(200)),
+    Row("/accessibility", "GET", "/accessibility", everyone(200)),
     Row("/stories/<slug>", "GET", "/stories/{slug}", everyone(200)),
     Row("/stories/<slug>", "GET", "/stories/no-such-story", everyone(404), variant="unknown story"),
     Row("/stories/<slug>/entries", "GET", "/stories/{slug}/entries", everyone(200)),

@@ -77,6 +77,17 @@ def test_oembed_for_story_and_entry(app, client, story):
     assert f"/embed/{story}/entries/{entry_id}" in data["html"] and 'width="320"' in data["html"]
 
 
+def test_oembed_of_one_update_answers_a_height_that_fits_it(app, client, story):
+    with app.test_request_context():
+        short = services.append_entry(story_or_404(story), "Roads are closing.", "Closures")[0].id
+        long = services.append_entry(story_or_404(story), "Water rising. " * 60)[0].id
+    url = f"/oembed?url=http://localhost/stories/{story}/entries/"
+    fits = client.get(url + str(short)).get_json()
+    assert fits["width"] == 600 and 150 < fits["height"] < 300 and f'height="{fits["height"]}"' in fits["html"]
+    narrow, wide = (client.get(url + f"{long}&maxwidth={w}").get_json()["height"] for w in (320, 600))
+    assert fits["height"] < wide < narrow <= 800
+
+
 @pytest.mark.parametrize("query, status", [
     ("url=http://localhost/stories/nope", 404), ("url=http://localhost/login", 404), ("url=", 404),
     ("url=http://localhost/stories/{slug}&format=xml", 501), ("url=http://localhost/stories/{slug}&maxwidth=-5", 400)])

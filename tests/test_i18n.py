@@ -7,7 +7,9 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
+from tracker import services
 from tracker.i18n import LANGUAGES, script_messages
+from tracker.web import story_or_404
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "gettext": None, "_l": None, "t": None}
@@ -47,3 +49,13 @@ def test_scripts_get_their_strings_in_the_pages_language(client):
     strings = json.loads(re.search(r'<script type="application/json" id="i18n">(.*?)</script>', page).group(1))
     assert set(strings) == set(script_messages(ROOT / "static/js"))
     assert strings["Load content from %(provider)s"] == "Charger le contenu de %(provider)s"
+
+
+def test_story_pages_speak_the_storys_language_whatever_the_browser_asks(app, client, story):
+    with app.test_request_context():
+        services.change_story(story_or_404(story), language="ar")
+        entry = services.append_entry(story_or_404(story), "Update", "Headline")[0].id
+    for path in (f"/stories/{story}", f"/stories/{story}/entries/{entry}", f"/embed/{story}"):
+        page = client.get(path, headers={"Accept-Language": "fr"}).get_data(as_text=True)
+        assert '<html lang="ar" dir="rtl"' in page, path
+    assert '<html lang="fr" dir="ltr">' in client.get("/", headers={"Accept-Language": "fr"}).get_data(as_text=True)

@@ -10,7 +10,8 @@ from flask import Blueprint, abort, jsonify, render_template, request, url_for
 from markupsafe import escape
 
 from . import queries
-from .models import ID_PATTERN
+from .i18n import speak
+from .models import ID_PATTERN, Entry, plain_text, variant_height
 from .web import entry_or_404, int_arg, shared_cache, story_or_404
 
 bp = Blueprint("embed", __name__)
@@ -18,6 +19,9 @@ bp = Blueprint("embed", __name__)
 THEMES = ("light", "dark")
 DEFAULT_LIMIT, MAX_LIMIT = 10, 50
 OEMBED_WIDTH, OEMBED_HEIGHT = 600, 800
+# A one-update widget's height is estimated from its text and images at the requested width: the
+# widget's own chrome, then about 8 px per character across and 24 px per line (tracker.css).
+WIDGET_CHROME, WIDGET_PADDING, CHAR_WIDTH, LINE_HEIGHT, HEADLINE_HEIGHT = 150, 48, 8, 24, 32
 _EMBEDDABLE = re.compile(rf"^/stories/(?P<slug>[^/]+)(?:/entries/(?P<entry>{ID_PATTERN}))?/?$")
 
 
@@ -33,6 +37,7 @@ def _options() -> tuple[str, int, bool]:
 def story(slug):
     """A compact live view of a story: the newest entries, optionally its key events."""
     story = story_or_404(slug)
+    speak(story.language)
     theme, limit, with_key_events = _options()
     rev = story.rev
     entries, next_cursor = queries.entry_page(story, limit=limit, include_pinned=True)
@@ -46,6 +51,7 @@ def entry(slug, entry_id):
     """One entry as a widget that follows corrections; a removed one answers 410 and says so."""
     story = story_or_404(slug)
     entry = entry_or_404(entry_id, story, published=True)
+    speak(story.language)
     theme, _, _ = _options()
     page = render_template("embed.html", story=story, rev=story.rev, entries=[] if entry.deleted else [entry],
                            next_cursor=None, theme=theme, limit=1, key_events=None, single=entry)
@@ -71,6 +77,7 @@ def oembed():
             abort(410, description="This update was removed by the newsroom, so it can no longer be embedded.")
         src = url_for("embed.entry", slug=story.slug, entry_id=entry.id, _external=True)
         title = entry.headline or entry.excerpt
+        height = min(height, fitted_height(entry, width))
     else:
         src, title = url_for("embed.story", slug=story.slug, _external=True), story.title
     html = (f'<iframe src="{src}" width="{width}" height="{height}" title="{escape(title)}" loading="lazy" '
@@ -81,3 +88,13 @@ def oembed():
     # Public data: let consumers that fetch it from the browser read it too.
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+def fitted_height(entry: Entry, width: int) -> int:
+    """About how tall one update's widget is at this width: its chrome, text lines and images."""
+    inner = max(width - WIDGET_PADDING, 100)
+    per_line = max(inner // CHAR_WIDTH, 1)
+    paragraphs = [p for p in plain_text(entry.html.replace("</p>", "</p>\n")).split("\n") if p.strip()]
+    lines = sum(-(-len(p) // per_line) for p in paragraphs)
+    images = sum(variant_height(media.width, media.height, min(inner, media.width)) for media in entry.media)
+    return WIDGET_CHROME + (HEADLINE_HEIGHT if entry.headline else 0) + lines * LINE_HEIGHT + images

@@ -3,6 +3,7 @@ from flask import Blueprint, abort, jsonify, render_template, request
 
 from . import queries
 from .feeds import live_blog_posting
+from .i18n import speak
 from .web import entry_or_404, requested_page, shared_cache, story_or_404
 
 bp = Blueprint("reader", __name__)
@@ -19,6 +20,7 @@ def index():
 def story(slug):
     """The live story page: pinned entry, key events and the newest entries."""
     story = story_or_404(slug)
+    speak(story.language)
     rev = story.rev  # read before the entries, so the page can only be behind its rev, never ahead
     entries, next_cursor = requested_page(story)
     pinned = queries.pinned_entry(story)
@@ -39,7 +41,14 @@ def older(slug):
 def entry(slug, entry_id):
     """One entry's permalink page, with its earlier versions."""
     story = story_or_404(slug)
+    speak(story.language)
     entry = entry_or_404(entry_id, story, published=True)
     if entry.deleted:
         abort(410, description="This update was removed by the newsroom.")
     return render_template("entry.html", story=story, entry=entry)
+
+
+@bp.get("/accessibility")
+def accessibility():
+    """The accessibility statement: the standard the pages meet, how it is checked, and whom to tell."""
+    return render_template("accessibility.html")
