@@ -362,11 +362,11 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"  # from package.json's d
 
 
 def axe_violations(page) -> list[str]:
-    """What axe-core finds against WCAG 2.1 A and AA on the page as it is now: one line per rule and element."""
+    """What axe-core finds against WCAG 2.2 A and AA on the page as it is now: one line per rule and element."""
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text())  # through DevTools, which the page's CSP does not govern
     found = page.evaluate("""axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a',
-        'wcag21aa']}}).then(r => r.violations.flatMap(v => v.nodes.map(n => v.id + ': ' + n.target.join(' '))))""")
+        'wcag21aa', 'wcag22aa']}}).then(r => r.violations.flatMap(v => v.nodes.map(n => v.id + ': ' + n.target.join(' '))))""")
     return found
 
 
