@@ -91,6 +91,9 @@ class Config:
     # Catch-up comes in pages of about this many bytes of entries: the join ack, then
     # GET /api/stories/<slug>/changes?since=<rev> (README, Event protocol).
     CATCHUP_PAGE_BYTES = _env_int("CATCHUP_PAGE_BYTES", 65_536)
+    # Revisions of each followed story a process keeps in memory to answer catch-up joins without
+    # the database (tracker.recent); 0 reads the database for every join.
+    CATCHUP_WINDOW = _env_int("CATCHUP_WINDOW", 200)
     # The broadcast fast path and timer-driven pings (app.py, tracker.fanout); 0 runs the libraries'
     # own paths, as app.py also does when a library internal it relies on is missing.
     FAST_FANOUT = os.environ.get("FAST_FANOUT", "1") != "0"

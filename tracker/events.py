@@ -11,7 +11,7 @@ from flask_login import current_user
 from flask_socketio import join_room, leave_room
 from sqlalchemy import bindparam, select
 
-from . import guard, queries
+from . import fanout, guard, queries
 from .extensions import db, socketio
 from .models import MAX_ID, MAX_REV, MAX_SLUG, SLUG_RE, Story, story_state
 
@@ -25,6 +25,7 @@ EDITORS = "editors"  # the desk room every unpublished entry goes to (see desk_r
 STORY_BY_SLUG = select(*Story.__table__.c).where(Story.slug == bindparam("slug"))
 HANDLER_FAILED = "The server could not answer just now; try again in a moment."
 JOIN_WAIT = 10  # seconds a join waits for a free slot before it is answered with HANDLER_FAILED
+CATCHUP_PAGE_ENTRIES = 100  # entries in one catch-up page at most (queries.changes_page's default)
 
 
 def room(story: Story | str) -> str:
@@ -140,6 +141,12 @@ def _join(slug: str, since: int) -> dict:
     following.add(slug)
     # Join before the first read: anything committed later arrives as an event (at worst twice).
     join_room(room(slug))
+    from . import readers  # readers names rooms through this module
+
+    config = current_app.config
+    remembered = _remembered(slug, since)
+    if remembered is not None:
+        return {"ok": True, **remembered, "readers": readers.last_total(slug)}
     with _reading():
         with db.engine.connect() as conn:  # without the ORM session, which costs 3x the query itself
             story = conn.execute(STORY_BY_SLUG, {"slug": slug}).first()
@@ -148,20 +155,50 @@ def _join(slug: str, since: int) -> dict:
             if new:
                 following.discard(slug)
             return {"ok": False, "error": f"There is no story '{slug}'."}
-        from . import readers  # readers names rooms through this module
-
+        _remember(story)
         ack = {"ok": True, "rev": story.rev, "story": story_state(story), "entries": [],
                "readers": readers.last_total(slug)}
         if since >= story.rev:  # an up-to-date reader (the usual reconnect) needs no entry query
             return ack
-        entries, after = queries.changes_page(story.id, since, current_app.config["CATCHUP_PAGE_BYTES"])
-        most = current_app.config["CATCHUP_LIMIT"]
+        entries, after = queries.changes_page(story.id, since, config["CATCHUP_PAGE_BYTES"])
+        most = config["CATCHUP_LIMIT"]
         # Counted only past one page: a reader one update behind (after a restart, all of them) costs one query.
         if (after is not None or len(entries) > most) and queries.changes_after(story.id, since, most + 1) > most:
             # Too far behind to replay: send the current first page and tell the client to start over.
             page, _ = queries.entry_page(story, include_pinned=True)
             return {**ack, "reset": True, "entries": [entry.to_dict() for entry in reversed(page)]}
         return {**ack, "entries": entries, **({"next_after_rev": after} if after is not None else {})}
+
+
+def _windows():
+    """This process's windows of recent changes (tracker.recent), or None when they are off.
+
+    Only tracker.fanout's managers see every delivery, which keeps the windows true."""
+    manager = socketio.server.manager
+    return manager.windows if current_app.config["CATCHUP_WINDOW"] and isinstance(manager, fanout.FanoutManager) \
+        else None
+
+
+def _remembered(slug: str, since: int) -> dict | None:
+    """The join's answer from the story's recent changes in memory, if they can give it."""
+    windows, config = _windows(), current_app.config
+    return windows and windows.answer(slug, since, CATCHUP_PAGE_ENTRIES, config["CATCHUP_PAGE_BYTES"],
+                                      config["CATCHUP_WINDOW"])
+
+
+def _remember(story) -> None:
+    """Start the story's window of recent changes, on its first join in this process."""
+    windows, keep = _windows(), current_app.config["CATCHUP_WINDOW"]
+    window = windows and windows.open(story.slug, story_state(story))
+    if not window:
+        return
+    try:
+        start = max(0, story.rev - keep)
+        entries, _ = queries.changes_page(story.id, start, max_bytes=1 << 62, most=keep)
+    except Exception:
+        windows.forget(story.slug, window)
+        raise
+    windows.fill(window, story_state(story), entries, start)
 
 
 @contextmanager
@@ -263,10 +300,13 @@ def rev_beacon(app: Flask) -> None:
             with app.app_context():
                 open_rooms = list(socketio.server.manager.rooms.get("/", {}))
                 slugs = [name[len(ROOM_PREFIX):] for name in open_rooms if name and name.startswith(ROOM_PREFIX)]
+                windows = _windows()
                 if slugs:
                     revs = db.session.execute(select(Story.slug, Story.rev).where(Story.slug.in_(slugs))).all()
                     db.session.remove()
                     for slug, rev in revs:
+                        if windows:  # before readers behind it join again
+                            windows.confirm(slug, rev)
                         socketio.emit("rev", {"story": slug, "rev": rev}, to=room(slug), ignore_queue=True)
         except Exception:
             log.exception("revision beacon failed; trying again in %s s", interval)

@@ -17,7 +17,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet
 
-from . import metrics
+from . import metrics, recent
 
 # A connection's direct writer: takes a complete frame, tells whether it took care of it
 # (written, or its unsent rest queued behind nothing). False: use the normal path.
@@ -43,11 +43,17 @@ enabled = False
 
 
 class FanoutManager(socketio.Manager):
-    """The in-process client manager, with broadcasts encoded and framed once."""
+    """The in-process client manager, with broadcasts encoded and framed once, and the recent
+    changes of followed stories kept for catch-up joins (tracker.recent)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.windows = recent.Windows()
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
         """Send an event to a room; the common case (no ack, one argument, one room) is fanned out."""
         room = to or room
+        self.windows.note(event, data)  # every delivery in this process passes here, from the queue too
         if not enabled or callback or skip_sid or not isinstance(room, str) or isinstance(data, tuple) \
                 or namespace not in self.rooms:
             return super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
