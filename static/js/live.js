@@ -94,7 +94,14 @@
     if (window.TrackerEmbeds) window.TrackerEmbeds.update(body, e.html);
     else body.innerHTML = e.html;  // sanitized by the server on write
     if (window.TrackerMedia) window.TrackerMedia.render(el.querySelector("[data-entry-media]"), e.media);
-    el.querySelector(".entry__author").textContent = e.author ? "By " + e.author : "";
+    el.querySelector(".entry__author").textContent = e.author ? t("By %(name)s", { name: e.author }) : "";
+    var avatar = el.querySelector(".entry__avatar");  // the byline's initials, as the entry_card macro writes them
+    if (avatar) {
+      var words = (e.author || "").split(/\s+/).filter(Boolean);
+      avatar.textContent = words.length ? (Array.from(words[0])[0] +
+        (words.length > 1 ? Array.from(words[words.length - 1])[0] : "")).toUpperCase() : "";
+      avatar.hidden = !words.length;
+    }
     el.querySelectorAll("[data-entry-controls] a, [data-entry-controls] form").forEach(function (node) {
       var attr = node.tagName === "FORM" ? "action" : "href";
       node.setAttribute(attr, node.getAttribute(attr).replace(/\/entries\/\d+\//, "/entries/" + e.id + "/"));
