@@ -85,6 +85,7 @@ def create_app(config: dict | None = None) -> Flask:
     from . import api, auth, cli, editor, embed, errors, events, feeds, health, media, metrics, notifications, reader  # noqa: F401
     for module in (api, auth, editor, embed, feeds, health, media, metrics, notifications, reader):
         app.register_blueprint(module.bp)
+    metrics.init_app(app)
     cli.register(app)
     errors.register(app)
     _register_web(app)

@@ -48,6 +48,7 @@ class FanoutManager(socketio.Manager):
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs):
         """Send an event to a room; the common case (no ack, one argument, one room) is fanned out."""
         room = to or room
+        metrics.broadcast(event)  # once per event and room, on either path
         if not enabled or callback or skip_sid or not isinstance(room, str) or isinstance(data, tuple) \
                 or namespace not in self.rooms:
             return super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,
