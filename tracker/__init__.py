@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import fanout, guard, i18n
+from . import fanout, guard, i18n, logs
 from .config import Config
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 from .models import ID_PATTERN, MASTODON_HOSTS
@@ -58,6 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.session_interface = SessionInterface()
     app.url_map.converters["id"] = IdConverter
     _public_urls(app)
+    logs.init_app(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(root / "migrations"))
