@@ -1,5 +1,6 @@
 """GET /metrics: Prometheus' text format, every name tracker_, for the scraper only."""
 import base64
+import json
 import logging
 import os
 import re
@@ -10,8 +11,11 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from helpers import Reader, start_live_server
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -252,3 +256,40 @@ def test_pushes_sent_and_failed_are_counted(app, client, story):
             time.sleep(0.02)
     finally:
         service.close()
+
+
+# A real server (python app.py, eventlet, the fast path) scraped over HTTP as Prometheus would
+
+def test_a_served_process_counts_a_publish_and_a_join_and_logs_json(database_url):
+    server = start_live_server(database_url, METRICS_TOKEN="scrape-secret", LOG_FORMAT="json")
+    try:
+        token = server.flask("token", "create", "metrics-test").strip().splitlines()[-1]
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token}"
+        slug = http.post(f"{server.url}/api/stories", json={"title": "Metrics"}).json()["story"]["slug"]
+        reader = Reader(server.url, slug)
+        reader.connect()
+        answer = http.post(f"{server.url}/api/stories/{slug}/entries", json={"body": "Counted."},
+                           headers={"X-Request-ID": "abc-123"})
+        assert answer.status_code == 201 and answer.headers["X-Request-ID"] == "abc-123"
+        reader.wait_for(lambda r: len(r.entries) == 1)
+        reader.sio.disconnect()
+
+        assert requests.get(f"{server.url}/metrics", timeout=10).status_code == 404  # the token is required
+        scraped = requests.get(f"{server.url}/metrics", headers={"Authorization": "Bearer scrape-secret"}, timeout=10)
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(scraped.text) for s in family.samples}
+        assert all(name.startswith("tracker_") for name, _ in samples)
+        assert samples[("tracker_joins_total", ())] == 1
+        assert samples[("tracker_join_catchup_entries_count", ())] == 1
+        assert samples[("tracker_broadcasts_total", (("kind", "entry"),))] == 1
+        assert samples[("tracker_publish_to_send_seconds_count", ())] >= 1  # the entry (and the new story)
+        assert 0 < samples[("tracker_publish_to_send_seconds_sum", ())] < 5
+        assert samples[("tracker_fanout_direct_writes_total", ())] >= 1  # the fast path wrote to the reader
+        assert samples[("tracker_http_responses_total", (("status", "2xx"),))] >= 2
+        assert sum(value for (name, _), value in samples.items() if name == "tracker_database_errors_total") == 0
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.log]  # every line the process wrote is one JSON object
+    assert all({"time", "level", "logger", "message", "request_id"} <= set(line) for line in lines)
+    assert any(line["message"].startswith("Tracker serving on") for line in lines)
