@@ -4,14 +4,18 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import Reader, start_live_server
@@ -293,3 +297,55 @@ def test_a_served_process_counts_a_publish_and_a_join_and_logs_json(database_url
     lines = [json.loads(line) for line in server.log]  # every line the process wrote is one JSON object
     assert all({"time", "level", "logger", "message", "request_id"} <= set(line) for line in lines)
     assert any(line["message"].startswith("Tracker serving on") for line in lines)
+
+
+# deploy/prometheus.yml and deploy/alerts.yml
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+def test_alert_rules_use_only_what_metrics_exposes(app):
+    app.config.update(METRICS_TOKEN="t", SOCKETIO_MESSAGE_QUEUE="redis://127.0.0.1:1/0")  # queue_up shows
+    text_format = scrape(app, headers={"Authorization": "Bearer t"}).get_data(as_text=True)
+    families = list(text_string_to_metric_families(text_format))
+    exposed = {family.name for family in families} | {s.name for family in families for s in family.samples}
+    label_values = {(s.name, label, value) for family in families for s in family.samples
+                    for label, value in s.labels.items()}
+    rules = [rule for group in yaml.safe_load((DEPLOY / "alerts.yml").read_text())["groups"] for rule in group["rules"]]
+    alerts = {rule["alert"] for rule in rules}
+    assert {"TrackerMessageQueueDown", "TrackerErrors", "TrackerStoryLostItsReaders"} <= alerts
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("warning", "critical") and rule["annotations"]["summary"]
+        used = set(re.findall(r"\b(tracker_[a-z0-9_]+)", rule["expr"]))
+        assert used <= exposed, f"{rule['alert']}: {sorted(used - exposed)} not in /metrics"
+        assert used or re.fullmatch(r'up\{job="tracker"\} == 0\s*', rule["expr"]), rule["alert"]
+        for name, label, value in re.findall(r'\b(tracker_[a-z0-9_]+)\{(\w+)="([^"]*)"\}', rule["expr"]):
+            assert (name, label, value) in label_values, f"{rule['alert']}: no {name}{{{label}={value!r}}}"
+
+
+def test_prometheus_scrapes_every_process_of_nginx_conf_with_the_token_from_a_file():
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "tracker"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["authorization"]["type"] == "Bearer" and job["authorization"]["credentials_file"].startswith("/")
+    targets = [target for static in job["static_configs"] for target in static["targets"]]
+    upstream = re.search(r"upstream tracker \{(.*?)\n\}", (DEPLOY / "nginx.conf").read_text(), re.S).group(1)
+    assert targets == re.findall(r"^\s*server (\S+) ", upstream, re.M)
+    assert config["rule_files"]
+
+
+def test_promtool_accepts_the_rules_and_their_unit_tests(tmp_path):
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool not installed (apt-get install --no-install-recommends prometheus)")
+    for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts_test.yml"]):
+        done = subprocess.run(["promtool", *command], cwd=DEPLOY, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+    # The scrape config, with its credentials file and rule file where it expects them.
+    config = (DEPLOY / "prometheus.yml").read_text().replace("/etc/prometheus/tracker-metrics-token",
+                                                              str(tmp_path / "token"))
+    (tmp_path / "prometheus.yml").write_text(config)
+    (tmp_path / "token").write_text("scrape-secret\n")
+    shutil.copy(DEPLOY / "alerts.yml", tmp_path / "tracker-alerts.yml")
+    done = subprocess.run(["promtool", "check", "config", "prometheus.yml"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr

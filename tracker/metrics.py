@@ -75,6 +75,9 @@ PUBLISH_TO_SEND = Histogram(
 DATABASE_ERRORS = Counter("tracker_database_errors",
                           "Errors the database raised (by SQLAlchemy class), not counting refused constraints",
                           ["error"], registry=REGISTRY)
+# Shown at 0 from the start, so that rate() and sums in alert rules see them before the first error.
+for _error in ("OperationalError", "InterfaceError", "ProgrammingError", "InternalError", "DataError", "DatabaseError"):
+    DATABASE_ERRORS.labels(_error)
 QUEUE_ERRORS = Counter("tracker_message_queue_errors",
                        "Failed publishes to and receives from the message queue, and failed reader-count exchanges",
                        registry=REGISTRY)
