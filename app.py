@@ -23,7 +23,7 @@ if SERVING:
 
     eventlet.monkey_patch()
 
-from tracker import create_app, demo, fanout, guard, images, metrics, readers, scheduler, socketio  # noqa: E402
+from tracker import create_app, demo, fanout, guard, images, logs, metrics, readers, scheduler, socketio  # noqa: E402
 from tracker.events import rev_beacon  # noqa: E402
 from tracker.schema import upgrade_database  # noqa: E402
 
@@ -260,7 +260,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=app.config["PORT"])
     parser.add_argument("--demo", action="store_true", help="Seed the demo story into an empty database (make run).")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # LOG_FORMAT=json: one JSON object per line, the serving line and eventlet's own lines included.
+    logs.configure(app.config["LOG_FORMAT"])
     max_connections = _connection_limit()
     with app.app_context():
         upgrade_database()
@@ -290,12 +291,16 @@ def main() -> None:
     listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)
     # Behind a proxy every connection comes from the proxy; guard counts by X-Forwarded-For then.
     per_peer = None if app.config["TRUSTED_PROXIES"] else book
-    print(f"Tracker serving on http://{args.host}:{args.port}", flush=True)
+    serving = f"Tracker serving on http://{args.host}:{args.port}"
+    if app.config["LOG_FORMAT"] == "json":
+        log.info(serving)
+    else:
+        print(serving, flush=True)
     # debug=False: an exception that escapes Flask must never send its traceback to the client.
     eventlet.wsgi.server(_Listener(listener, per_peer), app, max_size=max_connections,
                          protocol=_protocol(per_peer, app.config["HEADER_TIMEOUT"]), debug=False,
                          socket_timeout=app.config["SOCKET_TIMEOUT"],
-                         log_output=os.environ.get("ACCESS_LOG") == "1")
+                         log=logging.getLogger("eventlet.wsgi"), log_output=os.environ.get("ACCESS_LOG") == "1")
 
 
 if SERVING:

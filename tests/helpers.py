@@ -366,7 +366,8 @@ def axe_violations(page) -> list[str]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE.read_text())  # through DevTools, which the page's CSP does not govern
     found = page.evaluate("""axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a',
-        'wcag21aa', 'wcag22aa']}}).then(r => r.violations.flatMap(v => v.nodes.map(n => v.id + ': ' + n.target.join(' '))))""")
+        'wcag21aa', 'wcag22aa']}})
+        .then(r => r.violations.flatMap(v => v.nodes.map(n => v.id + ': ' + n.target.join(' '))))""")
     return found
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import fanout, guard, i18n
+from . import fanout, guard, i18n, logs
 from .config import Config
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 from .models import ID_PATTERN, MASTODON_HOSTS
@@ -58,6 +58,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.session_interface = SessionInterface()
     app.url_map.converters["id"] = IdConverter
     _public_urls(app)
+    logs.init_app(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(root / "migrations"))
@@ -85,6 +86,7 @@ def create_app(config: dict | None = None) -> Flask:
     from . import api, auth, cli, editor, embed, errors, events, feeds, health, media, metrics, notifications, reader  # noqa: F401
     for module in (api, auth, editor, embed, feeds, health, media, metrics, notifications, reader):
         app.register_blueprint(module.bp)
+    metrics.init_app(app)
     cli.register(app)
     errors.register(app)
     _register_web(app)

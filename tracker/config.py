@@ -121,6 +121,11 @@ class Config:
     # client addresses (comma-separated; behind nginx, with TRUSTED_PROXIES, the scraper's own).
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
     METRICS_ADDRESSES = tuple(filter(None, os.environ.get("METRICS_ADDRESSES", "127.0.0.1,::1").split(",")))
+    # tracker_story_readers has a series for this many stories at most: those with the most readers here.
+    METRICS_STORY_LIMIT = _env_int("METRICS_STORY_LIMIT", 100)
+    # How `python app.py` logs to stderr: "text" (one readable line per record) or "json" (one JSON object per
+    # line: time, level, logger, message, request_id, exc_info), for a log shipper.
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower() or "text"
     # How long browsers and shared caches may keep an anonymous reader's story page, widget or feed
     # (and serve it three times as long stale while they revalidate it).
     PAGE_CACHE_SECONDS = _env_int("PAGE_CACHE_SECONDS", 10)

@@ -11,7 +11,7 @@ from flask_login import current_user
 from flask_socketio import join_room, leave_room
 from sqlalchemy import bindparam, select
 
-from . import fanout, guard, queries
+from . import fanout, guard, metrics, queries
 from .extensions import db, socketio
 from .models import MAX_ID, MAX_REV, MAX_SLUG, SLUG_RE, Story, story_state
 
@@ -112,7 +112,9 @@ def on_disconnect(reason=None):
 def on_join(data=None):
     """Join a story's room, then return the first page of entry states changed after `since`."""
     try:
-        return _checked_join(data)
+        answer = _checked_join(data)
+        metrics.join_answered(answer)
+        return answer
     finally:  # guard counted it in flight when its packet arrived (one at a time per connection)
         guard.join_answered(socketio.server.manager.eio_sid_from_sid(request.sid, request.namespace))
 
@@ -146,6 +148,7 @@ def _join(slug: str, since: int) -> dict:
     config = current_app.config
     remembered = _remembered(slug, since)
     if remembered is not None:
+        metrics.JOINS_FROM_MEMORY.inc()
         return {"ok": True, **remembered, "readers": readers.last_total(slug)}
     with _reading():
         with db.engine.connect() as conn:  # without the ORM session, which costs 3x the query itself

@@ -54,6 +54,7 @@ class FanoutManager(socketio.Manager):
         """Send an event to a room; the common case (no ack, one argument, one room) is fanned out."""
         room = to or room
         self.windows.note(event, data)  # every delivery in this process passes here, from the queue too
+        metrics.broadcast(event)  # once per event and room, on either path
         if not enabled or callback or skip_sid or not isinstance(room, str) or isinstance(data, tuple) \
                 or namespace not in self.rooms:
             return super().emit(event, data, namespace, room=room, skip_sid=skip_sid, callback=callback,

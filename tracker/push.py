@@ -27,7 +27,7 @@ from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 from sqlalchemy import update
 
-from . import absolute, queries
+from . import absolute, metrics, queries
 from .extensions import db, socketio
 from .models import MAX_PUSH_ENDPOINT, Entry, utcnow
 
@@ -222,6 +222,7 @@ def _sender(app: Flask, jobs: queue.SimpleQueue) -> None:
             try:
                 _deliver(app, session, {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}, data)
             except Exception:
+                metrics.PUSH_FAILED.labels("error").inc()
                 log.exception("a push to %s failed", urlsplit(endpoint).hostname)
 
 
@@ -234,6 +235,7 @@ def _deliver(app: Flask, session: requests.Session, subscription: dict, data: st
         try:
             webpush(subscription, data, vapid_private_key=vapid(app), vapid_claims={"sub": _subject(app.config)},
                     ttl=app.config["PUSH_TTL"], timeout=TIMEOUT, requests_session=session)
+            metrics.PUSH_SENT.inc()
             return
         except WebPushException as exc:
             status = exc.status_code
@@ -241,10 +243,12 @@ def _deliver(app: Flask, session: requests.Session, subscription: dict, data: st
                 from . import services  # services pushes through this module
 
                 services.unsubscribe(subscription["endpoint"])
+                metrics.PUSH_FAILED.labels("gone").inc()
                 log.info("push service %s says a subscription ended (%s); deleted it", host, status)
                 return
             if status is None or (status < 500 and status != 429):
                 answer = exc.response.text[:200] if exc.response is not None else exc.message
+                metrics.PUSH_FAILED.labels("refused").inc()
                 log.warning("push service %s refused a push (%s): %s", host, status, answer)
                 return
             retry_after, problem = exc.retry_after, f"{status}"
@@ -255,4 +259,5 @@ def _deliver(app: Flask, session: requests.Session, subscription: dict, data: st
             if retry_after is not None and retry_after.strip().isdigit():
                 delay = min(float(retry_after), MOST_RETRY_AFTER)
             socketio.sleep(delay)
+    metrics.PUSH_FAILED.labels("unreachable").inc()
     log.warning("push service %s: a push failed %s times (last: %s); given up", host, TRIES, problem)

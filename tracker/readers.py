@@ -69,6 +69,7 @@ def counts(slugs: list[str]) -> dict[str, int]:
     try:
         answers = pipe.execute()
     except redis.RedisError as exc:  # a count is not worth an error page: this process's figures
+        metrics.QUEUE_ERRORS.inc()
         log.warning("reader counts unavailable from Redis (%s); answering this process's", exc)
         return {slug: local.get(slug, 0) for slug in slugs}
     now, fresh = time.time(), STALE_TICKS * app.config["READERS_SECONDS"]
@@ -113,5 +114,7 @@ def run(app: Flask) -> None:
         try:
             with app.app_context():
                 tick(app)
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, redis.RedisError):
+                metrics.QUEUE_ERRORS.inc()
             log.exception("counting readers failed; trying again in %s s", interval)

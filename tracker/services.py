@@ -10,6 +10,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 import unicodedata
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -20,7 +21,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import images, push, storage
+from . import images, metrics, push, storage
 from .events import broadcast, broadcast_presence
 from .extensions import db
 from .i18n import DEFAULT_LANGUAGE, LANGUAGES
@@ -175,6 +176,7 @@ class _Unit:
         self.turns: dict[int, int] = {}  # story id -> lowest revision taken
         self.revs: list[int] = []  # the changed rows' revisions, read before the commit expires them
         self.pushes: list[int] = []  # the entries claimed for Web Push (see push.claim)
+        self.committed_at = 0.0  # time.perf_counter() right after the commit
 
     def take_turn(self, story_id: int, rev: int) -> None:
         if story_id not in self.turns:  # later revisions of the same story are higher
@@ -198,6 +200,7 @@ def atomic():
             yield unit
             unit.revs = [item.rev for item in unit.changed]  # for the log, without a reload
             db.session.commit()
+            unit.committed_at = time.perf_counter()  # publish-to-send time starts here
         except OperationalError as exc:
             db.session.rollback()
             log.error("database refused a change: %s", exc)
@@ -225,6 +228,8 @@ def _announce(unit: _Unit) -> None:
     for item, rev in zip(unit.changed, unit.revs, strict=True):
         try:
             broadcast(item)
+            if rev > 0:  # what readers see (drafts go to the desk): commit to handed to the sockets
+                metrics.PUBLISH_TO_SEND.observe(time.perf_counter() - unit.committed_at)
         except Exception:
             # The change is saved; readers pick it up through the revision join on reconnect.
             log.exception("broadcast of %s rev %s failed", type(item).__name__, rev)
@@ -688,7 +693,9 @@ def publish_due(now: datetime | None = None) -> list[Entry]:
                 continue
         else:
             late = (now - due).total_seconds()
+            metrics.SCHEDULED.inc()
             if late > MISSED_AFTER:
+                metrics.SCHEDULED_LATE.inc()
                 log.warning("published scheduled update %s %.0f s after its time (%s): no server was publishing "
                             "then", entry_id, late, due.isoformat())
             else:
