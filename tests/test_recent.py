@@ -101,3 +101,11 @@ def test_a_window_keeps_its_newest_revisions_and_still_answers_like_the_database
     with counted_queries(app) as statements:
         assert len(join(socket_client(), story, rev + 6)["entries"]) == 4
     assert statements, "a reader behind the trimmed window's start reads the database"
+
+
+def test_a_reader_further_behind_than_the_catch_up_limit_still_starts_over(app, socket_client, story):
+    app.config["CATCHUP_LIMIT"] = 3
+    rev = join(socket_client(), story, 0)["rev"]
+    publish(app, story, 5)
+    ack = join(socket_client(), story, rev)
+    assert ack["reset"] is True

@@ -185,8 +185,9 @@ def _windows():
 def _remembered(slug: str, since: int) -> dict | None:
     """The join's answer from the story's recent changes in memory, if they can give it."""
     windows, config = _windows(), current_app.config
-    return windows and windows.answer(slug, since, CATCHUP_PAGE_ENTRIES, config["CATCHUP_PAGE_BYTES"],
-                                      config["CATCHUP_WINDOW"])
+    # More than CATCHUP_LIMIT behind is a reset, which the database path answers.
+    most = min(CATCHUP_PAGE_ENTRIES, config["CATCHUP_LIMIT"])
+    return windows and windows.answer(slug, since, most, config["CATCHUP_PAGE_BYTES"], config["CATCHUP_WINDOW"])
 
 
 def _remember(story) -> None:
