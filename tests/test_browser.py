@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import re
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -889,3 +890,85 @@ def test_a_pushed_key_event_is_shown_as_a_notification(browser, server):
         reader.wait_for_function(f"{shown}.then((found) => found.length > 0)", timeout=WAIT)
         assert reader.evaluate(f"{shown}.then((found) => found.map((n) => [n.title, n.body, n.data.url]))") == [
             ["Dam breached", "Dam under strain", url]]
+
+
+# Issue 14: the reader page's behaviours
+
+def http_set_status(session: requests.Session, server, slug: str, status: str) -> None:
+    response = session.post(f"{server.url}/editor/stories/{slug}/status", timeout=10, allow_redirects=False,
+                            data={"csrf_token": _editor_csrf(session, server, slug), "status": status})
+    assert response.status_code == 302, response.text
+
+
+def http_create_oldest_first_story(session: requests.Session, server, title: str, slug: str) -> str:
+    page = session.get(f"{server.url}/editor/stories/new", timeout=10)
+    response = session.post(f"{server.url}/editor/stories/new", timeout=10, allow_redirects=False, data={
+        "csrf_token": csrf_from(page.text), "title": title, "slug": slug, "summary": "", "image_url": "",
+        "status": "live", "order": "oldest"})
+    assert response.status_code == 302, response.text
+    return slug
+
+
+def headlines_on(page: Page) -> list[str]:
+    return page.locator("[data-entries] > article.entry .entry__headline").all_text_contents()
+
+
+def test_status_bar_says_coverage_ended_and_live_again_when_reopened(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Polling day", "polling-day")
+    http_post_entry(session, server, slug, "Polls are open.", "Polls open")
+    with new_context(browser) as context:
+        reader = open_reader(context, server, slug)
+        state, toggle = reader.locator("[data-connection]"), reader.locator("[data-live-toggle]")
+        expect(toggle).to_be_visible()
+
+        http_set_status(session, server, slug, "ended")
+        expect(state).to_have_attribute("data-connection", "ended", timeout=WAIT)
+        expect(state).to_have_text("Coverage ended")
+        expect(toggle).to_be_hidden()
+        # Corrections still arrive while coverage has ended.
+        edit = f"{server.url}/editor/entries/{entry_id_on(reader, 'Polls open')}/edit"
+        response = session.post(edit, timeout=10, allow_redirects=False, data={
+            "csrf_token": csrf_from(session.get(edit, timeout=10).text), "body": "Polls closed at ten.",
+            "headline": "Polls closed"})
+        assert response.status_code == 302, response.text
+        expect(entry_with(reader, "Polls closed")).to_be_visible(timeout=WAIT)
+
+        reader.reload()  # an ended story's page starts ended, without the pause button
+        expect(state).to_have_attribute("data-connection", "ended", timeout=WAIT)
+        expect(toggle).to_be_hidden()
+
+        http_set_status(session, server, slug, "live")
+        expect(state).to_have_attribute("data-connection", "live", timeout=WAIT)
+        expect(toggle).to_be_visible()
+
+
+def test_reader_catches_up_within_two_seconds_of_the_network_coming_back(browser, server):
+    """The network goes away long enough for socket.io's backoff to reach 8 s (±50 %); updates are
+    published meanwhile; when it is back (the browser's `online` event) the page reconnects at once."""
+    session = http_login(server)
+    slug = http_create_story(session, server, "Train strike", "train-strike")
+    http_post_entry(session, server, slug, "No trains this morning.", "No trains")
+    with new_context(browser) as context:
+        reader = open_reader(context, server, slug)
+        reader.evaluate("""() => {
+          window.__attempts = 0;
+          window.trackerSocket.io.on('reconnect_attempt', () => { window.__attempts += 1; });
+        }""")
+        context.set_offline(True)
+        expect(reader.locator('[data-connection="offline"]')).to_be_visible(timeout=WAIT)
+        assert reader.evaluate("window.trackerSocket.connected") is False
+        http_post_entry(session, server, slug, "Buses replace some trains.", "Replacement buses")
+        http_post_entry(session, server, slug, "Talks resume at noon.", "Talks resume")
+        # Three failed attempts: the next one would wait 8 s ± 50 %.
+        reader.wait_for_function("() => window.__attempts >= 3 && !window.trackerSocket.connected", timeout=RECONNECT)
+        expect(reader.locator('[data-connection="offline"]')).to_be_visible()
+        expect(entry_with(reader, "Talks resume")).to_have_count(0)
+
+        context.set_offline(False)
+        back = time.monotonic()
+        expect(entry_with(reader, "Talks resume")).to_be_visible(timeout=WAIT)
+        expect(entry_with(reader, "Replacement buses")).to_be_visible(timeout=WAIT)
+        elapsed = time.monotonic() - back
+        assert elapsed < 2.0, f"the missed updates took {elapsed:.1f} s to appear"
+        expect(reader.locator('[data-connection="live"]')).to_be_visible()
