@@ -972,3 +972,102 @@ def test_reader_catches_up_within_two_seconds_of_the_network_coming_back(browser
         elapsed = time.monotonic() - back
         assert elapsed < 2.0, f"the missed updates took {elapsed:.1f} s to appear"
         expect(reader.locator('[data-connection="live"]')).to_be_visible()
+
+
+def test_share_copies_the_permalink_of_an_update_that_arrived_live(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Harbour fire", "harbour-fire")
+    with new_context(browser, permissions=["clipboard-read", "clipboard-write"]) as context:
+        reader = open_reader(context, server, slug)
+        assert reader.evaluate("typeof navigator.share") == "undefined"  # so the clipboard is the way
+        entry_id = http_post_entry(session, server, slug, "Firefighters are on the quay.", "Crews at the quay")
+        card = entry_with(reader, "Crews at the quay")
+        share = card.locator("[data-share]")
+        expect(share).to_be_visible(timeout=WAIT)
+        share.click()
+        expect(share).to_have_text("Link copied")
+        expect(reader.locator("[data-announcer]")).to_have_text("Link copied")
+        assert reader.evaluate("navigator.clipboard.readText()") == f"{server.url}/stories/{slug}/entries/{entry_id}"
+
+
+def test_oldest_first_story_pages_from_the_start_appends_new_updates_and_toggles(browser, server):
+    session = http_login(server)
+    slug = http_create_oldest_first_story(session, server, "Ask the council", "ask-the-council")
+    http_seed(session, server, slug, 22, prefix="Question")
+    with new_context(browser) as context:
+        reader = open_reader(context, server, slug)
+        toggle = reader.locator("[data-order-toggle]")
+        expect(toggle).to_have_text("Newest first", timeout=WAIT)
+        expect(reader.locator("[data-entries] > article.entry").first).to_contain_text("Question 01")
+        assert headlines_on(reader) == [f"Question {n:02d}" for n in range(1, 21)]
+        # Not at the end yet: a new update waits until the reader gets there.
+        http_post_entry(session, server, slug, "Will the pool reopen?", "Question 23")
+        expect(reader.locator("#story")).to_have_attribute("data-rev", re.compile(r"^\d+$"))
+        reader.wait_for_function("() => +document.getElementById('story').dataset.rev >= 23")
+        assert "Question 23" not in headlines_on(reader)
+        more = reader.locator("[data-load-older]")
+        expect(more).to_have_text("Load more updates")
+        more.click()
+        expect(reader.locator("[data-entries] > article.entry")).to_have_count(23, timeout=WAIT)
+        assert headlines_on(reader) == [f"Question {n:02d}" for n in range(1, 24)]
+        expect(more).to_be_hidden()
+        # At the end: live updates join it.
+        http_post_entry(session, server, slug, "When is the next meeting?", "Question 24")
+        expect(reader.locator("[data-entries] > article.entry").last).to_contain_text("Question 24", timeout=WAIT)
+
+        toggle.click()
+        expect(toggle).to_have_text("Oldest first")
+        expect(reader.locator("[data-entries] > article.entry").first).to_contain_text("Question 24", timeout=WAIT)
+        assert headlines_on(reader) == [f"Question {n:02d}" for n in range(24, 0, -1)]  # all of them were here
+        reader.reload()  # the reader's choice is remembered for this story; 20 newest, then older ones
+        expect(toggle).to_have_text("Oldest first", timeout=WAIT)
+        expect(reader.locator("[data-entries] > article.entry").first).to_contain_text("Question 24")
+        assert headlines_on(reader) == [f"Question {n:02d}" for n in range(24, 4, -1)]
+        expect(more).to_have_text("Load older updates")
+
+
+def test_a_returning_reader_sees_where_the_updates_new_since_the_last_visit_start(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Flood watch", "flood-watch")
+    http_seed(session, server, slug, 2, prefix="Seen")
+    with new_context(browser) as context:
+        reader = open_reader(context, server, slug)
+        expect(reader.locator(".since-last-visit")).to_have_count(0)  # a first visit: nothing to mark
+        reader.goto("about:blank")
+        http_seed(session, server, slug, 2, prefix="New")
+        reader.goto(f"{server.url}/stories/{slug}")
+        marker = reader.locator("[data-entries] > .since-last-visit")
+        expect(marker).to_have_text("New since your last visit")
+        expect(marker).to_have_attribute("role", "note")
+        order = reader.locator("[data-entries] > *").evaluate_all(
+            "nodes => nodes.map(n => n.matches('article') ? n.querySelector('.entry__headline').textContent : 'line')")
+        assert order == ["New 02", "New 01", "line", "Seen 02", "Seen 01"]
+        reader.goto("about:blank")
+        reader.goto(f"{server.url}/stories/{slug}")  # seen now: no line
+        expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
+        expect(reader.locator(".since-last-visit")).to_have_count(0)
+
+
+def test_a_widget_cuts_long_updates_with_read_more(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Budget speech", "budget-speech")
+    http_seed(session, server, slug, 3, prefix="Short")
+    for n in (1, 2):
+        http_post_entry(session, server, slug, ("The full text of the measure. " * 700)[:20_000], f"Long {n}")
+    with new_context(browser, viewport={"width": 600, "height": 800}) as context:
+        widget = context.new_page()
+        widget.goto(f"{server.url}/embed/{slug}?limit=5")
+        buttons = widget.locator("button.read-more")
+        expect(buttons).to_have_count(2, timeout=WAIT)
+        expect(widget.locator("article.entry.entry--clamped")).to_have_count(2)
+        height = widget.evaluate("document.documentElement.scrollHeight")
+        assert height < 4000, height
+        long_one = entry_with(widget, "Long 2")
+        button = long_one.locator("button.read-more")
+        expect(button).to_have_text("Read more")
+        expect(button).to_have_attribute("aria-expanded", "false")
+        button.click()
+        expect(button).to_have_attribute("aria-expanded", "true")
+        expect(button).to_have_text("Show less")
+        expect(long_one).to_have_class(re.compile(r"\bentry--expanded\b"))
+        assert widget.evaluate("document.documentElement.scrollHeight") > height + 2000

@@ -52,14 +52,16 @@
         marker.setAttribute("role", "note");
         marker.textContent = t("New since your last visit");
       }
-      feed.insertBefore(marker, items[i]);
+      if (marker.nextElementSibling !== items[i]) feed.insertBefore(marker, items[i]);
       return;
     }
-    if (marker) marker.remove();
+    if (marker && marker.parentNode) marker.remove();
   }
 
   mark();
   root.addEventListener("tracker:order", mark);
+  // A cached copy of the page gets the updates since then from its catch-up, after it loads.
+  new MutationObserver(mark).observe(feed, { childList: true });
   window.addEventListener("pagehide", remember);
   document.addEventListener("visibilitychange", function () { if (document.hidden) remember(); });
 })();
