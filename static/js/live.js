@@ -20,6 +20,7 @@
   var stateEl = root.querySelector("[data-connection]");
   var toggle = root.querySelector("[data-live-toggle]");
   var orderToggle = root.querySelector("[data-order-toggle]");
+  var ordering = !!orderToggle && atHead && !editor && !embed;  // the reader may choose the order
   var older = root.querySelector("[data-load-older]");
   var template = document.getElementById("entry-template").content.firstElementChild;
   var baseTitle = document.title;
@@ -286,7 +287,7 @@
     if (image) { image.hidden = !s.image_url || !!uploaded; if (s.image_url) image.src = s.image_url; }
     if (s.order && s.order !== root.dataset.order) {
       root.dataset.order = s.order;
-      if (orderToggle && !storedOrder()) setOrder(s.order === "oldest", false);
+      if (ordering && !storedOrder()) setOrder(s.order === "oldest", false);
     }
     touched(s.updated_at);
     updateCounters();
@@ -431,6 +432,16 @@
       .then(function (r) { if (!r.ok) throw new Error(r.statusText); return r.json(); });
   }
 
+  // Entries that changed live while not on the page, which now belong on it (published while a
+  // page was loading, or the end of an oldest-first feed reached).
+  function showBelonging() {
+    offPage.forEach(function (e) {
+      if (e.deleted || elementFor(e.id) || !belongs(e)) return;
+      offPage.delete(e.id);
+      render(e);
+    });
+  }
+
   function addPage(page) {
     page.entries.forEach(function (e) {
       // A state that arrived live while the page was loading is newer: show that one.
@@ -443,11 +454,7 @@
     });
     nextCursor = page.next;
     if (older) older.parentNode.hidden = !nextCursor;
-    if (!nextCursor && oldestFirst) {
-      // The end is reached: entries published while the pages were loading belong here now.
-      offPage.forEach(function (e) { if (!e.deleted && !elementFor(e.id)) render(e); });
-      offPage.clear();
-    }
+    showBelonging();
     refreshEmpty();
   }
 
@@ -491,15 +498,26 @@
       return;
     }
     loadingOrder = true;
+    feed.setAttribute("aria-busy", "true");
+    feed.style.visibility = "hidden";  // not the old order for a moment: the new one is on its way
     fetchPage(oldest ? "order=oldest" : "order=newest").then(function (page) {
-      loadingOrder = false;
       entriesInFeed().forEach(function (el) { el.remove(); });
+      loadingOrder = false;
       addPage(page);
       root.dispatchEvent(new CustomEvent("tracker:order", { detail: { oldest: oldest } }));
-    }).catch(function () { window.location.reload(); });
+    }).catch(function () {
+      loadingOrder = false;  // the page stays as it was, in the order it was
+      oldestFirst = !oldest;
+      root.dataset.showing = oldestFirst ? "oldest" : "newest";
+      labelOrder();
+      showBelonging();
+    }).then(function () {
+      feed.removeAttribute("aria-busy");
+      feed.style.visibility = "";
+    });
   }
 
-  if (orderToggle && atHead && !editor && !embed) {
+  if (ordering) {
     orderToggle.hidden = false;
     labelOrder();
     orderToggle.addEventListener("click", function () { setOrder(!oldestFirst, true); });
