@@ -1009,7 +1009,7 @@ def test_oldest_first_story_pages_from_the_start_appends_new_updates_and_toggles
         reader.wait_for_function("rev => +document.getElementById('story').dataset.rev > rev", arg=shown_rev)
         assert "Question 23" not in headlines_on(reader)
         more = reader.locator("[data-load-older]")
-        expect(more).to_have_text("Load more updates")
+        expect(more).to_have_text("Load more updates (1 new)")
         more.click()
         expect(reader.locator("[data-entries] > article.entry")).to_have_count(23, timeout=WAIT)
         assert headlines_on(reader) == [f"Question {n:02d}" for n in range(1, 24)]

@@ -43,9 +43,12 @@
   var orderKey = "tracker:order:" + slug;
   var oldestFirst = false;
   var loadingOrder = false;  // the first page in the chosen order is on its way
+  var waiting = new Set();   // oldest first, short of the end: new entries, counted on "Load more"
 
+  var newestAtLoad = "";  // created_at of the newest entry the page came with: later ones are new
   root.querySelectorAll("article.entry").forEach(function (el) {
     revs.fresh(+el.dataset.id, +el.dataset.rev);
+    if (+el.dataset.id && el.dataset.created > newestAtLoad) newestAtLoad = el.dataset.created;
   });
 
   function noteRev(r) {
@@ -251,6 +254,10 @@
     if (!elementFor(e.id) && !belongs(e)) offPage.set(e.id, e);
     // Only an entry that appears on this page is news; a change to an older one is not.
     var isNew = !seen && !e.deleted && belongs(e);
+    if (oldestFirst && atHead && !elementFor(e.id) && (waiting.has(e.id) || (!isNew && e.created_at > newestAtLoad))) {
+      if (e.deleted) waiting.delete(e.id); else waiting.add(e.id);
+      labelOrder();
+    }
     if (pending.has(e.id) || (isNew && scrolledDown())) {
       if (e.deleted) pending.delete(e.id); else pending.set(e.id, e);
       updateCounters();
@@ -454,6 +461,8 @@
     });
     nextCursor = page.next;
     if (older) older.parentNode.hidden = !nextCursor;
+    waiting.forEach(function (id) { if (elementFor(id) || !nextCursor) waiting.delete(id); });
+    labelOrder();
     showBelonging();
     refreshEmpty();
   }
@@ -477,7 +486,9 @@
 
   function labelOrder() {
     if (orderToggle) orderToggle.textContent = oldestFirst ? t("Newest first") : t("Oldest first");
-    if (older) older.textContent = oldestFirst ? t("Load more updates") : t("Load older updates");
+    if (!older) return;
+    older.textContent = !oldestFirst ? t("Load older updates")
+      : waiting.size ? t("Load more updates (%(count)s new)", { count: waiting.size }) : t("Load more updates");
   }
 
   // Show the feed in the other order: all of it is on the page, so reverse it; otherwise load the
@@ -488,6 +499,7 @@
     }
     if (oldest === oldestFirst || loadingOrder) return;
     if (pending.size) showPending();
+    waiting.clear();
     oldestFirst = oldest;
     root.dataset.showing = oldest ? "oldest" : "newest";
     labelOrder();
