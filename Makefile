@@ -22,10 +22,12 @@ export TEST_POSTGRES_URL TEST_JOBS PYTEST_ARGS
 
 test: setup $(VENV)/.dev-installed bench/node_modules/.package-lock.json
 	$(VENV)/bin/ruff check .
+	node --test tests/js
 	$(PY) tests/passes.py
 
 test-long: setup $(VENV)/.dev-installed bench/node_modules/.package-lock.json
 	$(VENV)/bin/ruff check .
+	node --test tests/js
 	TEST_LONG=1 $(PY) tests/passes.py
 
 setup: deps js translations

@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import re
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -889,3 +890,187 @@ def test_a_pushed_key_event_is_shown_as_a_notification(browser, server):
         reader.wait_for_function(f"{shown}.then((found) => found.length > 0)", timeout=WAIT)
         assert reader.evaluate(f"{shown}.then((found) => found.map((n) => [n.title, n.body, n.data.url]))") == [
             ["Dam breached", "Dam under strain", url]]
+
+
+# Issue 14: the reader page's behaviours
+
+def http_set_status(session: requests.Session, server, slug: str, status: str) -> None:
+    response = session.post(f"{server.url}/editor/stories/{slug}/status", timeout=10, allow_redirects=False,
+                            data={"csrf_token": _editor_csrf(session, server, slug), "status": status})
+    assert response.status_code == 302, response.text
+
+
+def http_create_oldest_first_story(session: requests.Session, server, title: str, slug: str) -> str:
+    page = session.get(f"{server.url}/editor/stories/new", timeout=10)
+    response = session.post(f"{server.url}/editor/stories/new", timeout=10, allow_redirects=False, data={
+        "csrf_token": csrf_from(page.text), "title": title, "slug": slug, "summary": "", "image_url": "",
+        "status": "live", "order": "oldest"})
+    assert response.status_code == 302, response.text
+    return slug
+
+
+def headlines_on(page: Page) -> list[str]:
+    return page.locator("[data-entries] > article.entry .entry__headline").all_text_contents()
+
+
+def test_status_bar_says_coverage_ended_and_live_again_when_reopened(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Polling day", "polling-day")
+    http_post_entry(session, server, slug, "Polls are open.", "Polls open")
+    with new_context(browser) as context:
+        reader = open_reader(context, server, slug)
+        state, toggle = reader.locator("[data-connection]"), reader.locator("[data-live-toggle]")
+        expect(toggle).to_be_visible()
+
+        http_set_status(session, server, slug, "ended")
+        expect(state).to_have_attribute("data-connection", "ended", timeout=WAIT)
+        expect(state).to_have_text("Coverage ended")
+        expect(toggle).to_be_hidden()
+        # Corrections still arrive while coverage has ended.
+        edit = f"{server.url}/editor/entries/{entry_id_on(reader, 'Polls open')}/edit"
+        response = session.post(edit, timeout=10, allow_redirects=False, data={
+            "csrf_token": csrf_from(session.get(edit, timeout=10).text), "body": "Polls closed at ten.",
+            "headline": "Polls closed"})
+        assert response.status_code == 302, response.text
+        expect(entry_with(reader, "Polls closed")).to_be_visible(timeout=WAIT)
+
+        reader.reload()  # an ended story's page starts ended, without the pause button
+        expect(state).to_have_attribute("data-connection", "ended", timeout=WAIT)
+        expect(toggle).to_be_hidden()
+
+        http_set_status(session, server, slug, "live")
+        expect(state).to_have_attribute("data-connection", "live", timeout=WAIT)
+        expect(toggle).to_be_visible()
+
+
+def test_reader_catches_up_within_two_seconds_of_the_network_coming_back(browser, server):
+    """The network goes away long enough for socket.io's backoff to reach 8 s (±50 %); updates are
+    published meanwhile; when it is back (the browser's `online` event) the page reconnects at once."""
+    session = http_login(server)
+    slug = http_create_story(session, server, "Train strike", "train-strike")
+    http_post_entry(session, server, slug, "No trains this morning.", "No trains")
+    with new_context(browser) as context:
+        reader = open_reader(context, server, slug)
+        reader.evaluate("""() => {
+          window.__attempts = 0;
+          window.trackerSocket.io.on('reconnect_attempt', () => { window.__attempts += 1; });
+        }""")
+        context.set_offline(True)
+        expect(reader.locator('[data-connection="offline"]')).to_be_visible(timeout=WAIT)
+        assert reader.evaluate("window.trackerSocket.connected") is False
+        http_post_entry(session, server, slug, "Buses replace some trains.", "Replacement buses")
+        http_post_entry(session, server, slug, "Talks resume at noon.", "Talks resume")
+        # Three failed attempts: the next one would wait 8 s ± 50 %.
+        reader.wait_for_function("() => window.__attempts >= 3 && !window.trackerSocket.connected", timeout=RECONNECT)
+        expect(reader.locator('[data-connection="offline"]')).to_be_visible()
+        expect(entry_with(reader, "Talks resume")).to_have_count(0)
+
+        context.set_offline(False)
+        back = time.monotonic()
+        expect(entry_with(reader, "Talks resume")).to_be_visible(timeout=WAIT)
+        expect(entry_with(reader, "Replacement buses")).to_be_visible(timeout=WAIT)
+        elapsed = time.monotonic() - back
+        assert elapsed < 2.0, f"the missed updates took {elapsed:.1f} s to appear"
+        expect(reader.locator('[data-connection="live"]')).to_be_visible()
+
+
+def test_share_copies_the_permalink_of_an_update_that_arrived_live(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Harbour fire", "harbour-fire")
+    with new_context(browser, permissions=["clipboard-read", "clipboard-write"]) as context:
+        reader = open_reader(context, server, slug)
+        assert reader.evaluate("typeof navigator.share") == "undefined"  # so the clipboard is the way
+        entry_id = http_post_entry(session, server, slug, "Firefighters are on the quay.", "Crews at the quay")
+        card = entry_with(reader, "Crews at the quay")
+        share = card.locator("[data-share]")
+        expect(share).to_be_visible(timeout=WAIT)
+        share.click()
+        expect(share).to_have_text("Link copied")
+        expect(reader.locator("[data-announcer]")).to_have_text("Link copied")
+        assert reader.evaluate("navigator.clipboard.readText()") == f"{server.url}/stories/{slug}/entries/{entry_id}"
+
+
+def test_oldest_first_story_pages_from_the_start_appends_new_updates_and_toggles(browser, server):
+    session = http_login(server)
+    slug = http_create_oldest_first_story(session, server, "Ask the council", "ask-the-council")
+    http_seed(session, server, slug, 22, prefix="Question")
+    entries = f"{server.url}/stories/{slug}/entries"
+    assert requests.get(f"{entries}?order=sideways", timeout=10).status_code == 400
+    assert requests.get(f"{entries}?order=oldest&after=x", timeout=10).status_code == 400
+    with new_context(browser) as context:
+        reader = open_reader(context, server, slug)
+        toggle = reader.locator("[data-order-toggle]")
+        expect(toggle).to_have_text("Newest first", timeout=WAIT)
+        expect(reader.locator("[data-entries] > article.entry").first).to_contain_text("Question 01")
+        assert headlines_on(reader) == [f"Question {n:02d}" for n in range(1, 21)]
+        # Not at the end yet: a new update waits until the reader gets there.
+        shown_rev = int(reader.locator("#story").get_attribute("data-rev"))
+        http_post_entry(session, server, slug, "Will the pool reopen?", "Question 23")
+        reader.wait_for_function("rev => +document.getElementById('story').dataset.rev > rev", arg=shown_rev)
+        assert "Question 23" not in headlines_on(reader)
+        more = reader.locator("[data-load-older]")
+        expect(more).to_have_text("Load more updates (1 new)")
+        more.click()
+        expect(reader.locator("[data-entries] > article.entry")).to_have_count(23, timeout=WAIT)
+        assert headlines_on(reader) == [f"Question {n:02d}" for n in range(1, 24)]
+        expect(more).to_be_hidden()
+        # At the end: live updates join it.
+        http_post_entry(session, server, slug, "When is the next meeting?", "Question 24")
+        expect(reader.locator("[data-entries] > article.entry").last).to_contain_text("Question 24", timeout=WAIT)
+
+        toggle.click()
+        expect(toggle).to_have_text("Oldest first")
+        expect(reader.locator("[data-entries] > article.entry").first).to_contain_text("Question 24", timeout=WAIT)
+        assert headlines_on(reader) == [f"Question {n:02d}" for n in range(24, 0, -1)]  # all of them were here
+        reader.reload()  # the reader's choice is remembered for this story; 20 newest, then older ones
+        expect(toggle).to_have_text("Oldest first", timeout=WAIT)
+        expect(reader.locator("[data-entries] > article.entry").first).to_contain_text("Question 24")
+        assert headlines_on(reader) == [f"Question {n:02d}" for n in range(24, 4, -1)]
+        expect(more).to_have_text("Load older updates")
+
+
+def test_a_returning_reader_sees_where_the_updates_new_since_the_last_visit_start(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Flood watch", "flood-watch")
+    http_seed(session, server, slug, 2, prefix="Seen")
+    with new_context(browser) as context:
+        reader = open_reader(context, server, slug)
+        expect(reader.locator(".since-last-visit")).to_have_count(0)  # a first visit: nothing to mark
+        reader.goto("about:blank")
+        http_seed(session, server, slug, 2, prefix="New")
+        reader.goto(f"{server.url}/stories/{slug}")
+        marker = reader.locator("[data-entries] > .since-last-visit")
+        expect(marker).to_have_text("New since your last visit")
+        expect(marker).to_have_attribute("role", "note")
+        order = reader.locator("[data-entries] > *").evaluate_all(
+            "nodes => nodes.map(n => n.matches('article') ? n.querySelector('.entry__headline').textContent : 'line')")
+        assert order == ["New 02", "New 01", "line", "Seen 02", "Seen 01"]
+        reader.goto("about:blank")
+        reader.goto(f"{server.url}/stories/{slug}")  # seen now: no line
+        expect(reader.locator('[data-connection="live"]')).to_be_visible(timeout=WAIT)
+        expect(reader.locator(".since-last-visit")).to_have_count(0)
+
+
+def test_a_widget_cuts_long_updates_with_read_more(browser, server):
+    session = http_login(server)
+    slug = http_create_story(session, server, "Budget speech", "budget-speech")
+    http_seed(session, server, slug, 3, prefix="Short")
+    for n in (1, 2):
+        http_post_entry(session, server, slug, ("The full text of the measure. " * 700)[:20_000], f"Long {n}")
+    with new_context(browser, viewport={"width": 600, "height": 800}) as context:
+        widget = context.new_page()
+        widget.goto(f"{server.url}/embed/{slug}?limit=5")
+        buttons = widget.locator("button.read-more")
+        expect(buttons).to_have_count(2, timeout=WAIT)
+        expect(widget.locator("article.entry.entry--clamped")).to_have_count(2)
+        height = widget.evaluate("document.documentElement.scrollHeight")
+        assert height < 4000, height
+        long_one = entry_with(widget, "Long 2")
+        button = long_one.locator("button.read-more")
+        expect(button).to_have_text("Read more")
+        expect(button).to_have_attribute("aria-expanded", "false")
+        button.click()
+        expect(button).to_have_attribute("aria-expanded", "true")
+        expect(button).to_have_text("Show less")
+        expect(long_one).to_have_class(re.compile(r"\bentry--expanded\b"))
+        assert widget.evaluate("document.documentElement.scrollHeight") > height + 2000

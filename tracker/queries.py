@@ -46,22 +46,27 @@ def entry_by_id(entry_id: int, story: Story | None = None, published: bool = Fal
     return None if published and not entry.is_published else entry
 
 
-def entry_page(story: Story, before: int | None = None, limit: int = 20,
-               include_pinned: bool = False) -> tuple[list[Entry], int | None]:
-    """Newest-first visible entries, optionally older than the entry `before`; returns (page, next cursor).
+def entry_page(story: Story, before: int | None = None, limit: int = 20, include_pinned: bool = False,
+               after: int | None = None, oldest: bool = False) -> tuple[list[Entry], int | None]:
+    """Visible entries, newest first and older than the entry `before` (when given); or with `oldest`,
+    oldest first and newer than the entry `after`. Returns (page, next cursor): the cursor is the
+    page's last entry when more remain, to pass as `before` (or `after`) for the next page.
 
-    Raises UnknownCursor when `before` is not an entry of the story.
+    Raises UnknownCursor when the cursor is not an entry of the story.
     """
     query = select(Entry).where(Entry.story_id == story.id, VISIBLE)
     if not include_pinned:
         query = query.where(Entry.pinned.is_(False))
-    if before is not None:
-        cursor = entry_by_id(before, story, published=True)
+    cursor_id = after if oldest else before
+    if cursor_id is not None:
+        cursor = entry_by_id(cursor_id, story, published=True)
         if cursor is None:
-            raise UnknownCursor(before)
-        query = query.where(tuple_(Entry.created_at, Entry.id) < (cursor.created_at, cursor.id))
-    rows = list(db.session.scalars(
-        query.order_by(Entry.created_at.desc(), Entry.id.desc()).limit(limit + 1)))
+            raise UnknownCursor(cursor_id)
+        position = tuple_(Entry.created_at, Entry.id)
+        query = query.where(position > (cursor.created_at, cursor.id) if oldest
+                            else position < (cursor.created_at, cursor.id))
+    order = (Entry.created_at, Entry.id) if oldest else (Entry.created_at.desc(), Entry.id.desc())
+    rows = list(db.session.scalars(query.order_by(*order).limit(limit + 1)))
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
 
 

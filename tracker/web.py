@@ -8,7 +8,7 @@ from flask import Response, abort, current_app, make_response, request
 from flask_login import current_user
 
 from . import queries, services
-from .models import ID_PATTERN, Entry, Media, Story
+from .models import ID_PATTERN, ORDERS, Entry, Media, Story
 
 
 def wants_json() -> bool:
@@ -92,22 +92,37 @@ def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     return int(value)
 
 
-def cursor_arg() -> int | None:
-    """The `before` query argument: the id of the last update already shown, or None."""
-    value = request.args.get("before", "")
+def cursor_arg(name: str = "before") -> int | None:
+    """A cursor query argument (`before`, `after`): the id of the last update already shown, or None."""
+    value = request.args.get(name, "")
     if not value:
         return None
     if not re.fullmatch(ID_PATTERN, value):
-        abort(400, description="'before' must be the id of an update.")
+        abort(400, description=f"'{name}' must be the id of an update.")
     return int(value)
 
 
+# Views whose pages may also be read oldest first (`order=oldest`, then `after` the last entry shown),
+# for readers who chose that order: live.js's "Load more". The story page itself is newest first.
+ORDERED = {"reader.older"}
+
+
 def requested_page(story: Story, limit: int = 20, include_pinned: bool = False) -> tuple[list[Entry], int | None]:
-    """queries.entry_page from the `before` argument; a cursor from another story is a 400."""
+    """queries.entry_page from the `before` argument (or `order` and `after`, where allowed); a cursor
+    from another story is a 400."""
+    oldest = False
+    if request.endpoint in ORDERED:
+        order = request.args.get("order", "newest")
+        if order not in ORDERS:
+            abort(400, description="'order' must be newest or oldest.")
+        oldest = order == "oldest"
+    name = "after" if oldest else "before"
     try:
-        return queries.entry_page(story, before=cursor_arg(), limit=limit, include_pinned=include_pinned)
+        return queries.entry_page(story, before=None if oldest else cursor_arg(), limit=limit,
+                                  include_pinned=include_pinned, after=cursor_arg("after") if oldest else None,
+                                  oldest=oldest)
     except queries.UnknownCursor:
-        abort(400, description="'before' must be the id of an update in this story.")
+        abort(400, description=f"'{name}' must be the id of an update in this story.")
 
 
 

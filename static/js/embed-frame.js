@@ -12,5 +12,6 @@
     window.parent.postMessage({ type: "tracker:resize", story: story, height: height }, "*");
   }
   new ResizeObserver(report).observe(document.documentElement);
+  window.addEventListener("tracker:resize", report);  // read-more.js: an update opened or closed
   report();
 })();
