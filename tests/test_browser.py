@@ -280,6 +280,7 @@ def test_key_event_and_pin_controls_update_reader(browser, server):
         key_events = reader.locator("[data-key-events]")
         expect(key_events.locator("li")).to_have_count(0)
         expect(reader.locator("[data-key-empty]")).to_be_visible()
+        expect(reader.locator("[data-key-count]")).to_be_hidden()
         expect(reader.locator("[data-pinned-slot]")).to_be_hidden()
 
         controls = editor.locator(f"article#entry-{entry_id}")
@@ -291,6 +292,7 @@ def test_key_event_and_pin_controls_update_reader(browser, server):
         expect(item.locator("span")).to_have_text("Evacuation ordered")
         expect(item.locator("a")).to_have_attribute("href", f"#entry-{entry_id}")
         expect(reader.locator("[data-key-empty]")).to_be_hidden()
+        expect(reader.locator("[data-key-count]")).to_have_text("(1)")
         expect(reader.locator(f"article#entry-{entry_id} .badge--key")).to_be_visible()
 
         controls.locator("form[data-action=pin] button").click()

@@ -12,7 +12,7 @@ from tracker.i18n import LANGUAGES, script_messages
 from tracker.web import story_or_404
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {"_": None, "gettext": None, "_l": None, "t": None}
+KEYWORDS = {"_": None, "gettext": None, "_l": None, "t": None, "ngettext": (1, 2)}
 METHODS = {"tracker": [("**.py", "python")], "templates": [("**.html", "jinja2")],
            "static/js": [("**.js", "javascript")]}
 
@@ -27,12 +27,19 @@ def interface_strings() -> set[str]:
 def test_every_interface_string_is_translated(language):
     with open(ROOT / f"tracker/translations/{language}/LC_MESSAGES/messages.po", "rb") as file:
         catalog = read_po(file, locale=language)
-    translated = {message.id for message in catalog if message.id and message.string and not message.fuzzy}
-    missing = sorted(interface_strings() - translated)
+    translated = {message.id for message in catalog if message.id and all(forms(message.string)) and not message.fuzzy}
+    missing = sorted(map(str, interface_strings() - translated))
     assert not missing, f"not in {language}'s catalog yet (make messages, then translate): {missing}"
-    for message in catalog:  # the same placeholders on both sides
-        if message.id and message.string:
-            assert sorted(re.findall(r"%\(\w+\)s", message.id)) == sorted(re.findall(r"%\(\w+\)s", message.string))
+    for message in catalog:  # the same placeholders on both sides, in every plural form
+        if message.id and all(forms(message.string)):
+            expected = sorted(re.findall(r"%\(\w+\)[sd]", forms(message.id)[-1]))
+            for form in forms(message.string):
+                assert sorted(re.findall(r"%\(\w+\)[sd]", form)) == expected, (message.id, form)
+
+
+def forms(text: str | tuple) -> tuple:
+    """A message's text as a tuple: one form, or each plural form."""
+    return text if isinstance(text, tuple) else (text,)
 
 
 def test_pages_follow_the_browsers_language_and_direction(client):

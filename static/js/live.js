@@ -187,6 +187,11 @@
       if (window.TrackerTimes) window.TrackerTimes.render(item);
     }
     root.querySelector("[data-key-empty]").hidden = keyList.children.length > 0;
+    var count = root.querySelector("[data-key-count]");
+    if (count) {
+      count.textContent = "(" + keyList.children.length.toLocaleString(document.documentElement.lang || undefined) + ")";
+      count.hidden = !keyList.children.length;
+    }
   }
 
   function refreshEmpty() {

@@ -31,9 +31,19 @@
   // A <details data-open-wide> (the story's key events) is a side column, open, on a wide screen and a
   // closed disclosure on a narrow one; the CSS shows it on wide screens without JavaScript too.
   var wide = window.matchMedia ? window.matchMedia("(min-width: 50rem)") : null;
+  // There it is no control: its summary leaves the tab order and a click does not close it.
   function disclose() {
-    document.querySelectorAll("details[data-open-wide]").forEach(function (details) { details.open = !!(wide && wide.matches); });
+    var open = !!(wide && wide.matches);
+    document.querySelectorAll("details[data-open-wide]").forEach(function (details) {
+      details.open = open;
+      var summary = details.querySelector("summary");
+      if (summary) summary.tabIndex = open ? -1 : 0;
+    });
   }
+  document.addEventListener("click", function (event) {
+    var summary = event.target.closest && event.target.closest("details[data-open-wide] > summary");
+    if (summary && wide && wide.matches) event.preventDefault();
+  });
   if (wide && wide.addEventListener) wide.addEventListener("change", disclose);
 
   apply();
