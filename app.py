@@ -332,9 +332,6 @@ def _gevent_websockets() -> None:
             finally:
                 if first:
                     eio_socket.hangup = None
-                # The websocket is over: end the TCP connection too, which gevent's handler would
-                # otherwise keep, waiting for another request until the header deadline.
-                hangup()
 
     eio = socketio.server.eio
     eio._async = {**eio._async, "websocket": WebSocket}
@@ -398,7 +395,9 @@ def _gevent_handler(book, header_timeout: int, socket_timeout: int):
         def handle_one_request(self):
             self.deadline = deadline = gevent.Timeout.start_new(header_timeout)
             try:
-                return super().handle_one_request()
+                more = super().handle_one_request()
+                # After a websocket, the connection is over (gevent's handler would wait for another request).
+                return None if self.environ and self._connection_upgrade_requested() else more
             except gevent.Timeout as timeout:
                 if timeout is not deadline:
                     raise
