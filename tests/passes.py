@@ -7,12 +7,14 @@
   except in CI (CI=true), where that fails.
 - fast-fanout-off: the end-to-end and browser tests (`fanout_paths`) once more on SQLite with
   FAST_FANOUT=0, the broadcast fast path off.
+- gevent: the live tests (test_e2e, test_fanout) once more on SQLite with the server in
+  ASYNC_MODE=gevent (app.py's second async mode, which has no fast path: FAST_FANOUT=0 too).
 
 Each pass's output is printed when it ends; then every pass's wall time and result. Extra
 pytest arguments come from PYTEST_ARGS (as in `make test PYTEST_ARGS="-k reconnect"`). A pass
 that collects no test (pytest's exit code 5) fails the run, unless PYTEST_ARGS narrowed the
 selection and another pass ran tests; it is always reported.
-Usage: python tests/passes.py [PASS...] (default: all three).
+Usage: python tests/passes.py [PASS...] (default: all four).
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 NO_TESTS = 5
+# The gevent pass: the live tests whose servers app.py starts (LiveServer passes ASYNC_MODE on).
+GEVENT_TESTS = ["tests/test_e2e.py", "tests/test_fanout.py"]
 
 
 def main(selected: list[str]) -> int:
@@ -43,6 +47,7 @@ def main(selected: list[str]) -> int:
         "postgresql": (pytest + xdist + ["-m", "engine_dependent"] + extra,
                        {**base_env, "TEST_DATABASE_URL": postgres_url}),
         "fast-fanout-off": (pytest + ["-m", "fanout_paths"] + extra, {**base_env, "FAST_FANOUT": "0"}),
+        "gevent": (pytest + GEVENT_TESTS + extra, {**base_env, "ASYNC_MODE": "gevent", "FAST_FANOUT": "0"}),
     }
     selected = selected or list(passes)
     results: dict[str, tuple[str, float]] = {}
