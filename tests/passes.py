@@ -7,7 +7,7 @@
   except in CI (CI=true), where that fails.
 - fast-fanout-off: the end-to-end and browser tests (`fanout_paths`) once more on SQLite with
   FAST_FANOUT=0, the broadcast fast path off.
-- gevent: the live tests (test_e2e, test_fanout) once more on SQLite with the server in
+- gevent: the live and browser tests (test_e2e, test_fanout, test_browser) once more on SQLite, the server in
   ASYNC_MODE=gevent (app.py's second async mode, which has no fast path: FAST_FANOUT=0 too).
 
 Each pass's output is printed when it ends; then every pass's wall time and result. Extra
@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 NO_TESTS = 5
-# The gevent pass: the live tests whose servers app.py starts (LiveServer passes ASYNC_MODE on).
-GEVENT_TESTS = ["tests/test_e2e.py", "tests/test_fanout.py"]
+# The gevent pass: the live and browser tests, whose servers app.py starts (LiveServer passes ASYNC_MODE on).
+GEVENT_TESTS = ["tests/test_e2e.py", "tests/test_fanout.py", "tests/test_browser.py"]
 
 
 def main(selected: list[str]) -> int:
