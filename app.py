@@ -1,6 +1,8 @@
-"""Tracker's entry point: `python app.py` serves with eventlet; `flask --app app ...` runs commands.
+"""Tracker's entry point: `python app.py` serves with eventlet or gevent; `flask --app app ...` runs commands.
 
-All eventlet-specific code lives here, so the async mode can change in one place.
+All async-specific code lives here, so the async mode can change in one place: ASYNC_MODE
+(environment) picks eventlet (the default, with the broadcast fast path) or gevent (the
+libraries' own paths); the eventlet parts come first, then gevent's, then main(), shared.
 """
 import argparse
 import errno
@@ -9,11 +11,27 @@ import gc
 import logging
 import os
 import resource
+import socket
 import time
 import warnings
 
+ASYNC_MODES = ("eventlet", "gevent")
+# Read here, not in tracker.config: monkey patching must come before anything imports the app.
+ASYNC_MODE = os.environ.get("ASYNC_MODE", "").strip() or "eventlet"
 SERVING = __name__ == "__main__"
-if SERVING:
+if SERVING and ASYNC_MODE not in ASYNC_MODES:
+    raise SystemExit(f"ASYNC_MODE={ASYNC_MODE!r}: use eventlet (the default) or gevent")
+if SERVING and ASYNC_MODE == "gevent":
+    # Patch before anything imports socket, threading or ssl.
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gevent
+    import gevent.event
+    import gevent.lock
+    import gevent.pywsgi
+    import gevent.selectors
+elif SERVING:
     # eventlet is in maintenance mode and says so on import; the README covers the plan.
     warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
     # Patch before anything imports socket, threading or ssl.
@@ -27,7 +45,7 @@ from tracker import create_app, demo, fanout, guard, images, logs, metrics, read
 from tracker.events import rev_beacon  # noqa: E402
 from tracker.schema import upgrade_database  # noqa: E402
 
-app = create_app({"ASYNC_MODE": "eventlet"} if SERVING else None)
+app = create_app({"ASYNC_MODE": ASYNC_MODE} if SERVING else None)
 
 
 def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
@@ -153,6 +171,18 @@ def _fast_path_missing() -> list[str]:
     return missing
 
 
+def _eventlet_fast_path() -> None:
+    """Install the fast path, unless FAST_FANOUT=0 or a library internal it relies on is missing."""
+    missing = _fast_path_missing()
+    if missing:
+        log.warning("broadcast fast path off: %s not found (python-engineio, python-socketio or eventlet "
+                    "changed); serving on the libraries' own paths, correctly but slower", ", ".join(missing))
+    elif not app.config["FAST_FANOUT"]:
+        log.info("broadcast fast path off (FAST_FANOUT=0)")
+    else:
+        _tune_engineio()
+
+
 # eventlet's wsgi server stops accepting at 1024 connections and listens with a backlog of 50;
 # a breaking story needs thousands of readers connecting at once.
 MAX_CONNECTIONS = int(os.environ.get("MAX_CONNECTIONS", "20000"))
@@ -237,6 +267,182 @@ class _Listener:
         return getattr(self.sock, name)
 
 
+# gevent (ASYNC_MODE=gevent): no fast path; the guards' limits as far as gevent's server allows
+
+class _WholeWrites:
+    """A gevent websocket's socket as simple-websocket uses it: each send writes all, alone.
+
+    simple-websocket ignores what send() returns, and gevent's send may write only part of a
+    large frame to a slow reader; and a pong or close frame from the reader task must not land
+    inside a frame the writer task is still sending. Any other use passes through.
+    """
+
+    def __init__(self, sock):
+        self.sock, self.lock = sock, gevent.lock.Semaphore()
+
+    def send(self, data) -> int:
+        with self.lock:
+            self.sock.sendall(data)  # within the socket's timeout, or OSError: the connection ends
+        return len(data)
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def _gevent_websockets() -> None:
+    """python-engineio's gevent websocket (simple-websocket), with what eventlet's has besides.
+
+    The largest frame (max_http_buffer_size: eventlet's max_frame_length; engineio passes no
+    limit to simple-websocket, which then buffers a message of any size before engineio checks
+    it), whole writes (_WholeWrites), a read timeout of one ping interval and timeout (engineio
+    sets it only on eventlet's socket) and the guards' way to hang up now (`hangup`).
+    """
+    import simple_websocket
+    from engineio.async_drivers import gevent as driver
+    from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
+
+    class Server(simple_websocket.Server):
+        def __init__(self, environ, timeout, **options):
+            self.timeout = timeout
+            super().__init__(environ, **options)
+
+        def handshake(self):  # the first use of the socket
+            self.sock.settimeout(self.timeout)
+            self.sock = _WholeWrites(self.sock)
+            super().handshake()
+
+    class WebSocket(SimpleWebSocketWSGI):
+        def __init__(self, handler, server):
+            super().__init__(handler, server, thread_class=driver.Thread, event_class=gevent.event.Event,
+                             selector_class=gevent.selectors.DefaultSelector,
+                             max_message_size=int(server.max_http_buffer_size))
+            self.timeout = server.ping_interval + server.ping_timeout
+
+        def __call__(self, environ, start_response):
+            # SimpleWebSocketWSGI.__call__ for gevent, with the Server above.
+            self.ws = Server(environ, self.timeout, **self.server_args)
+            eio_socket = self.app.__self__  # the Engine.IO socket whose handler this is
+            hangup = functools.partial(_shutdown, self.ws.sock.sock)
+            first = getattr(eio_socket, "hangup", None) is None  # else a second, concurrent upgrade attempt
+            if first:
+                # The guards' way to end a connection now: its reader and any writer wake up.
+                eio_socket.hangup = hangup
+            try:
+                return self.app(self)
+            finally:
+                if first:
+                    eio_socket.hangup = None
+
+    eio = socketio.server.eio
+    eio._async = {**eio._async, "websocket": WebSocket}
+
+
+def _gevent_psycopg2() -> None:
+    """Make psycopg2 wait for PostgreSQL in gevent's hub, not blocking the process (eventlet's
+    monkey_patch does this itself; gevent's does not touch C extensions)."""
+    try:
+        import psycopg2
+        from psycopg2 import extensions
+    except ImportError:
+        return
+    from gevent.socket import wait_read, wait_write
+
+    def wait(conn, timeout=None):
+        while True:
+            state = conn.poll()
+            if state == extensions.POLL_OK:
+                return
+            if state == extensions.POLL_READ:
+                wait_read(conn.fileno(), timeout=timeout)
+            elif state == extensions.POLL_WRITE:
+                wait_write(conn.fileno(), timeout=timeout)
+            else:
+                raise psycopg2.OperationalError(f"bad state from poll: {state!r}")
+
+    extensions.set_wait_callback(wait)
+
+
+def _shutdown(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
+
+
+def _gevent_handler(book, header_timeout: int, socket_timeout: int):
+    """gevent's HTTP handler with a deadline for headers, a timeout for reads and writes, and per-address counts.
+
+    As eventlet's (_protocol): a connection must send each request's line and headers within
+    `header_timeout` (idle keep-alive included), or it is closed; any later read or write may
+    wait `socket_timeout` (a websocket's, one ping interval and timeout); `book` (when not
+    None) counted the connection at accept, and is told when it closes.
+    """
+
+    class Handler(gevent.pywsgi.WSGIHandler):
+        deadline = None
+
+        def __init__(self, sock, address, server):
+            sock.settimeout(socket_timeout)
+            super().__init__(sock, address, server)
+
+        def handle(self):
+            try:
+                super().handle()
+            finally:
+                if book is not None:
+                    book.closed(self.client_address[0])
+
+        def handle_one_request(self):
+            self.deadline = deadline = gevent.Timeout.start_new(header_timeout)
+            try:
+                more = super().handle_one_request()
+                # After a websocket, the connection is over (gevent's handler would wait for another request).
+                return None if self.environ and self._connection_upgrade_requested() else more
+            except gevent.Timeout as timeout:
+                if timeout is not deadline:
+                    raise
+                return None  # close the connection
+            finally:
+                deadline.close()
+
+        def get_environ(self):
+            # The headers are in: the request may now take its time.
+            self.deadline.close()
+            return super().get_environ()
+
+    return Handler
+
+
+def _gevent_server(address, per_peer, max_connections: int, handler):
+    """gevent's WSGI server for `address`: at most `max_connections` connections at once (its pool),
+    accepts that survive running out of file descriptors, and at once closes a connection from an
+    address that holds too many."""
+
+    class Server(gevent.pywsgi.WSGIServer):
+        paused_at = 0.0
+
+        def do_read(self):
+            try:
+                accepted = super().do_read()
+            except OSError as exc:
+                if exc.errno not in ACCEPT_PAUSES:
+                    raise
+                if time.monotonic() - self.paused_at > 60:
+                    log.error("cannot accept connections: %s; pausing accepts briefly (lower "
+                              "MAX_CONNECTIONS or MAX_CONNECTIONS_PER_ADDRESS, or raise the file limit)", exc)
+                    self.paused_at = time.monotonic()
+                self.stop_accepting()  # closing connections give descriptors back meanwhile
+                gevent.spawn_later(0.1, lambda: self.started and self.start_accepting())
+                return None
+            if accepted is None or per_peer is None or per_peer.opened(accepted[1][0]):
+                return accepted
+            accepted[0].close()
+            return None
+
+    return Server(address, app, backlog=BACKLOG, spawn=max_connections, handler_class=handler,
+                  log=log if os.environ.get("ACCESS_LOG") == "1" else None, error_log=log)
+
+
 def _connection_limit() -> int:
     """MAX_CONNECTIONS, lowered to fit the file limit: lift the soft limit to the hard one first."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -254,8 +460,8 @@ def _connection_limit() -> int:
 
 
 def main() -> None:
-    """Serve the app with eventlet on HOST:PORT (or --host/--port)."""
-    parser = argparse.ArgumentParser(description="Serve Tracker with eventlet.")
+    """Serve the app with eventlet or gevent (ASYNC_MODE) on HOST:PORT (or --host/--port)."""
+    parser = argparse.ArgumentParser(description="Serve Tracker with eventlet, or gevent with ASYNC_MODE=gevent.")
     parser.add_argument("--host", default=app.config["HOST"])
     parser.add_argument("--port", type=int, default=app.config["PORT"])
     parser.add_argument("--demo", action="store_true", help="Seed the demo story into an empty database (make run).")
@@ -267,14 +473,13 @@ def main() -> None:
         upgrade_database()
         if args.demo:
             print(demo.seed_if_empty() or demo.login_hint(), flush=True)
-    missing = _fast_path_missing()
-    if missing:
-        log.warning("broadcast fast path off: %s not found (python-engineio, python-socketio or eventlet "
-                    "changed); serving on the libraries' own paths, correctly but slower", ", ".join(missing))
-    elif not app.config["FAST_FANOUT"]:
-        log.info("broadcast fast path off (FAST_FANOUT=0)")
+    if ASYNC_MODE == "eventlet":
+        _eventlet_fast_path()
     else:
-        _tune_engineio()
+        log.info("broadcast fast path off: it is eventlet's (ASYNC_MODE=%s); serving on the libraries' own "
+                 "paths, as with FAST_FANOUT=0", ASYNC_MODE)
+        _gevent_websockets()
+        _gevent_psycopg2()
     book = guard.addresses(app)
     guard.protect_socketio(socketio.server, book, app.config)
     # Each reader adds a few hundred objects. With the collector's defaults (a pass every 700
@@ -283,24 +488,40 @@ def main() -> None:
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
     # Decoding and encoding an upload takes seconds of CPU (Pillow releases the GIL meanwhile): in
-    # eventlet's thread pool, so every other connection keeps being served.
-    images.run_blocking = eventlet.tpool.execute
+    # the async library's thread pool, so every other connection keeps being served.
+    images.run_blocking = (eventlet.tpool.execute if ASYNC_MODE == "eventlet"
+                           else lambda function, *args: gevent.get_hub().threadpool.apply(function, args))
     socketio.start_background_task(rev_beacon, app)
     socketio.start_background_task(readers.run, app)
     socketio.start_background_task(scheduler.run, app)
-    listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)
     # Behind a proxy every connection comes from the proxy; guard counts by X-Forwarded-For then.
     per_peer = None if app.config["TRUSTED_PROXIES"] else book
+    header_timeout, socket_timeout = app.config["HEADER_TIMEOUT"], app.config["SOCKET_TIMEOUT"]
+    if ASYNC_MODE == "eventlet":
+        listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)
+        log.info("serving with eventlet %s (ASYNC_MODE=eventlet)", eventlet.__version__)
+        _say_serving(args)
+        # debug=False: an exception that escapes Flask must never send its traceback to the client.
+        eventlet.wsgi.server(_Listener(listener, per_peer), app, max_size=max_connections,
+                             protocol=_protocol(per_peer, header_timeout), debug=False,
+                             socket_timeout=socket_timeout, log=logging.getLogger("eventlet.wsgi"),
+                             log_output=os.environ.get("ACCESS_LOG") == "1")
+    else:
+        server = _gevent_server((args.host, args.port), per_peer, max_connections,
+                                _gevent_handler(per_peer, header_timeout, socket_timeout))
+        server.init_socket()  # listening from here on
+        log.info("serving with gevent %s (ASYNC_MODE=gevent)", gevent.__version__)
+        _say_serving(args)
+        server.serve_forever()
+
+
+def _say_serving(args) -> None:
+    """The line tests and `make run` wait for: a log record with LOG_FORMAT=json, else printed."""
     serving = f"Tracker serving on http://{args.host}:{args.port}"
     if app.config["LOG_FORMAT"] == "json":
         log.info(serving)
     else:
         print(serving, flush=True)
-    # debug=False: an exception that escapes Flask must never send its traceback to the client.
-    eventlet.wsgi.server(_Listener(listener, per_peer), app, max_size=max_connections,
-                         protocol=_protocol(per_peer, app.config["HEADER_TIMEOUT"]), debug=False,
-                         socket_timeout=app.config["SOCKET_TIMEOUT"],
-                         log=logging.getLogger("eventlet.wsgi"), log_output=os.environ.get("ACCESS_LOG") == "1")
 
 
 if SERVING:

@@ -459,7 +459,11 @@ def main():
     p.add_argument("--server-entries", type=int, default=5000,
                    help="entries for the write, render and catch-up measurements (0: skip them)")
     p.add_argument("--writers", type=int, default=4, help="concurrent API writers for the write path")
+    p.add_argument("--async-mode", choices=("eventlet", "gevent"), default=os.environ.get("ASYNC_MODE") or "eventlet",
+                   help="Tracker's server mode (ASYNC_MODE for app.py; default eventlet)")
     a = p.parse_args()
+    os.environ["ASYNC_MODE"] = a.async_mode  # Tracker's server processes take their environment from here
+    print(f"Tracker in ASYNC_MODE={a.async_mode}")
     if a.smoke:
         a.readers, a.entries, a.no_reference, a.server_entries = "50", 5, True, 600
     if not (BENCH / "node_modules" / "ws").exists():

@@ -36,8 +36,6 @@ from helpers import (
 from tracker import create_app, services
 from tracker.extensions import db, socketio
 
-# The end-to-end and browser tests, which `make test` runs once more with FAST_FANOUT=0.
-FANOUT_PATHS = {"test_e2e.py", "test_browser.py", "test_fanout.py"}
 # Modules whose tests share a module-scoped server: under pytest-xdist they stay on one worker,
 # so the server starts once.
 SHARED_SERVER = {"test_e2e.py", "test_browser.py", "test_xss.py", "test_app.py", "test_scheduler.py"}
@@ -51,8 +49,6 @@ def pytest_collection_modifyitems(config, items):
                 item.get_closest_marker("engine_dependent") is not None
                 or item.get_closest_marker("engine_independent") is None):
             item.add_marker(pytest.mark.engine_dependent)
-        if module in FANOUT_PATHS:
-            item.add_marker(pytest.mark.fanout_paths)
         if item.get_closest_marker("serial"):
             item.add_marker(pytest.mark.xdist_group("serial"))
         elif module in SHARED_SERVER:

@@ -5,14 +5,18 @@
 - postgresql: the engine-dependent tests (see conftest.py) again, on PostgreSQL
   (TEST_DATABASE_URL=TEST_POSTGRES_URL); skipped with a message when no server answers,
   except in CI (CI=true), where that fails.
-- fast-fanout-off: the end-to-end and browser tests (`fanout_paths`) once more on SQLite with
-  FAST_FANOUT=0, the broadcast fast path off.
+- fast-fanout-off: the end-to-end tests (test_e2e, test_fanout) once more on SQLite with
+  FAST_FANOUT=0, eventlet with the broadcast fast path off.
+- gevent: the end-to-end and browser tests (test_e2e, test_fanout, test_browser) once more on
+  SQLite, the server in ASYNC_MODE=gevent (app.py's second async mode, which has no fast path:
+  FAST_FANOUT=0 too). The browser tests run here rather than in fast-fanout-off: both are the
+  libraries' own delivery paths, and running them twice more would cost the suite a minute.
 
 Each pass's output is printed when it ends; then every pass's wall time and result. Extra
 pytest arguments come from PYTEST_ARGS (as in `make test PYTEST_ARGS="-k reconnect"`). A pass
 that collects no test (pytest's exit code 5) fails the run, unless PYTEST_ARGS narrowed the
 selection and another pass ran tests; it is always reported.
-Usage: python tests/passes.py [PASS...] (default: all three).
+Usage: python tests/passes.py [PASS...] (default: all four).
 """
 from __future__ import annotations
 
@@ -28,6 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 NO_TESTS = 5
+# The libraries' delivery paths: end to end on eventlet without the fast path, and with the browser
+# on gevent (whose servers LiveServer starts with ASYNC_MODE passed on).
+FANOUT_OFF_TESTS = ["tests/test_e2e.py", "tests/test_fanout.py"]
+GEVENT_TESTS = FANOUT_OFF_TESTS + ["tests/test_browser.py"]
 
 
 def main(selected: list[str]) -> int:
@@ -42,7 +50,8 @@ def main(selected: list[str]) -> int:
         "sqlite": (pytest + xdist + extra, base_env),
         "postgresql": (pytest + xdist + ["-m", "engine_dependent"] + extra,
                        {**base_env, "TEST_DATABASE_URL": postgres_url}),
-        "fast-fanout-off": (pytest + ["-m", "fanout_paths"] + extra, {**base_env, "FAST_FANOUT": "0"}),
+        "fast-fanout-off": (pytest + FANOUT_OFF_TESTS + extra, {**base_env, "FAST_FANOUT": "0"}),
+        "gevent": (pytest + GEVENT_TESTS + extra, {**base_env, "ASYNC_MODE": "gevent", "FAST_FANOUT": "0"}),
     }
     selected = selected or list(passes)
     results: dict[str, tuple[str, float]] = {}
