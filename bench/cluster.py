@@ -21,6 +21,7 @@ app processes for the same CPUs.
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,6 +39,12 @@ from run import BENCH, FLASK, PY, ROOT, cpu_s, fmt, free_port, post_json, raise_
 DEPLOY_CONF = ROOT / "deploy" / "nginx.conf"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 DB_NAME = "tracker_bench"
+T0 = time.time()
+
+
+def note(msg):
+    """Progress on stderr (the tables go to stdout)."""
+    print(f"[{time.time() - T0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def find_nginx():
@@ -124,7 +132,7 @@ class Cluster:
             self.procs.append(subprocess.Popen([str(PY), "app.py", "--port", str(port)], cwd=ROOT, env=self.env,
                                                stdout=self.log(f"app{i + 1}"), stderr=subprocess.STDOUT,
                                                preexec_fn=raise_nofile))
-        for port, proc in zip(self.ports, self.procs):
+        for port, proc in zip(self.ports, self.procs, strict=True):
             wait_http(f"http://127.0.0.1:{port}/api/stories", proc, timeout=60)
         self.start_nginx()
         _, created = post_json(self.base + "/api/stories", {"title": "Bench story", "slug": "bench"}, self.token)
@@ -230,11 +238,15 @@ class Cluster:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def run_fanout(processes, readers, entries, rate, concurrency, addresses):
+def run_fanout(processes, readers, entries, rate, concurrency, addresses, pages=None):
+    """One process count's fan-out run; with `pages` (measure_pages's keyword arguments), then the
+    page loads on the same cluster once the readers have gone."""
     cluster = Cluster(processes, readers)
     client = None
     try:
+        note(f"{processes} process(es): starting PostgreSQL database, Redis, apps, nginx")
         cluster.start()
+        note(f"{processes} process(es): connecting {readers} readers through nginx")
         time.sleep(1.0)
         url = f"ws://127.0.0.1:{cluster.nginx_port}/socket.io/?EIO=4&transport=websocket"
         app_cpu0, other_cpu0 = cpu_of(cluster.app_pids()), cpu_of(cluster.other_pids())
@@ -255,6 +267,7 @@ def run_fanout(processes, readers, entries, rate, concurrency, addresses):
         other_cpu_connect = cpu_of(cluster.other_pids()) - other_cpu0
         time.sleep(1.0)
         spread = cluster.readers_per_process()
+        note(f"{processes} process(es): {ready['joined']} joined, spread {spread}; publishing {entries} entries")
         app_cpu0, other_cpu0 = cpu_of(cluster.app_pids()), cpu_of(cluster.other_pids())
         publish_times, publish_http_ms, publish_errors = {}, [], []
         start = time.time() + 0.2
@@ -284,6 +297,7 @@ def run_fanout(processes, readers, entries, rate, concurrency, addresses):
         client.stdin.write("quit\n")
         client.stdin.flush()
         client.wait(10)
+        page_result = measure_pages(cluster, published=entries, **pages) if pages else None
         publish_http_ms.sort()
         received = max(1, result["received"])
         return {
@@ -301,7 +315,7 @@ def run_fanout(processes, readers, entries, rate, concurrency, addresses):
             "app_cpu_publish_s": round(app_cpu, 3), "nginx_redis_cpu_publish_s": round(other_cpu, 3),
             "cpu_us_per_delivery": round(app_cpu * 1e6 / received, 2),
             "all_cpu_us_per_delivery": round((app_cpu + other_cpu) * 1e6 / received, 2),
-            "alive": alive, "per_entry": result["per_entry"],
+            "alive": alive, "per_entry": result["per_entry"], "pages": page_result,
         }
     finally:
         if client is not None and client.poll() is None:
@@ -322,26 +336,34 @@ def pageload(url, connections, seconds, headers=(), cpu_pids=()):
     return {**json.loads(line[9:]), "app_cpu_s": round(cpu, 3)}
 
 
+def measure_pages(cluster, entries, connections, seconds, published=0):
+    """The story page with `entries` entries, three ways, on a cluster of one process without readers."""
+    direct = f"http://127.0.0.1:{cluster.ports[0]}"
+    seqs = list(range(published + 1, entries + 1))
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda seq: cluster.publish(seq, base=direct), seqs))
+    path = f"/stories/{cluster.slug}"
+    page = urllib.request.urlopen(direct + path, timeout=30)
+    size, cache_control = len(page.read()), page.headers.get("Cache-Control")
+    pids = cluster.app_pids()
+    note(f"page loads: {entries} entries on the page; {seconds} s per run")
+    runs = {
+        "nginx cache": pageload(cluster.base + path, connections, seconds, cpu_pids=pids),
+        "nginx, no cache": pageload(cluster.base + path, connections, seconds,
+                                    headers=["Cookie: session=bench"], cpu_pids=pids),
+        "one process": pageload(direct + path, connections, seconds, cpu_pids=pids),
+    }
+    return {"entries": max(entries, published), "page_kb": round(size / 1024, 1), "cache_control": cache_control,
+            "connections": connections, "seconds": seconds, "runs": runs}
+
+
 def run_pages(entries, connections, seconds):
-    """One process behind nginx; its story page with `entries` entries, three ways."""
+    """One process behind nginx, no readers: page loads only."""
     cluster = Cluster(1, 100)
     try:
+        note("page loads: starting one process behind nginx")
         cluster.start()
-        direct = f"http://127.0.0.1:{cluster.ports[0]}"
-        for seq in range(1, entries + 1):
-            cluster.publish(seq, base=direct)
-        path = f"/stories/{cluster.slug}"
-        page = urllib.request.urlopen(direct + path, timeout=30)
-        size, cache_control = len(page.read()), page.headers.get("Cache-Control")
-        pids = cluster.app_pids()
-        runs = {
-            "nginx cache": pageload(cluster.base + path, connections, seconds, cpu_pids=pids),
-            "nginx, no cache": pageload(cluster.base + path, connections, seconds,
-                                        headers=["Cookie: session=bench"], cpu_pids=pids),
-            "one process": pageload(direct + path, connections, seconds, cpu_pids=pids),
-        }
-        return {"entries": entries, "page_kb": round(size / 1024, 1), "cache_control": cache_control,
-                "connections": connections, "seconds": seconds, "runs": runs}
+        return measure_pages(cluster, entries, connections, seconds)
     finally:
         cluster.stop()
 
@@ -421,6 +443,9 @@ def main():
     p.add_argument("--concurrency", type=int, default=200, help="connections in flight while connecting")
     p.add_argument("--address-blocks", type=int, default=64,
                    help="readers connect from 127.0.K.1, K = 1..this (each its own /24 for ip_hash)")
+    p.add_argument("--random-addresses", action="store_true",
+                   help="127.A.B.1 with A, B drawn at random (seeded) instead of consecutive 127.0.K.1: "
+                        "ip_hash maps consecutive /24s round the backends evenly, real clients are not consecutive")
     p.add_argument("--page-entries", type=int, default=50, help="entries on the page of the page-load runs")
     p.add_argument("--page-connections", type=int, default=20)
     p.add_argument("--page-seconds", type=float, default=10, help="length of each page-load run (0: skip them)")
@@ -428,7 +453,7 @@ def main():
     p.add_argument("--json", help="write all results here")
     a = p.parse_args()
     if a.smoke:
-        a.processes, a.readers_per_process, a.entries, a.page_seconds = "1,2", 200, 5, 3
+        a.processes, a.readers_per_process, a.entries, a.page_seconds = "1,2", 200, 5, 2
     if not find_nginx():
         sys.exit("bench/cluster.py needs nginx (Debian: apt-get install -y nginx-light)")
     if not shutil.which("redis-server"):
@@ -438,14 +463,26 @@ def main():
     if not 1 <= a.address_blocks <= 254:
         sys.exit("--address-blocks must be 1..254")
     raise_nofile()
-    addresses = [f"127.0.{k}.1" for k in range(1, a.address_blocks + 1)]
+    if a.random_addresses:
+        rng = random.Random(15)
+        blocks = rng.sample([(x, y) for x in range(1, 255) for y in range(256)], a.address_blocks)
+        addresses = [f"127.{x}.{y}.1" for x, y in blocks]
+    else:
+        addresses = [f"127.0.{k}.1" for k in range(1, a.address_blocks + 1)]
     started = time.time()
-    results = []
-    for n in [int(x) for x in a.processes.split(",") if x.strip()]:
-        results.append(run_fanout(n, n * a.readers_per_process, a.entries, a.rate, a.concurrency, addresses))
+    results, pages = [], None
+    counts = [int(x) for x in a.processes.split(",") if x.strip()]
+    page_args = dict(entries=a.page_entries, connections=a.page_connections, seconds=a.page_seconds)
+    for n in counts:
+        # The page loads run on the one-process cluster once its readers have gone (a start saved).
+        with_pages = page_args if n == 1 and a.page_seconds > 0 else None
+        results.append(run_fanout(n, n * a.readers_per_process, a.entries, a.rate, a.concurrency, addresses,
+                                  with_pages))
+        pages = pages or results[-1]["pages"]
     if results:
         print_table(results)
-    pages = run_pages(a.page_entries, a.page_connections, a.page_seconds) if a.page_seconds > 0 else None
+    if pages is None and a.page_seconds > 0:
+        pages = run_pages(a.page_entries, a.page_connections, a.page_seconds)
     if pages:
         print_pages(pages)
     ok = all(r["lost"] == 0 and r["connect_failed"] == 0 and r["alive"] and not r["publish_errors"] for r in results)
@@ -455,7 +492,8 @@ def main():
     print(f"\ntotal {time.time() - started:.1f} s; {verdict}")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"cluster": results, "pages": pages}, indent=2))
+        cluster = [{k: v for k, v in r.items() if k != "pages"} for r in results]
+        Path(a.json).write_text(json.dumps({"addresses": addresses, "cluster": cluster, "pages": pages}, indent=2))
     sys.exit(0 if ok else 1)
 
 
