@@ -407,7 +407,8 @@ def ratio(x, y):
 
 def print_table(results):
     first = results[0]
-    print(f"\n== Fan-out through nginx (ip_hash over {first['addresses']} client /24s): "
+    kind = "random" if first["random_addresses"] else "consecutive"
+    print(f"\n== Fan-out through nginx (ip_hash over {first['addresses']} {kind} client /24s): "
           f"{first['entries']} entries at {first['rate']}/s ==")
     print(f"{'':24}" + "".join(f"{str(r['processes']) + ' proc':>16}" for r in results))
     for label, f in ROWS:
@@ -478,6 +479,7 @@ def main():
         with_pages = page_args if n == 1 and a.page_seconds > 0 else None
         results.append(run_fanout(n, n * a.readers_per_process, a.entries, a.rate, a.concurrency, addresses,
                                   with_pages))
+        results[-1]["random_addresses"] = a.random_addresses
         pages = pages or results[-1]["pages"]
     if results:
         print_table(results)
