@@ -3,7 +3,10 @@
 //
 //   node loadclient.js --url ws://127.0.0.1:5000/socket.io/?EIO=4&transport=websocket \
 //        --readers 1000 --story slug [--since rev] [--concurrency 200] [--connect-timeout 120]
+//        [--local-addresses 127.0.1.1,127.0.2.1,...]
 // Readers join with `since` (default 0), as a page rendered at that revision does.
+// --local-addresses: reader i connects from address i % n of the list (all of 127/8 is loopback
+// on Linux), so that a proxy hashing the client address (nginx ip_hash) sees many clients.
 //
 // Protocol with the parent (one line each, on stdout / stdin):
 //   stdout "READY {json}"          all readers joined (or failed); json has connect stats
@@ -34,6 +37,7 @@ function parseArgs(argv) {
     else if (k === 'since') o.since = parseInt(v, 10);
     else if (k === 'concurrency') o.concurrency = parseInt(v, 10);
     else if (k === 'connect-timeout') o.connectTimeout = parseFloat(v);
+    else if (k === 'local-addresses') o.localAddresses = v.split(',').map((a) => a.trim()).filter(Boolean);
     else throw new Error(`unknown option ${argv[i]}`);
   }
   if (!o.url) throw new Error('--url is required');
@@ -81,7 +85,7 @@ function connectStats() {
 }
 
 function openOne() {
-  const r = { joined: false, settled: false, seqs: new Map(), rev: opts.since };
+  const r = { joined: false, settled: false, seqs: new Map(), rev: opts.since, index: started };
   started++;
   readers.push(r);
   connect(r);
@@ -90,7 +94,11 @@ function openOne() {
 function connect(r) {
   let ws;
   try {
-    ws = new WebSocket(opts.url, { perMessageDeflate: false, handshakeTimeout: 60000 });
+    const wsOpts = { perMessageDeflate: false, handshakeTimeout: 60000 };
+    if (opts.localAddresses && opts.localAddresses.length) {
+      wsOpts.localAddress = opts.localAddresses[r.index % opts.localAddresses.length];
+    }
+    ws = new WebSocket(opts.url, wsOpts);
   } catch (e) { settle(r, false, 'construct: ' + e.message); return; }
   r.ws = ws;
   let stage = 0; // 0 await open packet, 1 await 40, 2 await 430 ack, 3 joined
