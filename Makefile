@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app app
 SOCKETIO_JS := static/vendor/socket.io.min.js
 
-.PHONY: run test test-long bench setup deps js translations messages db clean lock
+.PHONY: run test test-long bench bench-cluster setup deps js translations messages db clean lock
 
 # One process: app.py applies pending migrations and, on an empty database, seeds the demo.
 run: setup
@@ -77,6 +77,15 @@ BENCH_ARGS ?= --readers 1000,5000,10000 --entries 20 --json bench/results/latest
 
 bench: setup $(VENV)/.dev-installed bench/node_modules/.package-lock.json
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(MAKE) bench-cluster
+
+# Several processes behind nginx (deploy/nginx.conf itself), on PostgreSQL with a private Redis;
+# installs Debian's nginx-light when nginx is missing.
+CLUSTER_ARGS ?= --json bench/results/cluster.json
+
+bench-cluster: setup $(VENV)/.dev-installed bench/node_modules/.package-lock.json
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || (apt-get update -qq && apt-get install -y -qq nginx-light)
+	$(PY) bench/cluster.py $(CLUSTER_ARGS)
 
 bench/node_modules/.package-lock.json: bench/package.json bench/package-lock.json
 	cd bench && npm ci --no-audit --no-fund --loglevel=error
