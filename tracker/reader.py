@@ -32,8 +32,9 @@ def story(slug):
 
 @bp.get("/stories/<slug>/entries")
 def older(slug):
-    """A page of older entries as JSON for "Load older" (`pinned=1` includes the pinned one)."""
-    entries, next_cursor = requested_page(story_or_404(slug), include_pinned=request.args.get("pinned") == "1")
+    """A page of entries as JSON for "Load older", or oldest first for "Load more" (`pinned=1`: with the pinned one)."""
+    entries, next_cursor = requested_page(story_or_404(slug), include_pinned=request.args.get("pinned") == "1",
+                                          orderable=True)
     return jsonify(entries=[e.to_dict() for e in entries], next=next_cursor)
 
 

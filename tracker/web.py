@@ -102,16 +102,12 @@ def cursor_arg(name: str = "before") -> int | None:
     return int(value)
 
 
-# Views whose pages may also be read oldest first (`order=oldest`, then `after` the last entry shown),
-# for readers who chose that order: live.js's "Load more". The story page itself is newest first.
-ORDERED = {"reader.older"}
-
-
-def requested_page(story: Story, limit: int = 20, include_pinned: bool = False) -> tuple[list[Entry], int | None]:
-    """queries.entry_page from the `before` argument (or `order` and `after`, where allowed); a cursor
-    from another story is a 400."""
+def requested_page(story: Story, limit: int = 20, include_pinned: bool = False,
+                   orderable: bool = False) -> tuple[list[Entry], int | None]:
+    """queries.entry_page from the `before` argument, or (when `orderable`) `order=oldest` and `after`
+    for readers who chose that order; a cursor from another story is a 400."""
     oldest = False
-    if request.endpoint in ORDERED:
+    if orderable:
         order = request.args.get("order", "newest")
         if order not in ORDERS:
             abort(400, description="'order' must be newest or oldest.")
