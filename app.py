@@ -194,6 +194,18 @@ ACCEPT_PAUSES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 log = logging.getLogger("tracker.server")
 
 
+def _accept_failed(exc: OSError, paused_at: float) -> float:
+    """An accept that failed for want of descriptors or memory (anything else is raised): said once a
+    minute at most; answers when it was last said."""
+    if exc.errno not in ACCEPT_PAUSES:
+        raise exc
+    if time.monotonic() - paused_at <= 60:
+        return paused_at
+    log.error("cannot accept connections: %s; pausing accepts briefly (lower "
+              "MAX_CONNECTIONS or MAX_CONNECTIONS_PER_ADDRESS, or raise the file limit)", exc)
+    return time.monotonic()
+
+
 def _protocol(book, header_timeout: int):
     """eventlet's HTTP protocol with small buffers, a deadline for headers, and per-address counts.
 
@@ -251,12 +263,7 @@ class _Listener:
             try:
                 conn, address = self.sock.accept()
             except OSError as exc:
-                if exc.errno not in ACCEPT_PAUSES:
-                    raise
-                if time.monotonic() - self.paused_at > 60:
-                    log.error("cannot accept connections: %s; pausing accepts briefly (lower "
-                              "MAX_CONNECTIONS or MAX_CONNECTIONS_PER_ADDRESS, or raise the file limit)", exc)
-                    self.paused_at = time.monotonic()
+                self.paused_at = _accept_failed(exc, self.paused_at)
                 eventlet.sleep(0.1)  # closing connections give descriptors back meanwhile
                 continue
             if self.book is None or self.book.opened(address[0]):
@@ -425,12 +432,7 @@ def _gevent_server(address, per_peer, max_connections: int, handler):
             try:
                 accepted = super().do_read()
             except OSError as exc:
-                if exc.errno not in ACCEPT_PAUSES:
-                    raise
-                if time.monotonic() - self.paused_at > 60:
-                    log.error("cannot accept connections: %s; pausing accepts briefly (lower "
-                              "MAX_CONNECTIONS or MAX_CONNECTIONS_PER_ADDRESS, or raise the file limit)", exc)
-                    self.paused_at = time.monotonic()
+                self.paused_at = _accept_failed(exc, self.paused_at)
                 self.stop_accepting()  # closing connections give descriptors back meanwhile
                 gevent.spawn_later(0.1, lambda: self.started and self.start_accepting())
                 return None

@@ -95,6 +95,14 @@ def test_social_cards(app, client):
                 'name="twitter:card" content="summary_large_image"',
                 f'property="og:url" content="{app.config["PUBLIC_URL"]}/stories/{slug}"'):
         assert tag in html
+    with app.test_request_context():  # a permalink has its own card: its headline and text, the story's image
+        entry = services.append_entry(story_or_404(slug), "Two warehouses are alight.", "Warehouses burn")[0].id
+    html = client.get(f"/stories/{slug}/entries/{entry}").get_data(as_text=True)
+    for tag in ('property="og:title" content="Warehouses burn · Harbour fire"',
+                'property="og:description" content="Two warehouses are alight."',
+                'property="og:image" content="https://example.org/fire.jpg"',
+                f'property="og:url" content="{app.config["PUBLIC_URL"]}/stories/{slug}/entries/{entry}"'):
+        assert tag in html
 
 
 def test_deleted_update_leaves_no_text_in_feeds_json_ld_cards_or_embeds(app, client, story):
