@@ -34,7 +34,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import BENCH, FLASK, PY, ROOT, cpu_s, fmt, free_port, post_json, raise_nofile, stop, wait_http  # noqa: E402
+from run import (  # noqa: E402
+    BENCH,
+    FLASK,
+    PY,
+    ROOT,
+    cpu_s,
+    fmt,
+    free_port,
+    post_json,
+    publish_steadily,
+    raise_nofile,
+    stop,
+    wait_http,
+)
 
 DEPLOY_CONF = ROOT / "deploy" / "nginx.conf"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -97,6 +110,22 @@ def nginx_conf(tmp, port, backends, connections):
             f"http {{\n    access_log off;\n{temp}\n{site}\n}}\n")
 
 
+def admin_sql(*statements):
+    """Run statements on POSTGRES_URL's database with autocommit; answers DB_NAME's URL."""
+    import psycopg2  # the PostgreSQL driver of requirements.txt
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(POSTGRES_URL)
+    conn = psycopg2.connect(host=admin.host, port=admin.port or 5432, user=admin.username,
+                            password=admin.password, dbname=admin.database)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+    conn.close()
+    return admin.set(database=DB_NAME).render_as_string(hide_password=False)
+
+
 class Cluster:
     """P app processes on one PostgreSQL database and one Redis, behind one nginx."""
 
@@ -144,30 +173,10 @@ class Cluster:
         return f
 
     def fresh_database(self):
-        import psycopg2  # the PostgreSQL driver of requirements.txt
-        from sqlalchemy.engine import make_url
-
-        admin = make_url(POSTGRES_URL)
-        conn = psycopg2.connect(host=admin.host, port=admin.port or 5432, user=admin.username,
-                                password=admin.password, dbname=admin.database)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-            cur.execute(f"CREATE DATABASE {DB_NAME}")
-        conn.close()
-        self.db_url = admin.set(database=DB_NAME).render_as_string(hide_password=False)
+        self.db_url = admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)", f"CREATE DATABASE {DB_NAME}")
 
     def drop_database(self):
-        import psycopg2
-        from sqlalchemy.engine import make_url
-
-        admin = make_url(POSTGRES_URL)
-        conn = psycopg2.connect(host=admin.host, port=admin.port or 5432, user=admin.username,
-                                password=admin.password, dbname=admin.database)
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.close()
+        admin_sql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
 
     def wait_redis(self):
         import redis
@@ -269,19 +278,7 @@ def run_fanout(processes, readers, entries, rate, concurrency, addresses, pages=
         spread = cluster.readers_per_process()
         note(f"{processes} process(es): {ready['joined']} joined, spread {spread}; publishing {entries} entries")
         app_cpu0, other_cpu0 = cpu_of(cluster.app_pids()), cpu_of(cluster.other_pids())
-        publish_times, publish_http_ms, publish_errors = {}, [], []
-        start = time.time() + 0.2
-        for seq in range(1, entries + 1):
-            delay = start + (seq - 1) / rate - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            t = time.time() * 1000
-            publish_times[seq] = t
-            try:
-                cluster.publish(seq)
-            except Exception as exc:  # noqa: BLE001 - reported, not fatal
-                publish_errors.append(f"#{seq}: {exc!r}")
-            publish_http_ms.append(time.time() * 1000 - t)
+        publish_times, publish_http_ms, publish_errors = publish_steadily(cluster.publish, entries, rate)
         client.stdin.write("collect " + json.dumps({"publish": publish_times, "timeout": 30 + readers / 500}) + "\n")
         client.stdin.flush()
         result = None

@@ -137,6 +137,13 @@ class Tracker:
                          {"headline": f"bench #{seq}", "body": f"Bench update number **{seq}**. " + "x" * 200},
                          self.token)
 
+    def counters(self):
+        """The restarted process's joins, joins answered from memory, and SQL statements since it started."""
+        text = urllib.request.urlopen(self.base + "/metrics", timeout=10).read().decode()
+        found = dict(re.findall(r"^(tracker_(?:joins|joins_from_memory|database_queries)_total) (\S+)$", text,
+                                re.MULTILINE))
+        return {key[len("tracker_"):-len("_total")]: int(float(value)) for key, value in found.items()}
+
     def readers_tick(self):
         """Wait out the next reader-count tick (the first may still meet the connection storm's tail),
         then the one after; what that cost (ms: count, one readers event per story to every reader)
@@ -195,6 +202,25 @@ class Reference:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def publish_steadily(publish, entries, rate):
+    """Publish entries 1..N at `rate` a second: (when each was sent, ms, {seq: epoch ms}; each request's
+    time in ms; the errors, which are reported, not fatal)."""
+    publish_times, publish_http_ms, publish_errors = {}, [], []
+    start = time.time() + 0.2
+    for seq in range(1, entries + 1):
+        delay = start + (seq - 1) / rate - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        t = time.time() * 1000
+        publish_times[seq] = t
+        try:
+            publish(seq)
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal
+            publish_errors.append(f"#{seq}: {exc!r}")
+        publish_http_ms.append(time.time() * 1000 - t)
+    return publish_times, publish_http_ms, publish_errors
+
+
 def reconnect_storm(server, client, seq, readers):
     """Restart the server under N joined readers; time until each has rejoined and has entry `seq`.
 
@@ -210,7 +236,8 @@ def reconnect_storm(server, client, seq, readers):
     server.publish(seq)
     for line in client.stdout:
         if line.startswith("STORM "):
-            return {**json.loads(line[6:]), "server_up_s": round(up, 3)}
+            counted = server.counters() if hasattr(server, "counters") else {}
+            return {**json.loads(line[6:]), "server_up_s": round(up, 3), **counted}
     raise RuntimeError("load client exited without STORM")
 
 
@@ -248,19 +275,7 @@ def run_one(server_cls, readers, entries, rate, concurrency, profile=None, storm
         if spy:
             stop_profile(spy)
             spy = profile_phase(pid, profile, "publish")
-        publish_times, publish_http_ms, publish_errors = {}, [], []
-        start = time.time() + 0.2
-        for seq in range(1, entries + 1):
-            delay = start + (seq - 1) / rate - time.time()
-            if delay > 0:
-                time.sleep(delay)
-            t = time.time() * 1000
-            publish_times[seq] = t
-            try:
-                server.publish(seq)
-            except Exception as exc:  # noqa: BLE001 - reported, not fatal
-                publish_errors.append(f"#{seq}: {exc!r}")
-            publish_http_ms.append(time.time() * 1000 - t)
+        publish_times, publish_http_ms, publish_errors = publish_steadily(server.publish, entries, rate)
         timeout = 30 + readers / 500
         client.stdin.write("collect " + json.dumps({"publish": publish_times, "timeout": timeout}) + "\n")
         client.stdin.flush()
@@ -328,6 +343,9 @@ ROWS = [
     ("restart: server up (s)", lambda r: restart_s(r, "server_up_s", 1000)),
     ("restart: all caught up (s)", lambda r: restart_s(r, "caught_up_all_ms")),
     ("restart: caught up", lambda r: f"{r['storm']['caught_up']}/{r['joined']}" if r["storm"] else "-"),
+    ("restart: joins from memory", lambda r: f"{get(r, ('storm', 'joins_from_memory'))}/{get(r, ('storm', 'joins'))}"
+     if get(r, ("storm", "joins")) is not None else "-"),
+    ("restart: SQL statements", lambda r: fmt_count(get(r, ("storm", "database_queries")))),
 ]
 
 
@@ -339,6 +357,10 @@ RATIO = {"connect+join all (s)": "connect_all_s", "latency p50 (ms)": ("latency_
          "latency p99 (ms)": ("latency_ms", "p99"), "latency max (ms)": ("latency_ms", "max"),
          "RSS/conn (KB)": "rss_per_conn_kb", "CPU/delivery (us)": "cpu_us_per_delivery",
          "CPU connect phase (s)": "server_cpu_connect_s", "restart: all caught up (s)": ("storm", "caught_up_all_ms")}
+
+
+def fmt_count(v):
+    return "-" if v is None else str(v)
 
 
 def fmt(v):
