@@ -188,6 +188,8 @@ def test_reader_sees_entry_published_by_editor_without_reload(browser, server):
         expect(reader.locator("[data-entries-empty]")).to_be_hidden()
         expect(reader.locator("[data-announcer]")).to_have_text("New update: Lanes shut overnight")
         expect(reader.locator('[data-connection="live"]')).to_be_visible()
+        # The masthead counts this story's readers (the editor's desk page follows it too).
+        expect(reader.locator("[data-readers]")).to_have_text(re.compile(r"^[12] reading now$"), timeout=WAIT)
         assert reader.evaluate("window.__marker") == "same document"
 
 
