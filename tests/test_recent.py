@@ -39,11 +39,11 @@ def publish(app, story, n, prefix="Update"):
 
 def from_database(app, socket_client, story, since):
     """What the database path answers (the windows off)."""
-    app.config["CATCHUP_WINDOW"] = 0
+    keep, app.config["CATCHUP_WINDOW"] = app.config["CATCHUP_WINDOW"], 0
     try:
         return join(socket_client(), story, since)
     finally:
-        app.config["CATCHUP_WINDOW"] = 200
+        app.config["CATCHUP_WINDOW"] = keep
 
 
 def test_a_storm_of_joins_behind_is_answered_from_memory_and_equals_the_database(app, socket_client, story):

@@ -23,7 +23,7 @@ class Window:
     """One story's recent changes: every entry changed after `start`, as of revision `rev`."""
 
     def __init__(self, story: dict):
-        self.story = {key: value for key, value in story.items() if key != "image"}  # as a join sends it
+        self.story = _as_joined(story)
         self.rev = story["rev"]
         self.start = self.rev
         self.ready = False  # until its first read; events meanwhile wait in `early`
@@ -32,7 +32,7 @@ class Window:
 
     def fill(self, story: dict, entries: list[dict], start: int) -> None:
         """Take the first read: the story as of its revision, and the entries changed after `start`."""
-        self.story = {key: value for key, value in story.items() if key != "image"}
+        self.story = _as_joined(story)
         self.rev, self.start = story["rev"], start
         for state in entries:
             self.entries[state["id"]] = (state, len(json.dumps(state)))
@@ -54,7 +54,7 @@ class Window:
             self.rev += 1
             kind, state = self.early.pop(self.rev)
             if kind == "story":
-                self.story = {key: value for key, value in state.items() if key != "image"}
+                self.story = _as_joined(state)
             else:
                 self.entries[state["id"]] = (state, len(json.dumps(state)))
                 self.story["updated_at"] = max(self.story["updated_at"] or "", state["updated_at"] or "")
@@ -76,6 +76,11 @@ class Window:
         newest = sorted(self.entries.items(), key=lambda item: item[1][0]["rev"])[-keep:]
         self.start = max(self.start, newest[0][1][0]["rev"] - 1)
         self.entries = dict(newest)
+
+
+def _as_joined(story: dict) -> dict:
+    """A story's state as a join's answer holds it: without the lead image's object."""
+    return {key: value for key, value in story.items() if key != "image"}
 
 
 class Windows:
