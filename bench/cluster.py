@@ -47,6 +47,7 @@ from run import (  # noqa: E402
     raise_nofile,
     stop,
     wait_http,
+    wait_ready,
 )
 
 DEPLOY_CONF = ROOT / "deploy" / "nginx.conf"
@@ -265,13 +266,7 @@ def run_fanout(processes, readers, entries, rate, concurrency, addresses, pages=
                                    "--local-addresses", ",".join(addresses)],
                                   cwd=BENCH, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   preexec_fn=raise_nofile)
-        ready = None
-        for line in client.stdout:
-            if line.startswith("READY "):
-                ready = json.loads(line[6:])
-                break
-        if ready is None:
-            raise RuntimeError(f"load client exited without READY (rc={client.wait()})")
+        ready = wait_ready(client)
         app_cpu_connect = cpu_of(cluster.app_pids()) - app_cpu0
         other_cpu_connect = cpu_of(cluster.other_pids()) - other_cpu0
         time.sleep(1.0)

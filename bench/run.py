@@ -202,6 +202,14 @@ class Reference:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def wait_ready(client):
+    """The load client's READY report: every reader connected and joined (or given up on)."""
+    for line in client.stdout:
+        if line.startswith("READY "):
+            return json.loads(line[6:])
+    raise RuntimeError(f"load client exited without READY (rc={client.wait()})")
+
+
 def publish_steadily(publish, entries, rate):
     """Publish entries 1..N at `rate` a second: (when each was sent, ms, {seq: epoch ms}; each request's
     time in ms; the errors, which are reported, not fatal)."""
@@ -260,13 +268,7 @@ def run_one(server_cls, readers, entries, rate, concurrency, profile=None, storm
                                   cwd=BENCH, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   preexec_fn=raise_nofile)
         cpu_before_connect = cpu_s(pid)
-        ready = None
-        for line in client.stdout:
-            if line.startswith("READY "):
-                ready = json.loads(line[6:])
-                break
-        if ready is None:
-            raise RuntimeError(f"load client exited without READY (rc={client.wait()})")
+        ready = wait_ready(client)
         cpu_connect = cpu_s(pid) - cpu_before_connect
         time.sleep(1.0)
         loaded = rss_kb(pid)
