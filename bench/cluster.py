@@ -39,6 +39,7 @@ from run import (  # noqa: E402
     FLASK,
     PY,
     ROOT,
+    collect,
     cpu_s,
     fmt,
     free_port,
@@ -274,13 +275,7 @@ def run_fanout(processes, readers, entries, rate, concurrency, addresses, pages=
         note(f"{processes} process(es): {ready['joined']} joined, spread {spread}; publishing {entries} entries")
         app_cpu0, other_cpu0 = cpu_of(cluster.app_pids()), cpu_of(cluster.other_pids())
         publish_times, publish_http_ms, publish_errors = publish_steadily(cluster.publish, entries, rate)
-        client.stdin.write("collect " + json.dumps({"publish": publish_times, "timeout": 30 + readers / 500}) + "\n")
-        client.stdin.flush()
-        result = None
-        for line in client.stdout:
-            if line.startswith("RESULT "):
-                result = json.loads(line[7:])
-                break
+        result = collect(client, publish_times, 30 + readers / 500)
         app_cpu = cpu_of(cluster.app_pids()) - app_cpu0
         other_cpu = cpu_of(cluster.other_pids()) - other_cpu0
         if result is None:

@@ -210,6 +210,16 @@ def wait_ready(client):
     raise RuntimeError(f"load client exited without READY (rc={client.wait()})")
 
 
+def collect(client, publish_times, timeout):
+    """Ask the load client for what each reader received of the published entries: its RESULT, or None."""
+    client.stdin.write("collect " + json.dumps({"publish": publish_times, "timeout": timeout}) + "\n")
+    client.stdin.flush()
+    for line in client.stdout:
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return None
+
+
 def publish_steadily(publish, entries, rate):
     """Publish entries 1..N at `rate` a second: (when each was sent, ms, {seq: epoch ms}; each request's
     time in ms; the errors, which are reported, not fatal)."""
@@ -278,14 +288,7 @@ def run_one(server_cls, readers, entries, rate, concurrency, profile=None, storm
             stop_profile(spy)
             spy = profile_phase(pid, profile, "publish")
         publish_times, publish_http_ms, publish_errors = publish_steadily(server.publish, entries, rate)
-        timeout = 30 + readers / 500
-        client.stdin.write("collect " + json.dumps({"publish": publish_times, "timeout": timeout}) + "\n")
-        client.stdin.flush()
-        result = None
-        for line in client.stdout:
-            if line.startswith("RESULT "):
-                result = json.loads(line[7:])
-                break
+        result = collect(client, publish_times, 30 + readers / 500)
         cpu_publish = cpu_s(pid) - cpu0
         stop_profile(spy)
         spy = None
