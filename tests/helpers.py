@@ -14,6 +14,7 @@ import tempfile
 import threading
 import uuid
 from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -378,6 +379,19 @@ def browser_login(page, server, username: str = "alice") -> None:
     page.fill("#password", PASSWORD)
     page.click("main form button[type=submit]")
     page.wait_for_url(f"{server.url}/editor/")
+
+
+class LocalHTTPServer:
+    """A threaded HTTP server on 127.0.0.1 answering with `handler`, in the background until close()."""
+
+    def __init__(self, handler):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class RedisServer(Process):

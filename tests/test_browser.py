@@ -64,11 +64,12 @@ def http_login(server, username: str = "alice") -> requests.Session:
     return session
 
 
-def http_create_story(session: requests.Session, server, title: str, slug: str, summary: str = "") -> str:
+def http_create_story(session: requests.Session, server, title: str, slug: str, summary: str = "",
+                      order: str = "newest") -> str:
     page = session.get(f"{server.url}/editor/stories/new", timeout=10)
     response = session.post(f"{server.url}/editor/stories/new", timeout=10, allow_redirects=False, data={
         "csrf_token": csrf_from(page.text), "title": title, "slug": slug, "summary": summary,
-        "image_url": "", "status": "live"})
+        "image_url": "", "status": "live", "order": order})
     assert response.status_code == 302, response.text
     assert response.headers["Location"].endswith(f"/editor/stories/{slug}")
     return slug
@@ -904,15 +905,6 @@ def http_set_status(session: requests.Session, server, slug: str, status: str) -
     assert response.status_code == 302, response.text
 
 
-def http_create_oldest_first_story(session: requests.Session, server, title: str, slug: str) -> str:
-    page = session.get(f"{server.url}/editor/stories/new", timeout=10)
-    response = session.post(f"{server.url}/editor/stories/new", timeout=10, allow_redirects=False, data={
-        "csrf_token": csrf_from(page.text), "title": title, "slug": slug, "summary": "", "image_url": "",
-        "status": "live", "order": "oldest"})
-    assert response.status_code == 302, response.text
-    return slug
-
-
 def headlines_on(page: Page) -> list[str]:
     return page.locator("[data-entries] > article.entry .entry__headline").all_text_contents()
 
@@ -996,7 +988,7 @@ def test_share_copies_the_permalink_of_an_update_that_arrived_live(browser, serv
 
 def test_oldest_first_story_pages_from_the_start_appends_new_updates_and_toggles(browser, server):
     session = http_login(server)
-    slug = http_create_oldest_first_story(session, server, "Ask the council", "ask-the-council")
+    slug = http_create_story(session, server, "Ask the council", "ask-the-council", order="oldest")
     http_seed(session, server, slug, 22, prefix="Question")
     entries = f"{server.url}/stories/{slug}/entries"
     assert requests.get(f"{entries}?order=sideways", timeout=10).status_code == 400

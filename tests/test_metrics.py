@@ -7,10 +7,9 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import requests
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from helpers import Reader, start_live_server
+from helpers import LocalHTTPServer, Reader, start_live_server
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -213,7 +212,7 @@ def test_http_responses_are_counted_by_status_class(client):
     assert sample("tracker_http_responses_total", status="4xx") == missing + 1
 
 
-class PushService:
+class PushService(LocalHTTPServer):
     """A push service on 127.0.0.1: 201 for endpoints under /ok/, 410 (the subscription ended) for the rest."""
 
     def __init__(self):
@@ -227,19 +226,13 @@ class PushService:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        super().__init__(Handler)
 
     def subscription(self, path: str) -> dict:
         point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
         encode = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
         return {"endpoint": self.origin + path, "keys": {"p256dh": encode(point), "auth": encode(os.urandom(16))}}
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_pushes_sent_and_failed_are_counted(app, client, story):

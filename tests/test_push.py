@@ -13,7 +13,7 @@ import queue
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 import http_ece
@@ -22,7 +22,7 @@ import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from helpers import LiveServer
+from helpers import LiveServer, LocalHTTPServer
 from sqlalchemy import func, select
 
 from tracker import create_app, push, services
@@ -40,7 +40,7 @@ def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class PushService:
+class PushService(LocalHTTPServer):
     """A push service on 127.0.0.1 (a thread): it records each request, and answers with the statuses queued
     in `answers`, then 201. A 503 says Retry-After: 0. While `open` is clear it holds every answer back."""
 
@@ -66,17 +66,11 @@ class PushService:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        super().__init__(Handler)
 
     def next(self):
         """The next request received: (path, headers, body)."""
         return self.received.get(timeout=WAIT)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Browser:
