@@ -27,15 +27,19 @@ class Window:
         self.rev = story["rev"]
         self.start = self.rev
         self.ready = False  # until its first read; events meanwhile wait in `early`
-        self.entries: dict[int, tuple[dict, int]] = {}  # id -> (newest state, its size in bytes)
+        # id -> (newest state, its size in bytes), in the order of those states' revisions.
+        self.entries: dict[int, tuple[dict, int]] = {}
         self.early: dict[int, tuple[str, dict]] = {}  # revisions that arrived above a missing one
 
     def fill(self, story: dict, entries: list[dict], start: int) -> None:
-        """Take the first read: the story as of its revision, and the entries changed after `start`."""
+        """Take the first read: the story as of its revision, and the entries changed after `start`
+        (in revision order). A state newer than the story's revision was committed after this window
+        opened, so its event is still to come: it is left for that event, which keeps the order."""
         self.story = _as_joined(story)
         self.rev, self.start = story["rev"], start
         for state in entries:
-            self.entries[state["id"]] = (state, len(json.dumps(state)))
+            if state["rev"] <= self.rev:
+                self.entries[state["id"]] = (state, len(json.dumps(state)))
         self.ready = True
         self._close()
 
@@ -56,6 +60,7 @@ class Window:
             if kind == "story":
                 self.story = _as_joined(state)
             else:
+                self.entries.pop(state["id"], None)  # to the end: the newest revision
                 self.entries[state["id"]] = (state, len(json.dumps(state)))
                 self.story["updated_at"] = max(self.story["updated_at"] or "", state["updated_at"] or "")
 
@@ -64,8 +69,12 @@ class Window:
         # A reader ahead of this window heard of a revision this process has not delivered yet.
         if not self.ready or self.early or not self.start <= since <= self.rev:
             return None
-        changed = sorted((item for item in self.entries.values() if since < item[0]["rev"] <= self.rev),
-                         key=lambda item: item[0]["rev"])
+        changed = []
+        for item in reversed(self.entries.values()):  # newest first, as far back as the reader is
+            if item[0]["rev"] <= since:
+                break
+            changed.append(item)
+        changed.reverse()
         if len(changed) > most or sum(size for _, size in changed) > max_bytes:
             return None
         if len(self.entries) > 2 * keep:
@@ -73,9 +82,10 @@ class Window:
         return {"rev": self.rev, "story": {**self.story, "rev": self.rev}, "entries": [s for s, _ in changed]}
 
     def _trim(self, keep: int) -> None:
-        newest = sorted(self.entries.items(), key=lambda item: item[1][0]["rev"])[-keep:]
-        self.start = max(self.start, newest[0][1][0]["rev"] - 1)
-        self.entries = dict(newest)
+        """Keep the `keep` newest states; the window then starts at the newest one dropped."""
+        while len(self.entries) > keep:
+            state, _ = self.entries.pop(next(iter(self.entries)))
+            self.start = max(self.start, state["rev"])
 
 
 def _as_joined(story: dict) -> dict:
