@@ -14,6 +14,7 @@ import resource
 import socket
 import time
 import warnings
+from http.server import BaseHTTPRequestHandler
 
 ASYNC_MODES = ("eventlet", "gevent")
 # Read here, not in tracker.config: monkey patching must come before anything imports the app.
@@ -49,7 +50,8 @@ app = create_app({"ASYNC_MODE": ASYNC_MODE} if SERVING else None)
 
 
 def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
-    """A function broadcasts (tracker.fanout) use to write a frame to this connection directly.
+    """A function broadcasts (tracker.fanout) use to write a frame to this connection directly,
+    and the function it writes with (a parked websocket's queue writes with it too: _Parked).
 
     It writes only when the connection's queue is empty and no one else is writing to it or
     waiting to (eventlet's send lock, which every websocket write takes, is free and uncontended),
@@ -70,11 +72,8 @@ def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
             return
         lock.release()
 
-    def direct_send(frame: bytes) -> bool:
-        # balance, not locked(): a writer woken by a release holds a packet it took off the
-        # queue but has not taken the lock back yet, and its packet must go out first.
-        if lock.balance < 1 or not queue.empty() or not eio_socket.upgraded or eio_socket.closed:
-            return False
+    def write(frame: bytes) -> bool:
+        """Write without waiting (the send lock is free); False if the connection is broken."""
         try:
             sent = fd.send(frame)
         except BlockingIOError:
@@ -82,30 +81,208 @@ def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
         except OSError:
             return False  # the normal path notices the broken connection and closes it
         if sent < len(frame):
-            lock.acquire()  # free, checked above: this does not block
+            lock.acquire()  # free, checked by the caller: this does not block
             spawn(send_rest, frame[sent:])
             metrics.PARTIAL_WRITES.inc()
         return True
 
-    return direct_send
+    def direct_send(frame: bytes) -> bool:
+        # balance, not locked(): a writer woken by a release holds a packet it took off the
+        # queue but has not taken the lock back yet, and its packet must go out first.
+        if lock.balance < 1 or not queue.empty() or not eio_socket.upgraded or eio_socket.closed:
+            return False
+        return write(frame)
+
+    return direct_send, write
 
 
-def _tune_engineio() -> None:
-    """Direct writes for broadcasts, and pings timed without a sleeping green thread per reader."""
+class _Detached:
+    """What eventlet's server finds in place of a parked websocket's socket when the request's green
+    thread ends: its cleanup shuts down and closes this, not the connection (_Parked owns that now)."""
+
+    def shutdown(self, how=None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Parked:
+    """A websocket the hub serves while it is idle, with no green thread of its own.
+
+    Engine.IO's websocket handler keeps two green threads for a connection's whole life, a reader
+    blocked in recv and a writer blocked on the queue, and each holds its stack: most of a
+    reader's memory. Parked, the connection has neither. The hub calls `readable` when the
+    reader sends something, and a task reads and handles it; a packet put on the queue starts a
+    task that writes until the queue is empty (most broadcasts need none: _direct_writer). Each
+    task does what Engine.IO's reader or writer loop does (Socket._websocket_handler), and ends.
+    A reader silent past the ping timeout is closed by Engine.IO's service task; a frame that
+    stops halfway, by the socket's timeout in the reading task.
+    """
+
+    def __init__(self, eio_socket, ws, write, release):
+        from engineio import exceptions, packet
+
+        self.eio, self.ws, self.release, self.packet, self.exceptions = eio_socket, ws, release, packet, exceptions
+        self.write_now, self.lock = write, ws._sendlock
+        self.hub, self.listener, self.writing, self.ended = eventlet.hubs.get_hub(), None, False, False
+        eio_socket.queue.wake = self.write_soon
+        metrics.PARKED.inc()
+        self.listen()
+        if not eio_socket.queue.empty():
+            self.write_soon()
+
+    def listen(self) -> None:
+        self.listener = self.hub.add(self.hub.READ, self.ws.socket.fileno(), self.readable, self.closed_under,
+                                     lambda: None)
+
+    def readable(self, _fileno) -> None:
+        """In the hub: something arrived. Stop listening while a task reads it."""
+        self.hub.remove(self.listener)
+        self.listener = None
+        eventlet.spawn_n(self.read)
+
+    def closed_under(self, _exc) -> None:
+        """In the hub: the descriptor was closed and reused under the listener."""
+        self.listener = None
+        eventlet.spawn_n(self.end)
+
+    def read(self) -> None:
+        """Handle each packet that has arrived; listen again when nothing more is buffered."""
+        eio = self.eio
+        try:
+            while not self.ended:
+                data = self.ws.wait()
+                if data is None or len(data) > eio.server.max_http_buffer_size:
+                    break  # closed by the reader, or Engine.IO's "packet is too large"
+                try:
+                    eio.receive(self.packet.Packet(encoded_packet=data))
+                except self.exceptions.UnknownPacketError:
+                    pass
+                if eio.closed:
+                    break
+                if not self.buffered():
+                    self.listen()
+                    return
+        except (OSError, self.exceptions.SocketIsClosedError):
+            pass  # gone, or a frame stalled past the socket's timeout
+        except Exception:
+            log.exception("%s: unexpected error reading a websocket; closing it", eio.sid)
+        self.end()
+
+    def buffered(self) -> bool:
+        try:
+            self.ws.socket.fd.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError:
+            pass  # the next read meets the error and ends the connection
+        return True
+
+    def write_soon(self) -> None:
+        """A packet was queued: write what is queued now, as far as the kernel takes it without
+        waiting; then a task writes the rest, in order, as Engine.IO's writer would."""
+        queue = self.eio.queue
+        while not self.writing:
+            if self.lock.balance < 1:  # a frame's tail is being sent: what is queued waits behind it
+                self.writing = True
+                eventlet.spawn_n(self.write)
+                return
+            try:
+                pkt = queue.get(block=False)
+            except eventlet.queue.Empty:
+                return
+            queue.task_done()
+            if pkt is None or not self.write_now(self.ws._pack_message(pkt.encode())):
+                eventlet.spawn_n(self.end)  # closed by Engine.IO, or broken
+                return
+
+    def write(self) -> None:
+        """Send what is queued; the None Engine.IO queues when the socket closes ends the connection."""
+        queue = self.eio.queue
+        try:
+            while True:
+                try:
+                    pkt = queue.get(block=False)
+                except eventlet.queue.Empty:
+                    self.writing = False
+                    return
+                queue.task_done()
+                if pkt is None:
+                    break
+                self.ws.send(pkt.encode())
+        except OSError:
+            pass  # gone, or stalled past the socket's timeout
+        self.end()
+
+    def end(self) -> None:
+        """Close the connection, as Engine.IO's handler does when its reader loop ends."""
+        if self.ended:
+            return
+        self.ended, self.eio.queue.wake = True, None
+        if self.listener is not None:
+            self.hub.remove(self.listener)
+            self.listener = None
+        if not self.eio.closed:
+            self.eio.close(wait=False, abort=True, reason=self.eio.server.reason.TRANSPORT_CLOSE)
+        if not self.ws.websocket_closed:  # else eventlet closed it, answering the reader's closing frame
+            self.ws.close()
+        self.eio.direct_send = self.eio.hangup = None  # and no cycle keeps the closed socket alive
+        metrics.PARKED.dec()
+        self.release()
+
+
+def _tune_engineio(pool, book) -> None:
+    """Parked websockets, direct writes for broadcasts, and pings timed without a green thread per reader.
+
+    A websocket-only connection is parked (_Parked) while `pool`, eventlet's server's pool of
+    connections, has room: it keeps its place there until it ends, and tells `book` then."""
     from engineio import packet
     from engineio.async_drivers import eventlet as driver
     from engineio.socket import Socket
 
+    class Outbox(eventlet.queue.Queue):
+        """An Engine.IO socket's queue; a parked websocket's wakes its writer."""
+
+        wake = None
+
+        def put(self, item, block=True, timeout=None):
+            super().put(item, block, timeout)
+            if self.wake is not None:
+                self.wake()
+
+    def park(eio_socket, ws, write) -> bool:
+        """Serve the websocket from the hub from now on (Engine.IO's handler, minus its loops)."""
+        if eio_socket.connected or not pool.sem.acquire(blocking=False):
+            return False  # an upgrade from polling (rare), or the pool is full: Engine.IO's handler
+        address = ws.environ.get("REMOTE_ADDR", "")
+
+        def release():
+            pool.sem.release()
+            if book is not None:
+                book.closed(address)
+
+        eio_socket.connected = eio_socket.upgraded = True
+        ws.socket.settimeout(eio_socket.server.ping_interval + eio_socket.server.ping_timeout)
+        ws.socket.tracker_parked = True  # the connection outlives its request's green thread (_protocol)
+        ws.websocket_closed = True  # until eventlet's handler has returned (DirectWebSocket.__call__)
+        _Parked(eio_socket, ws, write, release)
+        return True
+
     class DirectWebSocket(driver.WebSocketWSGI):
         def __init__(self, handler, server):
             eio_socket = handler.__self__  # the Engine.IO socket whose handler this is
+            self.parked = None
 
             def handle(ws):
                 if getattr(eio_socket, "direct_send", None) is not None:
                     return handler(ws)  # a second, concurrent upgrade attempt: leave the first's
-                eio_socket.direct_send = _direct_writer(eio_socket, ws)
+                eio_socket.direct_send, write = _direct_writer(eio_socket, ws)
                 # The guards' way to end a connection now: its reader and any writer wake up.
                 eio_socket.hangup = functools.partial(eventlet.greenio.shutdown_safe, ws.socket)
+                if park(eio_socket, ws, write):
+                    self.parked = ws
+                    return None
                 try:
                     return handler(ws)
                 finally:
@@ -114,8 +291,18 @@ def _tune_engineio() -> None:
 
             super().__init__(handle, server)
 
+        def __call__(self, environ, start_response):
+            try:
+                return super().__call__(environ, start_response)
+            finally:
+                if self.parked is not None:  # eventlet did not send a closing frame: _Parked will
+                    self.parked.websocket_closed = False
+
     eio = socketio.server.eio
-    eio._async = {**eio._async, "websocket": DirectWebSocket}
+    eio._async = {**eio._async, "websocket": DirectWebSocket, "queue": Outbox}
+    # Handle each packet in the task that read it: Engine.IO would start another for each
+    # (python-socketio still starts one for each event).
+    eio.async_handlers = False
 
     # python-engineio waits out each reader's ping interval in a green thread of its own: a
     # third stack per connection (about 9 KB). A hub timer waits for free and starts the green
@@ -149,12 +336,17 @@ def _fast_path_missing() -> list[str]:
 
     server = socketio.server
     missing = [name for name, there in [
-        ("engineio Server._async['websocket']", "websocket" in getattr(server.eio, "_async", {})),
+        ("engineio Server._async['websocket'/'queue']",
+         {"websocket", "queue"} <= set(getattr(server.eio, "_async", {}))),
+        ("engineio Server.async_handlers/reason.TRANSPORT_CLOSE", hasattr(server.eio, "async_handlers")
+         and hasattr(getattr(server.eio, "reason", None), "TRANSPORT_CLOSE")),
         ("engineio's eventlet WebSocketWSGI", isinstance(getattr(driver, "WebSocketWSGI", None), type)),
         ("engineio Socket.schedule_ping", callable(getattr(Socket, "schedule_ping", None))),
         ("socketio Server._send_eio_packet", callable(getattr(server, "_send_eio_packet", None))),
         ("socketio Manager.get_participants", callable(getattr(server.manager, "get_participants", None))),
         ("eventlet HttpProtocol.rbufsize", hasattr(eventlet.wsgi.HttpProtocol, "rbufsize")),
+        ("eventlet GreenPool.sem", hasattr(eventlet.GreenPool(1), "sem")),
+        ("eventlet hub add/remove/READ", all(hasattr(eventlet.hubs.get_hub(), n) for n in ("add", "remove", "READ"))),
     ] if not there]
     near, far = green.socketpair()
     try:
@@ -162,8 +354,10 @@ def _fast_path_missing() -> list[str]:
         missing += [name for name, there in [
             ("eventlet WebSocket._sendlock.balance", hasattr(getattr(ws, "_sendlock", None), "balance")),
             ("eventlet WebSocket.socket.fd", hasattr(getattr(ws, "socket", None), "fd")),
+            *((f"eventlet WebSocket.{name}", hasattr(ws, name))
+              for name in ("websocket_closed", "environ", "wait", "_pack_message")),
             *((f"engineio Socket.{name}", hasattr(eio_socket, name))
-              for name in ("queue", "upgraded", "closed", "closing", "last_ping", "server")),
+              for name in ("queue", "connected", "upgraded", "closed", "closing", "last_ping", "server")),
         ] if not there]
     finally:
         near.close()
@@ -171,7 +365,7 @@ def _fast_path_missing() -> list[str]:
     return missing
 
 
-def _eventlet_fast_path() -> None:
+def _eventlet_fast_path(pool, book) -> None:
     """Install the fast path, unless FAST_FANOUT=0 or a library internal it relies on is missing."""
     missing = _fast_path_missing()
     if missing:
@@ -180,7 +374,7 @@ def _eventlet_fast_path() -> None:
     elif not app.config["FAST_FANOUT"]:
         log.info("broadcast fast path off (FAST_FANOUT=0)")
     else:
-        _tune_engineio()
+        _tune_engineio(pool, book)
 
 
 # eventlet's wsgi server stops accepting at 1024 connections and listens with a backlog of 50;
@@ -242,6 +436,12 @@ def _protocol(book, header_timeout: int):
                 self.deadline = None
 
         def finish(self):
+            if getattr(self.connection, "tracker_parked", False):
+                # The websocket lives on (_Parked): eventlet's server must not close its socket, and
+                # it is counted until it ends.
+                self.conn_state[1] = _Detached()
+                BaseHTTPRequestHandler.finish(self)
+                return
             try:
                 super().finish()
             finally:
@@ -475,14 +675,17 @@ def main() -> None:
         upgrade_database()
         if args.demo:
             print(demo.seed_if_empty() or demo.login_hint(), flush=True)
+    book = guard.addresses(app)
+    # Behind a proxy every connection comes from the proxy; guard counts by X-Forwarded-For then.
+    per_peer = None if app.config["TRUSTED_PROXIES"] else book
     if ASYNC_MODE == "eventlet":
-        _eventlet_fast_path()
+        pool = eventlet.GreenPool(max_connections)  # eventlet's server's, shared with parked websockets
+        _eventlet_fast_path(pool, per_peer)
     else:
         log.info("broadcast fast path off: it is eventlet's (ASYNC_MODE=%s); serving on the libraries' own "
                  "paths, as with FAST_FANOUT=0", ASYNC_MODE)
         _gevent_websockets()
         _gevent_psycopg2()
-    book = guard.addresses(app)
     guard.protect_socketio(socketio.server, book, app.config)
     # Each reader adds a few hundred objects. With the collector's defaults (a pass every 700
     # allocations, full passes over every object) collection took a quarter of the CPU of a
@@ -496,15 +699,13 @@ def main() -> None:
     socketio.start_background_task(rev_beacon, app)
     socketio.start_background_task(readers.run, app)
     socketio.start_background_task(scheduler.run, app)
-    # Behind a proxy every connection comes from the proxy; guard counts by X-Forwarded-For then.
-    per_peer = None if app.config["TRUSTED_PROXIES"] else book
     header_timeout, socket_timeout = app.config["HEADER_TIMEOUT"], app.config["SOCKET_TIMEOUT"]
     if ASYNC_MODE == "eventlet":
         listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)
         log.info("serving with eventlet %s (ASYNC_MODE=eventlet)", eventlet.__version__)
         _say_serving(args)
         # debug=False: an exception that escapes Flask must never send its traceback to the client.
-        eventlet.wsgi.server(_Listener(listener, per_peer), app, max_size=max_connections,
+        eventlet.wsgi.server(_Listener(listener, per_peer), app, custom_pool=pool,
                              protocol=_protocol(per_peer, header_timeout), debug=False,
                              socket_timeout=socket_timeout, log=logging.getLogger("eventlet.wsgi"),
                              log_output=os.environ.get("ACCESS_LOG") == "1")

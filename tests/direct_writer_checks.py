@@ -36,7 +36,8 @@ class Wire:
         self.eio = engineio.socket.Socket(engineio.Server(async_mode="eventlet"), "test")
         self.eio.upgraded = True
         self.tasks: list = []
-        self.send = serving._direct_writer(self.eio, self.ws, spawn=lambda task, *args: self.tasks.append((task, args)))
+        self.send, _ = serving._direct_writer(self.eio, self.ws,
+                                              spawn=lambda task, *args: self.tasks.append((task, args)))
 
     @property
     def lock_free(self) -> bool:

@@ -48,6 +48,8 @@ FALLBACKS = Counter("tracker_fanout_fallbacks", "Broadcast deliveries that took 
 PARTIAL_WRITES = Counter("tracker_fanout_partial_writes",
                          "Direct writes the kernel took only part of (a task sent the rest)", registry=REGISTRY)
 TIMER_PINGS = Counter("tracker_timer_pings", "Engine.IO pings sent from a hub timer", registry=REGISTRY)
+PARKED = Gauge("tracker_parked_websockets", "Websockets served by the hub with no green thread of their own while idle",
+               registry=REGISTRY)
 READERS = Gauge("tracker_readers", "Connections of this process following a story (set by tracker.readers)",
                 registry=REGISTRY)
 READERS_TICKS = Summary("tracker_readers_tick_seconds",

@@ -78,7 +78,8 @@ def counts(slugs: list[str]) -> dict[str, int]:
 
 def last_total(slug: str) -> int:
     """The story's total at the last tick (for a join's answer: no round trip), else this process's count."""
-    return _totals.get(slug) or local_counts().get(slug, 0)
+    # One room's size, not local_counts(): that walks every room, one per connection, on every join.
+    return _totals.get(slug) or len(socketio.server.manager.rooms.get("/", {}).get(room(slug)) or ())
 
 
 @metrics.READERS_TICKS.time()
