@@ -5,6 +5,7 @@ import json
 import os
 import struct
 import threading
+import time
 
 import pytest
 import requests
@@ -128,3 +129,19 @@ def test_a_broadcast_to_idle_readers_takes_the_path_fast_fanout_selects(live_ser
     # Idle readers have nothing queued and nobody writing: the frame goes to each of them directly.
     assert live_server.metric("tracker_fanout_direct_writes_total") - direct == (3 if FAST else 0)
     assert live_server.metric("tracker_fanout_fallbacks_total") - queued == 0
+
+
+def test_idle_websockets_are_parked_and_let_go_when_they_close(live_server):
+    http, slug = api(live_server)
+    parked = live_server.metric("tracker_parked_websockets")
+    readers = [WireReader(live_server.port, slug) for _ in range(3)]
+    # Served by the hub with no green thread of their own (app.py's _Parked): only on the fast path.
+    assert live_server.metric("tracker_parked_websockets") - parked == (3 if FAST else 0)
+    # A parked reader still gets what is queued for it (its join's answer above) and broadcasts.
+    assert http.post(f"{live_server.url}/api/stories/{slug}/entries", json={"body": "Parked"}).status_code == 201
+    for reader in readers:
+        assert [entry["html"].strip() for entry in reader.entries(1)] == ["<p>Parked</p>"]
+        reader.close()
+    deadline = time.monotonic() + 10
+    while live_server.metric("tracker_parked_websockets") != parked:  # the server sees each close
+        assert time.monotonic() < deadline, "a closed reader is still counted as parked"

@@ -36,10 +36,20 @@ class IdConverter(IntegerConverter):
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Mark the session cookie Secure whenever the request came over HTTPS."""
+    """Mark the session cookie Secure whenever the request came over HTTPS; sign with one serializer per key."""
+
+    _signing: tuple = (None, None)
 
     def get_cookie_secure(self, app):
         return app.config["SESSION_COOKIE_SECURE"] or request.is_secure
+
+    def get_signing_serializer(self, app):
+        # Flask builds a serializer for every request and every Socket.IO event (itsdangerous then
+        # encodes a test value to check it): a tenth of a reader's join. It holds only the keys.
+        keys = (app.secret_key, *(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if self._signing[0] != keys:
+            self._signing = (keys, super().get_signing_serializer(app))
+        return self._signing[1]
 
 
 def create_app(config: dict | None = None) -> Flask:
