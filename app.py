@@ -300,9 +300,10 @@ def _tune_engineio(pool, book) -> None:
 
     eio = socketio.server.eio
     eio._async = {**eio._async, "websocket": DirectWebSocket, "queue": Outbox}
-    # Handle each packet, events included, in the task that read it: Engine.IO and python-socketio
-    # would each start another. A connection's packets are handled one at a time then, in order.
-    eio.async_handlers = socketio.server.async_handlers = False
+    # Handle each packet in the task that read it: Engine.IO would start another for each. Events
+    # still get a task each from python-socketio, so a connection's reading never waits for a
+    # handler, and one that sends a burst meets the packet limit at once (tracker.guard).
+    eio.async_handlers = False
 
     # python-engineio waits out each reader's ping interval in a green thread of its own: a
     # third stack per connection (about 9 KB). A hub timer waits for free and starts the green
@@ -338,8 +339,7 @@ def _fast_path_missing() -> list[str]:
     missing = [name for name, there in [
         ("engineio Server._async['websocket'/'queue']",
          {"websocket", "queue"} <= set(getattr(server.eio, "_async", {}))),
-        ("engineio/socketio Server.async_handlers, engineio reason.TRANSPORT_CLOSE",
-         hasattr(server.eio, "async_handlers") and hasattr(server, "async_handlers")
+        ("engineio Server.async_handlers/reason.TRANSPORT_CLOSE", hasattr(server.eio, "async_handlers")
          and hasattr(getattr(server.eio, "reason", None), "TRANSPORT_CLOSE")),
         ("engineio's eventlet WebSocketWSGI", isinstance(getattr(driver, "WebSocketWSGI", None), type)),
         ("engineio Socket.schedule_ping", callable(getattr(Socket, "schedule_ping", None))),

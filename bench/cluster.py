@@ -98,7 +98,7 @@ def nginx_conf(tmp, port, backends, connections):
     servers = "".join(f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;\n" for p in backends)
     sub(r"(^\s*server 127\.0\.0\.1:\d+ [^\n]*\n)+", servers, count=1)
     sub(r"^\s*listen \[::\]:80[^;]*;\n", "")
-    sub(r"listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;")
+    sub(r"listen 80 default_server( backlog=\d+)?;", rf"listen 127.0.0.1:{port} default_server\1;")
     sub(r"listen 80;", f"listen 127.0.0.1:{port};")
     sub(r"server_name tracker\.example\.org;", "server_name 127.0.0.1;")
     sub(r"/srv/tracker", str(ROOT))
