@@ -113,11 +113,12 @@ class _Parked:
     Engine.IO's websocket handler keeps two green threads for a connection's whole life, a reader
     blocked in recv and a writer blocked on the queue, and each holds its stack: most of a
     reader's memory. Parked, the connection has neither. The hub calls `readable` when the
-    reader sends something, and a task reads and handles it; a packet put on the queue starts a
-    task that writes until the queue is empty (most broadcasts need none: _direct_writer). Each
-    task does what Engine.IO's reader or writer loop does (Socket._websocket_handler), and ends.
-    A reader silent past the ping timeout is closed by Engine.IO's service task; a frame that
-    stops halfway, by the socket's timeout in the reading task.
+    reader sends something, and a task reads and handles it. A packet put on the queue is
+    written at once if the kernel takes it; a task writes only what it does not take, and what
+    is queued behind that (broadcasts skip the queue: _direct_writer). Each task does what
+    Engine.IO's reader or writer loop does (Socket._websocket_handler), and ends. A reader
+    silent past the ping timeout is closed by Engine.IO's service task; a frame that stops
+    halfway, by the socket's timeout in the reading task.
     """
 
     def __init__(self, eio_socket, ws, write, release):
@@ -155,19 +156,23 @@ class _Parked:
                 data = self.ws.wait()
                 if data is None or len(data) > eio.server.max_http_buffer_size:
                     break  # closed by the reader, or Engine.IO's "packet is too large"
+                pkt = self.packet.Packet(encoded_packet=data)
                 try:
-                    eio.receive(self.packet.Packet(encoded_packet=data))
+                    eio.receive(pkt)
                 except self.exceptions.UnknownPacketError:
                     pass
+                except self.exceptions.SocketIsClosedError:
+                    break
+                except Exception:  # as Engine.IO's handler: a bug here, logged, and the connection ends
+                    log.exception("%s: unexpected error handling a websocket packet; closing it", eio.sid)
+                    break
                 if eio.closed:
                     break
                 if not self.buffered():
                     self.listen()
                     return
-        except (OSError, self.exceptions.SocketIsClosedError):
-            pass  # gone, or a frame stalled past the socket's timeout
-        except Exception:
-            log.exception("%s: unexpected error reading a websocket; closing it", eio.sid)
+        except (OSError, ValueError):
+            pass  # gone, a frame stalled past the socket's timeout, or not an Engine.IO packet
         self.end()
 
     def buffered(self) -> bool:
@@ -223,13 +228,15 @@ class _Parked:
         if self.listener is not None:
             self.hub.remove(self.listener)
             self.listener = None
-        if not self.eio.closed:
-            self.eio.close(wait=False, abort=True, reason=self.eio.server.reason.TRANSPORT_CLOSE)
-        if not self.ws.websocket_closed:  # else eventlet closed it, answering the reader's closing frame
-            self.ws.close()
-        self.eio.direct_send = self.eio.hangup = None  # and no cycle keeps the closed socket alive
-        metrics.PARKED.dec()
-        self.release()
+        try:
+            if not self.eio.closed:
+                self.eio.close(wait=False, abort=True, reason=self.eio.server.reason.TRANSPORT_CLOSE)
+            if not self.ws.websocket_closed:  # else eventlet closed it, answering the reader's closing frame
+                self.ws.close()
+        finally:
+            self.eio.direct_send = self.eio.hangup = None  # and no cycle keeps the closed socket alive
+            metrics.PARKED.dec()
+            self.release()
 
 
 def _tune_engineio(pool, book) -> None:
