@@ -121,11 +121,10 @@ class _Parked:
     halfway, by the socket's timeout in the reading task.
     """
 
-    def __init__(self, eio_socket, ws, write, release):
-        from engineio import exceptions, packet
+    __slots__ = ("eio", "ws", "write_now", "release", "lock", "hub", "listener", "writing", "ended")
 
-        self.eio, self.ws, self.release, self.packet, self.exceptions = eio_socket, ws, release, packet, exceptions
-        self.write_now, self.lock = write, ws._sendlock
+    def __init__(self, eio_socket, ws, write, release):
+        self.eio, self.ws, self.write_now, self.release, self.lock = eio_socket, ws, write, release, ws._sendlock
         self.hub, self.listener, self.writing, self.ended = eventlet.hubs.get_hub(), None, False, False
         eio_socket.queue.wake = self.write_soon
         metrics.PARKED.inc()
@@ -150,18 +149,20 @@ class _Parked:
 
     def read(self) -> None:
         """Handle each packet that has arrived; listen again when nothing more is buffered."""
+        from engineio import exceptions, packet
+
         eio = self.eio
         try:
             while not self.ended:
                 data = self.ws.wait()
                 if data is None or len(data) > eio.server.max_http_buffer_size:
                     break  # closed by the reader, or Engine.IO's "packet is too large"
-                pkt = self.packet.Packet(encoded_packet=data)
+                pkt = packet.Packet(encoded_packet=data)
                 try:
                     eio.receive(pkt)
-                except self.exceptions.UnknownPacketError:
+                except exceptions.UnknownPacketError:
                     pass
-                except self.exceptions.SocketIsClosedError:
+                except exceptions.SocketIsClosedError:
                     break
                 except Exception:  # as Engine.IO's handler: a bug here, logged, and the connection ends
                     log.exception("%s: unexpected error handling a websocket packet; closing it", eio.sid)

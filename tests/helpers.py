@@ -203,12 +203,19 @@ class LiveServer(Process):
     def start(self) -> None:
         self.spawn([sys.executable, "app.py"], "Tracker serving on", cwd=ROOT, env=self.env)
 
+    def metrics(self, *names: str) -> dict[str, float]:
+        """The values of unlabelled samples of one GET /metrics of the server (Prometheus text), by name."""
+        body = requests.get(f"{self.url}/metrics", timeout=10).text
+        found = {}
+        for name in names:
+            match = re.search(rf"^{re.escape(name)} (\S+)$", body, re.MULTILINE)
+            assert match, f"no sample {name} in /metrics:\n{body}"
+            found[name] = float(match.group(1))
+        return found
+
     def metric(self, name: str) -> float:
         """The value of an unlabelled sample of the server's GET /metrics (Prometheus text)."""
-        body = requests.get(f"{self.url}/metrics", timeout=10).text
-        match = re.search(rf"^{re.escape(name)} (\S+)$", body, re.MULTILINE)
-        assert match, f"no sample {name} in /metrics:\n{body}"
-        return float(match.group(1))
+        return self.metrics(name)[name]
 
 
 def start_live_server(database_url: str, **env: str) -> LiveServer:
