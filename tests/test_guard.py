@@ -51,6 +51,7 @@ SPEAKER = "127.0.0.6"       # test_unknown_and_malformed_events
 STALLER = "127.0.0.7"       # test_a_reader_that_stops_reading_is_dropped
 CROWD = ("127.0.0.8", "127.0.0.9", "127.0.0.10")  # test_accept_errors_do_not_kill_the_process
 POSTER = "127.0.0.11"       # test_big_polling_posts_are_refused
+MUMBLER = "127.0.0.12"      # test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly
 
 PROBE_EVERY = 0.15          # s between GET / probes
 ANSWER_WITHIN = 1.5         # s: every probe
@@ -566,6 +567,21 @@ def test_a_second_join_in_flight_is_refused(site):
     assert second["error"] != HANDLER_FAILED, second
 
 
+def ended_within(ws: websocket.WebSocket, seconds: float) -> bool:
+    """Read (answering nothing) until the server closes the websocket; False if it is still open after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ws.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if not ws.recv():
+                return True  # a closing frame
+        except websocket.WebSocketTimeoutException:
+            return False
+        except (websocket.WebSocketConnectionClosedException, OSError):
+            return True
+    return False
+
+
 def test_unknown_and_malformed_events_get_a_bad_request_ack(site):
     """Events the server does not know, or whose shape is wrong, are answered "bad request", not
     HANDLER_FAILED, without a traceback. A packet that is not even JSON may cost the connection."""
@@ -587,6 +603,20 @@ def test_unknown_and_malformed_events_get_a_bad_request_ack(site):
         assert ack["ok"] is False and ack["error"] != HANDLER_FAILED, f"{packet}: {ack}"
         assert re.search(r"bad request|not understood", ack["error"], re.I), f"{packet}: {ack}"
     assert still and still["ok"], "the connection stopped working after events it could answer"
+    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
+    assert not tracebacks, "".join(server.lines(mark))[-3000:]
+
+
+def test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly(site):
+    server = site.server
+    mark = len(server.log)
+    wire = Wire(server.port, MUMBLER)
+    try:
+        wire.ws.send("x")
+        ended = ended_within(wire.ws, 5)
+    finally:
+        wire.close()
+    assert ended, "a frame that is not an Engine.IO packet left the connection open"
     tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
     assert not tracebacks, "".join(server.lines(mark))[-3000:]
 
