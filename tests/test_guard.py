@@ -567,21 +567,6 @@ def test_a_second_join_in_flight_is_refused(site):
     assert second["error"] != HANDLER_FAILED, second
 
 
-def ended_within(ws: websocket.WebSocket, seconds: float) -> bool:
-    """Read (answering nothing) until the server closes the websocket; False if it is still open after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        ws.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            if not ws.recv():
-                return True  # a closing frame
-        except websocket.WebSocketTimeoutException:
-            return False
-        except (websocket.WebSocketConnectionClosedException, OSError):
-            return True
-    return False
-
-
 def test_unknown_and_malformed_events_get_a_bad_request_ack(site):
     """Events the server does not know, or whose shape is wrong, are answered "bad request", not
     HANDLER_FAILED, without a traceback. A packet that is not even JSON may cost the connection."""
@@ -613,7 +598,7 @@ def test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly(site
     wire = Wire(server.port, MUMBLER)
     try:
         wire.ws.send("x")
-        ended = ended_within(wire.ws, 5)
+        _, ended = drain(wire.sock, 5)
     finally:
         wire.close()
     assert ended, "a frame that is not an Engine.IO packet left the connection open"
