@@ -28,10 +28,14 @@ _totals: dict[str, int] = {}  # the last tick's totals, by story slug
 _reported: set[str] = set()  # the stories this process has a figure for in Redis
 
 
+def _rooms() -> dict:
+    """This process's rooms of the default namespace (one per connection, one per followed story...)."""
+    return socketio.server.manager.rooms.get("/", {}) if socketio.server else {}
+
+
 def local_counts() -> dict[str, int]:
     """This process's connections per story it has readers of."""
-    rooms = socketio.server.manager.rooms.get("/", {}) if socketio.server else {}
-    return {name[len(ROOM_PREFIX):]: len(members) for name, members in list(rooms.items())
+    return {name[len(ROOM_PREFIX):]: len(members) for name, members in list(_rooms().items())
             if name and name.startswith(ROOM_PREFIX) and members}
 
 
@@ -79,7 +83,7 @@ def counts(slugs: list[str]) -> dict[str, int]:
 def last_total(slug: str) -> int:
     """The story's total at the last tick (for a join's answer: no round trip), else this process's count."""
     # One room's size, not local_counts(): that walks every room, one per connection, on every join.
-    return _totals.get(slug) or len(socketio.server.manager.rooms.get("/", {}).get(room(slug)) or ())
+    return _totals.get(slug) or len(_rooms().get(room(slug)) or ())
 
 
 @metrics.READERS_TICKS.time()
