@@ -96,6 +96,7 @@ def create_app(config: dict | None = None) -> Flask:
     from . import api, auth, cli, editor, embed, errors, events, feeds, health, media, metrics, notifications, reader  # noqa: F401
     for module in (api, auth, editor, embed, feeds, health, media, metrics, notifications, reader):
         app.register_blueprint(module.bp)
+    socketio.server.on("join", events.on_join)  # on python-socketio itself: see on_join
     metrics.init_app(app)
     cli.register(app)
     errors.register(app)

@@ -78,22 +78,25 @@ _recent: dict[str, tuple[int, int]] = {}
 _following: dict[str, set[str]] = {}
 
 
-def _over_rate() -> bool:
+def _over_rate(sid: str) -> bool:
     """Count this event; tell whether the connection sent more than allowed this minute."""
     minute = int(time.monotonic() // 60)
-    seen, count = _recent.get(request.sid, (minute, 0))
+    seen, count = _recent.get(sid, (minute, 0))
     count = count + 1 if seen == minute else 1
-    _recent[request.sid] = (minute, count)
+    _recent[sid] = (minute, count)
     return count > current_app.config["SOCKET_EVENTS_PER_MINUTE"]
 
 
 @socketio.on_error_default
 def on_error(error: Exception):
     """A handler failed (the database is unreachable, say): log it and answer with an error ack."""
-    if isinstance(error, JoinBusy):
-        return {"ok": False, "error": HANDLER_FAILED}
-    log.error("socket event %s failed: %r", request.event["message"], error, exc_info=error)
-    db.session.rollback()
+    return _failed(request.event["message"], error)
+
+
+def _failed(event: str, error: Exception) -> dict:
+    if not isinstance(error, JoinBusy):
+        log.error("socket event %s failed: %r", event, error, exc_info=error)
+        db.session.rollback()
     return {"ok": False, "error": HANDLER_FAILED}
 
 
@@ -108,33 +111,44 @@ def on_disconnect(reason=None):
         services.leave_desk(request.sid, current_app.config["DESK_PRESENCE_SECONDS"])
 
 
-@socketio.on("join")
-def on_join(data=None):
-    """Join a story's room, then return the first page of entry states changed after `since`."""
+def on_join(sid: str, data=None, *_ignored) -> dict:
+    """Join a story's room, then return the first page of entry states changed after `since`.
+
+    Registered with python-socketio itself (create_app), not through Flask-SocketIO: every reader
+    joins, and the request context and session copy Flask-SocketIO makes for each event cost
+    more than the join; an app context is all the join needs.
+    """
+    environ = socketio.server.get_environ(sid)
     try:
-        answer = _checked_join(data)
-        metrics.join_answered(answer)
-        return answer
+        if environ is None:
+            return {"ok": False, "error": "This connection is closed."}
+        with environ["flask.app"].app_context():
+            try:
+                answer = _checked_join(sid, environ.get("REMOTE_ADDR") or "", data)
+            except Exception as error:
+                answer = _failed("join", error)
+            metrics.join_answered(answer)
+            return answer
     finally:  # guard counted it in flight when its packet arrived (one at a time per connection)
-        guard.join_answered(socketio.server.manager.eio_sid_from_sid(request.sid, request.namespace))
+        guard.join_answered(socketio.server.manager.eio_sid_from_sid(sid, "/"))
 
 
-def _checked_join(data) -> dict:
-    if _over_rate():
+def _checked_join(sid: str, address: str, data) -> dict:
+    if _over_rate(sid):
         return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
     try:
         slug, since = _parse_join(data)
     except ValueError as exc:
         return {"ok": False, "error": str(exc)}
-    if not guard.addresses(current_app).may_join(request.remote_addr or ""):
+    if not guard.addresses(current_app).may_join(address):
         return {"ok": False, "error": "Too many joins from your address just now; try again in a moment."}
-    return _join(slug, since)
+    return _join(sid, slug, since)
 
 
-def _join(slug: str, since: int) -> dict:
-    if not socketio.server.manager.is_connected(request.sid, request.namespace):
+def _join(sid: str, slug: str, since: int) -> dict:
+    if not socketio.server.manager.is_connected(sid, "/"):
         return {"ok": False, "error": "This connection is closed."}  # and _following stays clean
-    following = _following.setdefault(request.sid, set())
+    following = _following.setdefault(sid, set())
     most = current_app.config["MAX_ROOMS_PER_SOCKET"]
     new = slug not in following
     if new and len(following) >= most:
@@ -142,7 +156,7 @@ def _join(slug: str, since: int) -> dict:
     # Counted before the read, which may let other events of this connection run meanwhile.
     following.add(slug)
     # Join before the first read: anything committed later arrives as an event (at worst twice).
-    join_room(room(slug))
+    socketio.server.enter_room(sid, room(slug))
     from . import readers  # readers names rooms through this module
 
     config = current_app.config
@@ -154,7 +168,7 @@ def _join(slug: str, since: int) -> dict:
         with db.engine.connect() as conn:  # without the ORM session, which costs 3x the query itself
             story = conn.execute(STORY_BY_SLUG, {"slug": slug}).first()
         if story is None:
-            leave_room(room(slug))
+            socketio.server.leave_room(sid, room(slug))
             if new:
                 following.discard(slug)
             return {"ok": False, "error": f"There is no story '{slug}'."}
@@ -246,7 +260,7 @@ def _parse_desk(data) -> tuple[str, str]:
 def on_desk(data=None):
     """A signed-in person's editor page: be at the story's desk (its drafts and who is there, live);
     say again now and then, and when starting or stopping writing or correcting. Acks who is here."""
-    if _over_rate():
+    if _over_rate(request.sid):
         return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
     if not current_user.is_authenticated:
         return {"ok": False, "error": DESK_REFUSAL}
@@ -281,7 +295,7 @@ def on_unknown(event, *args):
 @socketio.on("leave")
 def on_leave(data=None):
     """Stop receiving a story's events."""
-    if _over_rate():
+    if _over_rate(request.sid):
         return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
     slug = data.get("story") if isinstance(data, dict) else None
     if not isinstance(slug, str):
