@@ -96,6 +96,16 @@ def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
     return direct_send, write
 
 
+def _unmask(data, mask, length=None, offset=0) -> bytes:
+    """eventlet's RFC6455WebSocket._apply_mask, as two big integers: eventlet XORs byte by byte in a
+    generator, which cost more than the rest of reading a reader's join."""
+    if length is None:
+        length = len(data)
+    turn = offset % 4
+    key = (bytes(mask[turn:]) + bytes(mask[:turn])) * (length // 4 + 1)
+    return (int.from_bytes(data[:length], "little") ^ int.from_bytes(key[:length], "little")).to_bytes(length, "little")
+
+
 class _Detached:
     """What eventlet's server finds in place of a parked websocket's socket when the request's green
     thread ends: its cleanup shuts down and closes this, not the connection (_Parked owns that now)."""
@@ -174,6 +184,8 @@ class _Parked:
                     return
         except (OSError, ValueError):
             pass  # gone, a frame stalled past the socket's timeout, or not an Engine.IO packet
+        except Exception:  # a bug here: logged, and the connection ends (and lets go of its slot)
+            log.exception("%s: unexpected error reading a websocket; closing it", eio.sid)
         self.end()
 
     def buffered(self) -> bool:
@@ -248,6 +260,7 @@ def _tune_engineio(pool, book) -> None:
     from engineio import packet
     from engineio.async_drivers import eventlet as driver
     from engineio.socket import Socket
+    from eventlet.websocket import RFC6455WebSocket
 
     class Outbox(eventlet.queue.Queue):
         """An Engine.IO socket's queue; a parked websocket's wakes its writer."""
@@ -328,6 +341,7 @@ def _tune_engineio(pool, book) -> None:
             metrics.TIMER_PINGS.inc()
 
     Socket.schedule_ping = schedule_ping
+    RFC6455WebSocket._apply_mask = staticmethod(_unmask)
     fanout.enabled = True
     metrics.FAST_PATH.set(1)
 
@@ -354,6 +368,7 @@ def _fast_path_missing() -> list[str]:
         ("socketio Server._send_eio_packet", callable(getattr(server, "_send_eio_packet", None))),
         ("socketio Manager.get_participants", callable(getattr(server.manager, "get_participants", None))),
         ("eventlet HttpProtocol.rbufsize", hasattr(eventlet.wsgi.HttpProtocol, "rbufsize")),
+        ("eventlet RFC6455WebSocket._apply_mask", callable(getattr(RFC6455WebSocket, "_apply_mask", None))),
         ("eventlet GreenPool.sem", hasattr(eventlet.GreenPool(1), "sem")),
         ("eventlet hub add/remove/READ", all(hasattr(eventlet.hubs.get_hub(), n) for n in ("add", "remove", "READ"))),
     ] if not there]

@@ -162,3 +162,17 @@ def test_tail_that_cannot_be_written_frees_the_lock_and_closes_the_connection(on
         assert w.lock_free and w.ws.websocket_closed
 
     on_wire(body, buffer=4096)
+
+
+def test_unmasking_by_words_matches_eventlets_byte_by_byte(serving):
+    import random
+
+    from eventlet.websocket import RFC6455WebSocket
+
+    rng = random.Random(7)
+    for length in [0, 1, 2, 3, 4, 5, 45, 126, 1000]:
+        data, mask = rng.randbytes(length + 3), rng.randbytes(4)
+        for offset in range(5):
+            expected = RFC6455WebSocket._apply_mask(data, mask, length, offset)
+            assert serving._unmask(data, mask, length, offset) == expected
+        assert serving._unmask(data[:length], bytearray(mask)) == RFC6455WebSocket._apply_mask(data[:length], mask)

@@ -12,7 +12,7 @@ import requests
 import websocket
 from helpers import LiveServer, WireReader
 
-from tracker.fanout import websocket_frame
+from tracker.fanout import Packet, websocket_frame
 
 # Framing and writing to sockets do not touch the database.
 pytestmark = pytest.mark.engine_independent
@@ -39,6 +39,17 @@ def test_websocket_frame_encodes_every_length_form(size):
     text = "é" * (size // 2) + "x" * (size % 2)
     opcode, decoded, rest = parse_frame(websocket_frame(text))
     assert (opcode, decoded, rest) == (1, text, b"")
+
+
+@pytest.mark.parametrize("data, binary", [
+    (None, False), ("text", False), (b"raw", True), (bytearray(b"raw"), True),
+    (["entry", {"id": 1, "tags": ["a", None, 2.5], "story": {"slug": "s"}}], False),
+    (["entry", {"id": 1, "image": {"thumb": b"\x89PNG"}}], True), ([[], {}, [[b""]]], True), ((b"tuple",), False),
+])
+def test_the_packet_finds_binary_data_as_python_socketios_does(data, binary):
+    import socketio
+
+    assert Packet.data_is_binary(data) is binary is socketio.packet.Packet.data_is_binary(data)
 
 
 # Against the real server (python app.py, eventlet, the fast path installed)

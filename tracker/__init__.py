@@ -83,7 +83,7 @@ def create_app(config: dict | None = None) -> Flask:
     socketio.init_app(app, async_mode=app.config["ASYNC_MODE"], channel=channel, message_queue=queue,
                       cors_allowed_origins=app.config["SOCKETIO_CORS_ORIGINS"],
                       ping_interval=app.config["SOCKETIO_PING_INTERVAL"],
-                      ping_timeout=app.config["SOCKETIO_PING_TIMEOUT"],
+                      ping_timeout=app.config["SOCKETIO_PING_TIMEOUT"], serializer=fanout.Packet,
                       **({"client_manager": manager} if manager else {}))
     _socketio_path(app)
     guard.init_app(app)
