@@ -52,6 +52,7 @@ STALLER = "127.0.0.7"       # test_a_reader_that_stops_reading_is_dropped
 CROWD = ("127.0.0.8", "127.0.0.9", "127.0.0.10")  # test_accept_errors_do_not_kill_the_process
 POSTER = "127.0.0.11"       # test_big_polling_posts_are_refused
 MUMBLER = "127.0.0.12"      # test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly
+GARBLER = "127.0.0.13"      # test_malformed_requests_get_a_clear_error
 
 PROBE_EVERY = 0.15          # s between GET / probes
 ANSWER_WITHIN = 1.5         # s: every probe
@@ -604,6 +605,35 @@ def test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly(site
     assert ended, "a frame that is not an Engine.IO packet left the connection open"
     tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
     assert not tracebacks, "".join(server.lines(mark))[-3000:]
+
+
+@pytest.mark.parametrize("request_bytes, statuses", [
+    (b"GARBAGE\r\n\r\n", {400}),
+    (b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n", {400}),
+    (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", {400}),
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", {400, 505}),
+    (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % n for n in range(101)) + b"\r\n", {431}),
+    (b"GET / HTTP/1.1\r\nX-Long: " + b"y" * 9000 + b"\r\n\r\n", {400}),
+], ids=["not-http", "bad-header", "two-lengths", "http2", "101-headers", "long-line"])
+def test_malformed_requests_get_a_clear_error(site, request_bytes, statuses):
+    server = site.server
+    mark = len(server.log)
+    with connect_from(GARBLER, server.port) as sock:
+        sock.sendall(request_bytes)
+        answer, _ = drain(sock, 5)
+    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.") else None
+    assert status in statuses, answer[:300]
+    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
+    assert not tracebacks, "".join(server.lines(mark))[-3000:]
+
+
+def test_requests_on_one_connection_are_answered_in_turn(site):
+    with connect_from(GARBLER, site.server.port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answers, ended = drain(sock, 5)
+    assert answers.count(b"HTTP/1.1 200 ") == 2, answers[:600]
+    assert ended, "the connection stayed open after a request that asked to close it"
 
 
 def test_big_polling_posts_are_refused(site):
