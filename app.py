@@ -120,6 +120,31 @@ class _Detached:
         pass
 
 
+class _ReadAhead:
+    """A parked websocket's socket as eventlet's frame reader sees it: one recv takes what has
+    arrived, and a frame's header, mask and payload, which eventlet asks for in three reads, come
+    from that (as do the frames behind it). Everything else goes to the socket itself."""
+
+    __slots__ = ("sock", "inbox")
+    SIZE = 4096  # bytes read at once: a join is about 60
+
+    def __init__(self, sock):
+        self.sock, self.inbox = sock, b""
+
+    def recv(self, count: int) -> bytes:
+        if not self.inbox:
+            data = self.sock.recv(max(count, self.SIZE))
+            if len(data) <= count:
+                return data
+            self.inbox = data[count:]
+            return data[:count]
+        data, self.inbox = self.inbox[:count], self.inbox[count:]
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
 class _Parked:
     """A websocket the hub serves while it is idle, with no green thread of its own.
 
@@ -134,11 +159,13 @@ class _Parked:
     halfway, by the socket's timeout in the reading task.
     """
 
-    __slots__ = ("eio", "ws", "write_now", "release", "lock", "hub", "listener", "writing", "ended")
+    __slots__ = ("eio", "ws", "write_now", "release", "lock", "hub", "fileno", "listener", "writing", "ended")
 
     def __init__(self, eio_socket, ws, write, release):
         self.eio, self.ws, self.write_now, self.release, self.lock = eio_socket, ws, write, release, ws._sendlock
-        self.hub, self.listener, self.writing, self.ended = eventlet.hubs.get_hub(), None, False, False
+        self.hub, self.fileno, self.listener, self.writing, self.ended = (
+            eventlet.hubs.get_hub(), ws.socket.fileno(), None, False, False)
+        ws.socket = _ReadAhead(ws.socket)
         eio_socket.queue.wake = self.write_soon
         metrics.PARKED.inc()
         self.listen()
@@ -146,8 +173,7 @@ class _Parked:
             self.write_soon()
 
     def listen(self) -> None:
-        self.listener = self.hub.add(self.hub.READ, self.ws.socket.fileno(), self.readable, self.closed_under,
-                                     lambda: None)
+        self.listener = self.hub.add(self.hub.READ, self.fileno, self.readable, self.closed_under, lambda: None)
 
     def readable(self, _fileno) -> None:
         """In the hub: something arrived. Stop listening while a task reads it."""
@@ -182,7 +208,7 @@ class _Parked:
                     break
                 if eio.closed:
                     break
-                if not self.buffered():
+                if not self.ws.socket.inbox:  # what else has arrived wakes the hub again
                     self.listen()
                     return
         except (OSError, ValueError):
@@ -190,15 +216,6 @@ class _Parked:
         except Exception:  # a bug here: logged, and the connection ends (and lets go of its slot)
             log.exception("%s: unexpected error reading a websocket; closing it", eio.sid)
         self.end()
-
-    def buffered(self) -> bool:
-        try:
-            self.ws.socket.fd.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            return False
-        except OSError:
-            pass  # the next read meets the error and ends the connection
-        return True
 
     def write_soon(self) -> None:
         """A packet was queued: write what is queued now, as far as the kernel takes it without

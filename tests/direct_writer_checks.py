@@ -176,3 +176,19 @@ def test_unmasking_by_words_matches_eventlets_byte_by_byte(serving):
             expected = RFC6455WebSocket._apply_mask(data, mask, length, offset)
             assert serving._unmask(data, mask, length, offset) == expected
         assert serving._unmask(data[:length], bytearray(mask)) == RFC6455WebSocket._apply_mask(data[:length], mask)
+
+
+def test_reading_ahead_hands_eventlet_every_frame_however_the_bytes_arrive(on_wire, serving):
+    from eventlet.websocket import RFC6455WebSocket
+
+    def body(w):
+        client = RFC6455WebSocket(w.far, {}, client=True)  # masks its frames, as browsers do
+        frames = [client._pack_message(text, masked=True) for text in ("40", "x" * 5000, '420["join",{}]', "3")]
+        w.ws.socket = serving._ReadAhead(w.ws.socket)
+        stream = b"".join(frames)
+        w.far.sendall(stream[:3])  # half a header, then the rest: one frame bigger than a read
+        w.far.sendall(stream[3:])
+        assert [w.ws.wait() for _ in frames] == ["40", "x" * 5000, '420["join",{}]', "3"]
+        assert w.ws.socket.inbox == b""
+
+    on_wire(body)
