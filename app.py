@@ -212,7 +212,7 @@ class _Parked:
                     self.listen()
                     return
         except (OSError, ValueError):
-            pass  # gone, a frame stalled past the socket's timeout, or not an Engine.IO packet
+            pass  # gone, a frame stalled past the socket's timeout, or not Engine.IO (tracker.guard off)
         except Exception:  # a bug here: logged, and the connection ends (and lets go of its slot)
             log.exception("%s: unexpected error reading a websocket; closing it", eio.sid)
         self.end()

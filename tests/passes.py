@@ -6,7 +6,8 @@
   (TEST_DATABASE_URL=TEST_POSTGRES_URL); skipped with a message when no server answers,
   except in CI (CI=true), where that fails.
 - fast-fanout-off: the end-to-end tests (test_e2e, test_fanout) once more on SQLite with
-  FAST_FANOUT=0, eventlet with the broadcast fast path off.
+  FAST_FANOUT=0, eventlet with the broadcast fast path off; and the guard test of a websocket
+  frame that is not an Engine.IO packet (read there by engineio's handler, not the fast path's).
 - gevent: the end-to-end and browser tests (test_e2e, test_fanout, test_browser) once more on
   SQLite, the server in ASYNC_MODE=gevent (app.py's second async mode, which has no fast path:
   FAST_FANOUT=0 too). The browser tests run here rather than in fast-fanout-off: both are the
@@ -32,10 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 NO_TESTS = 5
-# The libraries' delivery paths: end to end on eventlet without the fast path, and with the browser
-# on gevent (whose servers LiveServer starts with ASYNC_MODE passed on).
-FANOUT_OFF_TESTS = ["tests/test_e2e.py", "tests/test_fanout.py"]
-GEVENT_TESTS = FANOUT_OFF_TESTS + ["tests/test_browser.py"]
+# The libraries' delivery paths: end to end, and a frame Engine.IO cannot decode, on eventlet without
+# the fast path; end to end and with the browser on gevent (whose servers LiveServer starts with
+# ASYNC_MODE passed on).
+END_TO_END_TESTS = ["tests/test_e2e.py", "tests/test_fanout.py"]
+FANOUT_OFF_TESTS = END_TO_END_TESTS + [
+    "tests/test_guard.py::test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly"]
+GEVENT_TESTS = END_TO_END_TESTS + ["tests/test_browser.py"]
 
 
 def main(selected: list[str]) -> int:

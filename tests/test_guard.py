@@ -51,8 +51,9 @@ SPEAKER = "127.0.0.6"       # test_unknown_and_malformed_events
 STALLER = "127.0.0.7"       # test_a_reader_that_stops_reading_is_dropped
 CROWD = ("127.0.0.8", "127.0.0.9", "127.0.0.10")  # test_accept_errors_do_not_kill_the_process
 POSTER = "127.0.0.11"       # test_big_polling_posts_are_refused
-MUMBLER = "127.0.0.12"      # test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly
-GARBLER = "127.0.0.13"      # test_malformed_requests_get_a_clear_error
+# test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly: one per frame (each is banned)
+MUMBLERS = ("127.0.0.12", "127.0.0.13")
+GARBLER = "127.0.0.14"      # test_malformed_requests_get_a_clear_error
 
 PROBE_EVERY = 0.15          # s between GET / probes
 ANSWER_WITHIN = 1.5         # s: every probe
@@ -289,6 +290,27 @@ def close_code(data: bytes) -> int | None:
     except struct.error:  # cut off
         pass
     return None
+
+
+def server_frames(data: bytes) -> list[int] | None:
+    """The opcodes of the websocket frames in bytes a server sent; None unless the bytes are whole,
+    unmasked frames of known opcodes without extension bits (an HTTP response in the websocket, say)."""
+    opcodes, at = [], 0
+    try:
+        while at < len(data):
+            first, size = data[at], data[at + 1] & 0x7F
+            if first & 0x70 or data[at + 1] & 0x80 or first & 0x0F not in (0, 1, 2, 8, 9, 10):
+                return None
+            at += 2
+            if size == 126:
+                size, at = struct.unpack_from("!H", data, at)[0], at + 2
+            elif size == 127:
+                size, at = struct.unpack_from("!Q", data, at)[0], at + 8
+            opcodes.append(first & 0x0F)
+            at += size
+    except (IndexError, struct.error):  # cut off
+        return None
+    return opcodes if at == len(data) else None
 
 
 def drain(sock: socket.socket, seconds: float) -> tuple[bytes, bool]:
@@ -594,15 +616,21 @@ def test_unknown_and_malformed_events_get_a_bad_request_ack(site):
 
 
 def test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly(site):
+    """Engine.IO cannot decode the frame: the connection ends with nothing but websocket frames
+    after the handshake (no HTTP 500 written into the websocket), without a traceback, for abuse."""
     server = site.server
     mark = len(server.log)
-    wire = Wire(server.port, MUMBLER)
-    try:
-        wire.ws.send("x")
-        _, ended = drain(wire.sock, 5)
-    finally:
-        wire.close()
-    assert ended, "a frame that is not an Engine.IO packet left the connection open"
+    for text, address in zip(("x", ""), MUMBLERS, strict=True):
+        wire = Wire(server.port, address)
+        try:
+            wire.ws.send(text)
+            data, ended = drain(wire.sock, 5)
+        finally:
+            wire.close()
+        assert ended, f"a frame {text!r} left the connection open"
+        assert server_frames(data) is not None, f"after a frame {text!r}, not websocket frames: {data[:200]!r}"
+    assert await_condition(lambda: all(abuse_lines(server, address) for address in MUMBLERS), 2), \
+        "no abuse line for each address"
     tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
     assert not tracebacks, "".join(server.lines(mark))[-3000:]
 

@@ -168,10 +168,11 @@ class _CountByAddress:
 def protect_socketio(sio_server, book: Addresses, config) -> None:
     """Put the per-connection and per-address limits in front of python-socketio and Engine.IO.
 
-    Patches Engine.IO's Socket.receive and Socket.send (python-engineio 4.15.1) and wraps the
-    Engine.IO connect and message handlers python-socketio registered.
+    Patches Engine.IO's Socket.receive, Socket.send and Packet.decode (python-engineio 4.15.1) and
+    wraps the Engine.IO connect and message handlers python-socketio registered.
     """
     from engineio import exceptions as eio_exceptions
+    from engineio import packet as eio_packet
     from engineio.socket import Socket
     from socketio import packet as sio_packet
 
@@ -179,6 +180,8 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
     missing = [name for name, there in [
         ("engineio Socket.receive/send/handle_post_request",
          all(callable(getattr(Socket, n, None)) for n in ("receive", "send", "handle_post_request"))),
+        ("engineio Packet.decode/NOOP", callable(getattr(getattr(eio_packet, "Packet", None), "decode", None))
+         and hasattr(eio_packet, "NOOP")),
         ("engineio Server.handlers", {"connect", "message", "disconnect"} <= set(getattr(eio, "handlers", {}))),
         ("engineio Server.sockets", isinstance(getattr(eio, "sockets", None), dict)),
         ("engineio SocketIsClosedError/ContentTooLongError",
@@ -195,7 +198,7 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
     max_unsent = config["SOCKET_MAX_UNSENT_BYTES"]
     receive, send = Socket.receive, Socket.send
     connect, message, disconnect = eio.handlers["connect"], eio.handlers["message"], eio.handlers["disconnect"]
-    handle_post = Socket.handle_post_request
+    handle_post, decode = Socket.handle_post_request, eio_packet.Packet.decode
 
     def address_of(eio_socket) -> str:
         address = eio_socket.__dict__.get("address")
@@ -205,6 +208,12 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
 
     def guarded_receive(self, pkt):
         if self.closed:  # dropped: Engine.IO's reader stops instead of parsing what is still buffered
+            raise eio_exceptions.SocketIsClosedError()
+        if getattr(pkt, "malformed", False):  # see lenient_decode
+            book.abused(address_of(self), "sent a malformed Engine.IO packet")
+            # Not drop(): the reader stops here, and its handler ends the websocket in order, a
+            # closing frame first; a hang-up now would race that frame.
+            self.close(wait=False, abort=True)
             raise eio_exceptions.SocketIsClosedError()
         bucket = self.__dict__.get("inbound")
         if bucket is None:
@@ -268,7 +277,18 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
             raise eio_exceptions.ContentTooLongError()
         return handle_post(self, environ)
 
+    def lenient_decode(self, encoded_packet):
+        # Engine.IO's websocket handler decodes each frame outside its try: a frame that is not an
+        # Engine.IO packet raised out of it, and the server wrote an HTTP 500 into the websocket.
+        # Marked instead, it reaches guarded_receive, which ends the connection (a probe of an
+        # upgrade is not received: it is not a PING, so the upgrade fails, as Engine.IO's does).
+        try:
+            decode(self, encoded_packet)
+        except ValueError:
+            self.packet_type, self.data, self.malformed = eio_packet.NOOP, None, True
+
     Socket.receive, Socket.send, Socket.handle_post_request = guarded_receive, guarded_send, guarded_post
+    eio_packet.Packet.decode = lenient_decode
     eio.handlers.update(connect=guarded_connect, message=guarded_message, disconnect=guarded_disconnect)
 
 
