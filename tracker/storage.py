@@ -8,9 +8,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import boto3
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import ClientError
 from flask import current_app
 
 CONTENT_TYPES = {".webp": "image/webp", ".jpg": "image/jpeg", ".png": "image/png"}
@@ -34,6 +31,10 @@ def _s3():
     config = current_app.config
     client = current_app.extensions.get("tracker.s3")
     if client is None:
+        # Imported here: boto3 costs 50 ms of every start, and by default media are local.
+        import boto3
+        from botocore.config import Config as BotoConfig
+
         client = current_app.extensions["tracker.s3"] = boto3.client(
             "s3", endpoint_url=config["MEDIA_S3_ENDPOINT_URL"], region_name=config["MEDIA_S3_REGION"],
             config=BotoConfig(connect_timeout=5, read_timeout=30, retries={"max_attempts": 3}))
@@ -59,6 +60,8 @@ def save(key: str, files: dict[str, bytes]) -> None:
 def read(key: str, name: str) -> bytes | None:
     """One stored file's bytes, or None when there is no such file."""
     if remote():
+        from botocore.exceptions import ClientError  # boto3 is imported by _s3
+
         client, bucket, prefix = _s3()
         try:
             return client.get_object(Bucket=bucket, Key=f"{prefix}{key}/{name}")["Body"].read()
