@@ -252,12 +252,17 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
         try:
             pkt = sio_server.packet_class(encoded_packet=data) if isinstance(data, str) else None
         except ValueError:  # not a Socket.IO packet
+            pkt = None
+        # Binary data too: Tracker's clients never send any. python-socketio reads a binary
+        # message as a packet of its own, with a traceback, unless it waits for the attachments
+        # of a binary event or ack; those are refused as well, so it never waits for any.
+        if pkt is None or pkt.packet_type in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
             book.abused(sio_server.environ.get(eio_sid, {}).get("REMOTE_ADDR", ""), "sent a malformed packet")
             eio_socket = eio.sockets.get(eio_sid)
             if eio_socket is not None:
                 drop(eio_socket)
             return None
-        if pkt is not None and pkt.packet_type == sio_packet.EVENT:
+        if pkt.packet_type == sio_packet.EVENT:
             if not isinstance(pkt.data, list) or not pkt.data or not isinstance(pkt.data[0], str):
                 return bad_request(eio_sid, pkt, "an event is a list that starts with its name.")
             if pkt.data[0] == "join":
