@@ -56,6 +56,7 @@ MUMBLERS = ("127.0.0.12", "127.0.0.13")
 GARBLER = "127.0.0.14"      # test_malformed_requests_get_a_clear_error
 # test_binary_data_ends_the_connection_for_abuse: one per message (each is banned)
 BINARY_SENDERS = ("127.0.0.15", "127.0.0.16", "127.0.0.17", "127.0.0.18")
+PROBER = "127.0.0.19"       # test_a_failed_upgrade_probe_ends_the_websocket_quietly
 
 PROBE_EVERY = 0.15          # s between GET / probes
 ANSWER_WITHIN = 1.5         # s: every probe
@@ -662,6 +663,29 @@ def test_binary_data_ends_the_connection_for_abuse(site):
     assert await_condition(lambda: all(abuse_lines(server, address) for address in BINARY_SENDERS), 2), \
         "no abuse line for each address"
     assert http_get(server.port)[0] == 200, "the server stopped serving"
+
+
+def test_a_failed_upgrade_probe_ends_the_websocket_quietly(site):
+    """A polling session's websocket whose probe is not "2probe" ends at once, with nothing but
+    websocket frames after the handshake (gevent's server wrote an HTTP 200 into it, and left it open)."""
+    server = site.server
+    mark = len(server.log)
+    http = session_from(PROBER)
+    for probe in (b"x", b"3"):
+        handshake = http.get(f"{server.url}/socket.io/?EIO=4&transport=polling", timeout=10)
+        sid = json.loads(handshake.text[1:])["sid"]
+        sock = connect_from(PROBER, server.port)
+        ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket&sid={sid}",
+                                         socket=sock, timeout=10)
+        try:
+            sock.sendall(frame(probe))
+            data, ended = drain(sock, 5)
+        finally:
+            ws.close(timeout=1)
+        assert server_frames(data) is not None, f"after a probe {probe!r}, not websocket frames: {data[:200]!r}"
+        assert ended, f"a probe {probe!r} left the websocket open"
+    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
+    assert not tracebacks, "".join(server.lines(mark))[-3000:]
 
 
 @pytest.mark.parametrize("request_bytes, statuses", [
