@@ -647,12 +647,16 @@ def _gevent_websockets() -> None:
             # a failed upgrade probe), the connection closed (simple-websocket would read on until the
             # timeout), and an empty body that is not a list: Engine.IO answers an upgrade with the list
             # its handler returns as if it were a poll's packets, an HTTP 200 gevent wrote into the websocket.
-            try:
-                self.close()
-            except OSError:
-                pass  # gone
+            self.close()
             hangup()
             return ()
+
+        def close(self):
+            """A closing frame, unless the connection is gone (hung up by tracker.guard, or reset)."""
+            try:
+                super().close()
+            except OSError:  # simple-websocket lets only EPIPE pass; engineio's writer calls this outside its try
+                pass
 
     eio = socketio.server.eio
     eio._async = {**eio._async, "websocket": WebSocket}
