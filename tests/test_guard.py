@@ -57,6 +57,8 @@ GARBLER = "127.0.0.14"      # test_malformed_requests_get_a_clear_error
 # test_binary_data_ends_the_connection_for_abuse: one per message (each is banned)
 BINARY_SENDERS = ("127.0.0.15", "127.0.0.16", "127.0.0.17", "127.0.0.18")
 PROBER = "127.0.0.19"       # test_a_failed_upgrade_probe_ends_the_websocket_quietly
+# test_packet_types_a_client_never_sends_end_the_connection_for_abuse: one per packet (each is banned)
+IMPOSTORS = ("127.0.0.20", "127.0.0.21")
 
 PROBE_EVERY = 0.15          # s between GET / probes
 ANSWER_WITHIN = 1.5         # s: every probe
@@ -663,6 +665,28 @@ def test_binary_data_ends_the_connection_for_abuse(site):
     assert await_condition(lambda: all(abuse_lines(server, address) for address in BINARY_SENDERS), 2), \
         "no abuse line for each address"
     assert http_get(server.port)[0] == 200, "the server stopped serving"
+
+
+def test_packet_types_a_client_never_sends_end_the_connection_for_abuse(site):
+    """A CONNECT_ERROR (the server's to send) and a packet of an unknown type end the connection for
+    abuse, without the traceback python-socketio logs for them."""
+    server = site.server
+    mark = len(server.log)
+    answers = {}
+    for packet, address in zip(('44{"message":"no"}', "47"), IMPOSTORS, strict=True):
+        wire = Wire(server.port, address)
+        try:
+            wire.ws.send(packet)
+            answers[packet] = drain(wire.sock, 5)
+        finally:
+            wire.close()
+    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
+    assert not tracebacks, "".join(server.lines(mark))[-3000:]
+    for packet, (data, ended) in answers.items():
+        assert ended, f"{packet!r} left the connection open"
+        assert server_frames(data) is not None, f"after {packet!r}, not websocket frames: {data[:200]!r}"
+    assert await_condition(lambda: all(abuse_lines(server, address) for address in IMPOSTORS), 2), \
+        "no abuse line for each address"
 
 
 def test_a_failed_upgrade_probe_ends_the_websocket_quietly(site):
