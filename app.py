@@ -605,7 +605,8 @@ def _gevent_websockets() -> None:
     The largest frame (max_http_buffer_size: eventlet's max_frame_length; engineio passes no
     limit to simple-websocket, which then buffers a message of any size before engineio checks
     it), whole writes (_WholeWrites), a read timeout of one ping interval and timeout (engineio
-    sets it only on eventlet's socket) and the guards' way to hang up now (`hangup`).
+    sets it only on eventlet's socket), the guards' way to hang up now (`hangup`), and an end as
+    eventlet's: a closing frame, the connection closed, no HTTP response after them.
     """
     import simple_websocket
     from engineio.async_drivers import gevent as driver
@@ -638,10 +639,24 @@ def _gevent_websockets() -> None:
                 # The guards' way to end a connection now: its reader and any writer wake up.
                 eio_socket.hangup = hangup
             try:
-                return self.app(self)
+                self.app(self)
             finally:
                 if first:
                     eio_socket.hangup = None
+            # Ended as eventlet's server ends it: a closing frame (Engine.IO's handler sends none after
+            # a failed upgrade probe), the connection closed (simple-websocket would read on until the
+            # timeout), and an empty body that is not a list: Engine.IO answers an upgrade with the list
+            # its handler returns as if it were a poll's packets, an HTTP 200 gevent wrote into the websocket.
+            self.close()
+            hangup()
+            return ()
+
+        def close(self):
+            """A closing frame, unless the connection is gone (hung up by tracker.guard, or reset)."""
+            try:
+                super().close()
+            except OSError:  # simple-websocket lets only EPIPE pass; engineio's writer calls this outside its try
+                pass
 
     eio = socketio.server.eio
     eio._async = {**eio._async, "websocket": WebSocket}

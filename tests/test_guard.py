@@ -54,6 +54,11 @@ POSTER = "127.0.0.11"       # test_big_polling_posts_are_refused
 # test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly: one per frame (each is banned)
 MUMBLERS = ("127.0.0.12", "127.0.0.13")
 GARBLER = "127.0.0.14"      # test_malformed_requests_get_a_clear_error
+# test_binary_data_ends_the_connection_for_abuse: one per message (each is banned)
+BINARY_SENDERS = ("127.0.0.15", "127.0.0.16", "127.0.0.17", "127.0.0.18")
+PROBER = "127.0.0.19"       # test_a_failed_upgrade_probe_ends_the_websocket_quietly
+# test_packet_types_a_client_never_sends_end_the_connection_for_abuse: one per packet (each is banned)
+IMPOSTORS = ("127.0.0.20", "127.0.0.21")
 
 PROBE_EVERY = 0.15          # s between GET / probes
 ANSWER_WITHIN = 1.5         # s: every probe
@@ -631,6 +636,78 @@ def test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly(site
         assert server_frames(data) is not None, f"after a frame {text!r}, not websocket frames: {data[:200]!r}"
     assert await_condition(lambda: all(abuse_lines(server, address) for address in MUMBLERS), 2), \
         "no abuse line for each address"
+    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
+    assert not tracebacks, "".join(server.lines(mark))[-3000:]
+
+
+def test_binary_data_ends_the_connection_for_abuse(site):
+    """Tracker's clients send no binary data: a binary message (a binary frame, or a text frame of
+    base64 after "b") ends the connection for abuse, without the traceback python-socketio logs for
+    an attachment it is not waiting for; so does a binary event, which would have it wait for one."""
+    server = site.server
+    mark = len(server.log)
+    messages = [(b'42["join",{}]', 2),  # a binary frame (opcode 2), though an event in it would be text
+                (b"b!", 1), (b"bAAAA", 1),  # text frames of Engine.IO's binary messages in base64: 0 and 3 bytes
+                (b'451-["join",{"_placeholder":true,"num":0}]', 1)]  # a binary event, its attachment to come
+    answers = {}
+    for (payload, opcode), address in zip(messages, BINARY_SENDERS, strict=True):
+        wire = Wire(server.port, address)
+        try:
+            wire.sock.sendall(frame(payload, opcode))
+            answers[payload] = drain(wire.sock, 5)
+        finally:
+            wire.close()
+    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
+    assert not tracebacks, "".join(server.lines(mark))[-3000:]
+    for payload, (data, ended) in answers.items():
+        assert ended, f"{payload!r} left the connection open"
+        assert server_frames(data) is not None, f"after {payload!r}, not websocket frames: {data[:200]!r}"
+    assert await_condition(lambda: all(abuse_lines(server, address) for address in BINARY_SENDERS), 2), \
+        "no abuse line for each address"
+    assert http_get(server.port)[0] == 200, "the server stopped serving"
+
+
+def test_packet_types_a_client_never_sends_end_the_connection_for_abuse(site):
+    """A CONNECT_ERROR (the server's to send) and a packet of an unknown type end the connection for
+    abuse, without the traceback python-socketio logs for them."""
+    server = site.server
+    mark = len(server.log)
+    answers = {}
+    for packet, address in zip(('44{"message":"no"}', "47"), IMPOSTORS, strict=True):
+        wire = Wire(server.port, address)
+        try:
+            wire.ws.send(packet)
+            answers[packet] = drain(wire.sock, 5)
+        finally:
+            wire.close()
+    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
+    assert not tracebacks, "".join(server.lines(mark))[-3000:]
+    for packet, (data, ended) in answers.items():
+        assert ended, f"{packet!r} left the connection open"
+        assert server_frames(data) is not None, f"after {packet!r}, not websocket frames: {data[:200]!r}"
+    assert await_condition(lambda: all(abuse_lines(server, address) for address in IMPOSTORS), 2), \
+        "no abuse line for each address"
+
+
+def test_a_failed_upgrade_probe_ends_the_websocket_quietly(site):
+    """A polling session's websocket whose probe is not "2probe" ends at once, with nothing but
+    websocket frames after the handshake (gevent's server wrote an HTTP 200 into it, and left it open)."""
+    server = site.server
+    mark = len(server.log)
+    http = session_from(PROBER)
+    for probe in (b"x", b"3"):
+        handshake = http.get(f"{server.url}/socket.io/?EIO=4&transport=polling", timeout=10)
+        sid = json.loads(handshake.text[1:])["sid"]
+        sock = connect_from(PROBER, server.port)
+        ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket&sid={sid}",
+                                         socket=sock, timeout=10)
+        try:
+            sock.sendall(frame(probe))
+            data, ended = drain(sock, 5)
+        finally:
+            ws.close(timeout=1)
+        assert server_frames(data) is not None, f"after a probe {probe!r}, not websocket frames: {data[:200]!r}"
+        assert ended, f"a probe {probe!r} left the websocket open"
     tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
     assert not tracebacks, "".join(server.lines(mark))[-3000:]
 

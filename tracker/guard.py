@@ -246,18 +246,26 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
                 sio_packet.ACK, namespace=pkt.namespace, data=[{"ok": False, "error": f"Bad request: {why}"}],
                 id=pkt.id))
 
+    client_packets = (sio_packet.CONNECT, sio_packet.DISCONNECT, sio_packet.EVENT, sio_packet.ACK)
+
     def guarded_message(eio_sid, data):
         # Decoded here too (packets are at most SOCKET_MAX_PACKET_BYTES): python-socketio would
         # log a traceback for a packet it cannot read, and starts each handler in its own thread.
         try:
             pkt = sio_server.packet_class(encoded_packet=data) if isinstance(data, str) else None
         except ValueError:  # not a Socket.IO packet
+            pkt = None
+        # Malformed too, as Tracker's clients never send them and python-socketio would log a
+        # traceback: a CONNECT_ERROR (the server's to send), an unknown packet type, and binary
+        # data, which it reads as a packet of its own unless it waits for the attachments of a
+        # binary event or ack; those are refused as well, so it never waits for any.
+        if pkt is None or pkt.packet_type not in client_packets:
             book.abused(sio_server.environ.get(eio_sid, {}).get("REMOTE_ADDR", ""), "sent a malformed packet")
             eio_socket = eio.sockets.get(eio_sid)
             if eio_socket is not None:
                 drop(eio_socket)
             return None
-        if pkt is not None and pkt.packet_type == sio_packet.EVENT:
+        if pkt.packet_type == sio_packet.EVENT:
             if not isinstance(pkt.data, list) or not pkt.data or not isinstance(pkt.data[0], str):
                 return bad_request(eio_sid, pkt, "an event is a list that starts with its name.")
             if pkt.data[0] == "join":
