@@ -620,73 +620,58 @@ def test_unknown_and_malformed_events_get_a_bad_request_ack(site):
     assert not tracebacks, "".join(server.lines(mark))[-3000:]
 
 
-def test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly(site):
-    """Engine.IO cannot decode the frame: the connection ends with nothing but websocket frames
-    after the handshake (no HTTP 500 written into the websocket), without a traceback, for abuse."""
-    server = site.server
-    mark = len(server.log)
-    for text, address in zip(("x", ""), MUMBLERS, strict=True):
-        wire = Wire(server.port, address)
-        try:
-            wire.ws.send(text)
-            data, ended = drain(wire.sock, 5)
-        finally:
-            wire.close()
-        assert ended, f"a frame {text!r} left the connection open"
-        assert server_frames(data) is not None, f"after a frame {text!r}, not websocket frames: {data[:200]!r}"
-    assert await_condition(lambda: all(abuse_lines(server, address) for address in MUMBLERS), 2), \
-        "no abuse line for each address"
-    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
-    assert not tracebacks, "".join(server.lines(mark))[-3000:]
-
-
-def test_binary_data_ends_the_connection_for_abuse(site):
-    """Tracker's clients send no binary data: a binary message (a binary frame, or a text frame of
-    base64 after "b") ends the connection for abuse, without the traceback python-socketio logs for
-    an attachment it is not waiting for; so does a binary event, which would have it wait for one."""
-    server = site.server
-    mark = len(server.log)
-    messages = [(b'42["join",{}]', 2),  # a binary frame (opcode 2), though an event in it would be text
-                (b"b!", 1), (b"bAAAA", 1),  # text frames of Engine.IO's binary messages in base64: 0 and 3 bytes
-                (b'451-["join",{"_placeholder":true,"num":0}]', 1)]  # a binary event, its attachment to come
+def send_each_from(server: GuardServer, sends) -> dict[bytes, tuple[bytes, bool]]:
+    """Send each (payload, opcode, address) as one frame on its own connection; what came back, by payload."""
     answers = {}
-    for (payload, opcode), address in zip(messages, BINARY_SENDERS, strict=True):
+    for payload, opcode, address in sends:
         wire = Wire(server.port, address)
         try:
             wire.sock.sendall(frame(payload, opcode))
             answers[payload] = drain(wire.sock, 5)
         finally:
             wire.close()
+    return answers
+
+
+def assert_dropped_for_abuse(server: GuardServer, mark: int, answers: dict, addresses) -> None:
+    """Each connection ended with nothing but websocket frames, an abuse line per address, no traceback."""
     tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
     assert not tracebacks, "".join(server.lines(mark))[-3000:]
     for payload, (data, ended) in answers.items():
         assert ended, f"{payload!r} left the connection open"
         assert server_frames(data) is not None, f"after {payload!r}, not websocket frames: {data[:200]!r}"
-    assert await_condition(lambda: all(abuse_lines(server, address) for address in BINARY_SENDERS), 2), \
+    assert await_condition(lambda: all(abuse_lines(server, address) for address in addresses), 2), \
         "no abuse line for each address"
-    assert http_get(server.port)[0] == 200, "the server stopped serving"
+
+
+def test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly(site):
+    """Engine.IO cannot decode the frame: the connection ends with nothing but websocket frames
+    after the handshake (no HTTP 500 written into the websocket), without a traceback, for abuse."""
+    mark = len(site.server.log)
+    answers = send_each_from(site.server, [(b"x", 1, MUMBLERS[0]), (b"", 1, MUMBLERS[1])])
+    assert_dropped_for_abuse(site.server, mark, answers, MUMBLERS)
+
+
+def test_binary_data_ends_the_connection_for_abuse(site):
+    """Tracker's clients send no binary data: a binary message (a binary frame, or a text frame of
+    base64 after "b") ends the connection for abuse, without the traceback python-socketio logs for
+    an attachment it is not waiting for; so does a binary event, which would have it wait for one."""
+    mark = len(site.server.log)
+    messages = [(b'42["join",{}]', 2),  # a binary frame (opcode 2), though an event in it would be text
+                (b"b!", 1), (b"bAAAA", 1),  # text frames of Engine.IO's binary messages in base64: 0 and 3 bytes
+                (b'451-["join",{"_placeholder":true,"num":0}]', 1)]  # a binary event, its attachment to come
+    answers = send_each_from(site.server, [(payload, opcode, address) for (payload, opcode), address
+                                           in zip(messages, BINARY_SENDERS, strict=True)])
+    assert_dropped_for_abuse(site.server, mark, answers, BINARY_SENDERS)
+    assert http_get(site.server.port)[0] == 200, "the server stopped serving"
 
 
 def test_packet_types_a_client_never_sends_end_the_connection_for_abuse(site):
     """A CONNECT_ERROR (the server's to send) and a packet of an unknown type end the connection for
     abuse, without the traceback python-socketio logs for them."""
-    server = site.server
-    mark = len(server.log)
-    answers = {}
-    for packet, address in zip(('44{"message":"no"}', "47"), IMPOSTORS, strict=True):
-        wire = Wire(server.port, address)
-        try:
-            wire.ws.send(packet)
-            answers[packet] = drain(wire.sock, 5)
-        finally:
-            wire.close()
-    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
-    assert not tracebacks, "".join(server.lines(mark))[-3000:]
-    for packet, (data, ended) in answers.items():
-        assert ended, f"{packet!r} left the connection open"
-        assert server_frames(data) is not None, f"after {packet!r}, not websocket frames: {data[:200]!r}"
-    assert await_condition(lambda: all(abuse_lines(server, address) for address in IMPOSTORS), 2), \
-        "no abuse line for each address"
+    mark = len(site.server.log)
+    answers = send_each_from(site.server, [(b'44{"message":"no"}', 1, IMPOSTORS[0]), (b"47", 1, IMPOSTORS[1])])
+    assert_dropped_for_abuse(site.server, mark, answers, IMPOSTORS)
 
 
 def test_a_failed_upgrade_probe_ends_the_websocket_quietly(site):
