@@ -271,6 +271,9 @@ def test_a_served_process_counts_a_publish_and_a_join_and_logs_json(database_url
         assert answer.status_code == 201 and answer.headers["X-Request-ID"] == "abc-123"
         reader.wait_for(lambda r: len(r.entries) == 1)
         reader.sio.disconnect()
+        refused = requests.get(f"{server.url}/socket.io/?EIO=4&transport=polling", timeout=10,
+                               headers={"Origin": "https://elsewhere.example"})  # Engine.IO logs an error
+        assert refused.status_code == 400
 
         assert requests.get(f"{server.url}/metrics", timeout=10).status_code == 404  # the token is required
         scraped = requests.get(f"{server.url}/metrics", headers={"Authorization": "Bearer scrape-secret"}, timeout=10)
@@ -290,6 +293,7 @@ def test_a_served_process_counts_a_publish_and_a_join_and_logs_json(database_url
     lines = [json.loads(line) for line in server.log]  # every line the process wrote is one JSON object
     assert all({"time", "level", "logger", "message", "request_id"} <= set(line) for line in lines)
     assert any(line["message"].startswith("Tracker serving on") for line in lines)
+    assert [line["logger"] for line in lines if "not an accepted origin" in line["message"]] == ["engineio.server"]
 
 
 # deploy/prometheus.yml and deploy/alerts.yml

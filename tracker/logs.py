@@ -89,6 +89,17 @@ def configure(log_format: str = "text", level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, handlers=[handler(log_format)])
 
 
+def library_logger(name: str) -> logging.Logger:
+    """python-socketio's or Engine.IO's logger, at ERROR, writing through the process's handler only.
+
+    Given no logger, each library adds a stderr handler of its own to it, so each of its errors
+    was written twice, once in neither the configured format nor with the request id."""
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.ERROR)  # the libraries' own default level
+    return logger
+
+
 def init_app(app: Flask) -> None:
     """Answer every request with its id in X-Request-ID."""
 
