@@ -4,9 +4,7 @@
   `serial` (timing-sensitive) share one worker and run one after another there.
 - postgresql: the engine-dependent tests (see conftest.py) again, on PostgreSQL
   (TEST_DATABASE_URL=TEST_POSTGRES_URL); skipped with a message when no server answers,
-  except in CI (CI=true), where that fails. It also runs the tests marked `postgresql_pass`
-  (engine-independent, and long: the XSS corpus), which the SQLite pass then leaves out, so that
-  neither pass takes much longer than the other; without a PostgreSQL pass they run on SQLite.
+  except in CI (CI=true), where that fails.
 - fast-fanout-off: the end-to-end tests (test_e2e, test_fanout) once more on SQLite with
   FAST_FANOUT=0, eventlet with the broadcast fast path off; and the guard tests of a websocket
   frame that is not an Engine.IO packet and of binary data (read there by engineio's handler,
@@ -60,7 +58,7 @@ def main(selected: list[str]) -> int:
     pytest = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider"]
     passes = {
         "sqlite": (pytest + xdist + extra, base_env),
-        "postgresql": (pytest + xdist + ["-m", "engine_dependent or postgresql_pass"] + extra,
+        "postgresql": (pytest + xdist + ["-m", "engine_dependent"] + extra,
                        {**base_env, "TEST_DATABASE_URL": postgres_url}),
         "fast-fanout-off": (pytest + FANOUT_OFF_TESTS + extra, {**base_env, "FAST_FANOUT": "0"}),
         "gevent": (pytest + GEVENT_TESTS + extra, {**base_env, "ASYNC_MODE": "gevent", "FAST_FANOUT": "0"}),
@@ -75,8 +73,6 @@ def main(selected: list[str]) -> int:
         else:
             print(f"== PostgreSQL pass skipped: no server at {postgres_url} ==")
             results["postgresql"] = ("skipped: no server", 0.0)
-    if "postgresql" in selected:
-        passes["sqlite"] = (pytest + xdist + ["-m", "not postgresql_pass"] + extra, base_env)
 
     started = time.monotonic()
     logs = Path(tempfile.mkdtemp(prefix="tracker-test-"))

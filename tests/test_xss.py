@@ -41,8 +41,8 @@ from tracker import CSP, EMBED_CSP
 from tracker.sanitize import clean_text
 
 # Escaping and the CSP do not depend on the engine; how text is stored is checked on PostgreSQL by
-# test_services and test_api. The corpus runs once, in the PostgreSQL pass: the SQLite pass is the longest.
-pytestmark = [pytest.mark.engine_independent, pytest.mark.postgresql_pass]
+# test_services and test_api.
+pytestmark = pytest.mark.engine_independent
 
 CORPUS_FILE = Path(__file__).with_name("xss_corpus.json")
 CORPUS: list[str] = json.loads(CORPUS_FILE.read_text(encoding="utf-8"))
