@@ -32,6 +32,17 @@ def test_index_lists_live_stories_first_with_latest_time(app, client):
     assert ended_slug in html and "1 update" in html and "<time datetime=" in html
 
 
+def test_templates_are_compiled_once_per_process_not_once_per_app(app, client, story):
+    """A second app in the process renders a story page with the code the first one compiled."""
+    assert client.get(f"/stories/{story}").status_code == 200
+    other = create_app({key: app.config[key] for key in ("TESTING", "SECRET_KEY", "DATABASE_URL", "MEDIA_DIR")})
+    compiled, compile_ = [], other.jinja_env.compile
+    other.jinja_env.compile = lambda *args, **kwargs: compiled.append(args) or compile_(*args, **kwargs)
+    page = other.test_client().get(f"/stories/{story}")
+    assert page.status_code == 200 and "<article" in page.get_data(as_text=True)
+    assert compiled == []
+
+
 def test_story_page_renders_newest_20_with_times_and_permalinks(app, client, story):
     ids = add(app, story, 25)
     response = client.get(f"/stories/{story}")

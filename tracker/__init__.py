@@ -1,10 +1,13 @@
 """Tracker: a live-updating story tracker."""
+import functools
 import hashlib
 import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import jinja2
+import jinja2.bccache
 from flask import Flask, abort, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import event
@@ -159,6 +162,27 @@ def _engine_options(config) -> dict:
     return options
 
 
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """Templates compiled once per process, for every app it makes (a test run makes hundreds, and
+    compiling took a third of a page's first render); Jinja compares each template's source with
+    the checksum kept with its code, so an edited template is compiled again."""
+
+    def __init__(self):
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self.compiled.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED_TEMPLATES = _CompiledTemplates()
+
+
+@functools.cache  # read once per process, not per app: a deploy restarts the process
 def _build_id(root: Path) -> str:
     """A digest of the templates and static files: cached pages' ETags change with each deploy."""
     digest = hashlib.sha256()
@@ -208,6 +232,7 @@ def _register_web(app: Flask) -> None:
         response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
         return response
 
+    app.jinja_env.bytecode_cache = _COMPILED_TEMPLATES
     app.jinja_env.globals["mastodon_hosts"] = ",".join(MASTODON_HOSTS)
     app.jinja_env.filters["absolute"] = absolute
     app.jinja_env.filters["iso"] = lambda value: isoformat(value) or ""

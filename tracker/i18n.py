@@ -7,6 +7,7 @@ browser's Accept-Language among LANGUAGES, else English.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -26,6 +27,7 @@ babel = Babel()
 _SCRIPT_STRING = re.compile(r'\bt\("((?:[^"\\\n]|\\.)*)"')
 
 
+@functools.cache  # read once per process, not per app: a deploy restarts the process
 def script_messages(folder: Path) -> tuple[str, ...]:
     """Every string the scripts in this folder pass to t(), as pybabel extracts them (babel.cfg)."""
     found = set()
