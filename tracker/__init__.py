@@ -164,7 +164,7 @@ def _engine_options(config) -> dict:
 
 class _CompiledTemplates(jinja2.BytecodeCache):
     """Templates compiled once per process, for every app it makes (a test run makes hundreds, and
-    compiling took a third of a page's first render); Jinja compares each template's source with
+    compiling was most of a page's first render in a new app); Jinja compares each template's source with
     the checksum kept with its code, so an edited template is compiled again."""
 
     def __init__(self):
