@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from werkzeug.routing import Rule
 from helpers import (
     CHROMIUM,
     CI,
@@ -35,6 +36,24 @@ from helpers import (
 
 from tracker import create_app, services
 from tracker.extensions import db, socketio
+
+# Werkzeug compiles two URL builders per rule from a generated AST: three quarters of create_app's
+# time, and the suite makes an app for most of its tests, from the same rules. A builder is a plain
+# function of the rule's parsed parts and defaults (it reads converters through the rule it is bound
+# to at call time), so the suite compiles each one once per process.
+_builders: dict = {}
+_compile_builder = Rule._compile_builder
+
+
+def _compile_builder_once(rule: Rule, append_unknown: bool = True):
+    """Rule._compile_builder, once per distinct rule in this process."""
+    key = (rule.rule, tuple(rule._trace), repr(sorted((rule.defaults or {}).items())), append_unknown)
+    if key not in _builders:
+        _builders[key] = _compile_builder(rule, append_unknown)
+    return _builders[key]
+
+
+Rule._compile_builder = _compile_builder_once
 
 # Modules whose tests share a module-scoped server: under pytest-xdist they stay on one worker,
 # so the server starts once.
