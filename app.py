@@ -8,6 +8,7 @@ import argparse
 import errno
 import functools
 import gc
+import io
 import logging
 import os
 import resource
@@ -34,6 +35,7 @@ if SERVING and ASYNC_MODE == "gevent":
     import gevent.lock
     import gevent.pywsgi
     import gevent.selectors
+    import httptools
 elif SERVING:
     # eventlet is in maintenance mode and says so on import; the README covers the plan.
     warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
@@ -445,6 +447,7 @@ def _accept_failed(exc: OSError, paused_at: float) -> float:
 
 
 MAX_HEADERS = 100  # as http.client: a request with more is refused (431)
+MAX_HEADER_LINE = 8192  # as eventlet's server: a longer request or header line is refused (400)
 
 
 class _Head:
@@ -461,6 +464,41 @@ class _Head:
 
     def on_headers_complete(self) -> None:
         self.complete = True
+
+
+class _Refused(ValueError):
+    """A request head refused before the app sees it: the status to answer, and why (the body)."""
+
+    def __init__(self, status: HTTPStatus, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def _read_head(first_line: bytes, readline):
+    """A request's head read by httptools (llhttp, Node's parser), from its first line on, each further
+    line from `readline`: (what it read, the parser, the head's bytes), or None if the client left
+    halfway through. Raises _Refused for what llhttp refuses (a malformed line, two Content-Lengths...),
+    for more than MAX_HEADERS headers and for a version other than HTTP/1.0 and 1.1. Both async
+    modes read heads with it: gevent's own parser takes any of those."""
+    lines = [first_line]
+    while lines[-1] not in (b"\r\n", b"\n", b""):
+        if len(lines) > MAX_HEADERS + 1:
+            raise _Refused(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
+        lines.append(readline())
+    head, data = _Head(), b"".join(lines)
+    parser = httptools.HttpRequestParser(head)
+    try:
+        parser.feed_data(data)
+    except httptools.HttpParserUpgrade:
+        pass  # the headers are complete; what follows belongs to the websocket
+    except httptools.HttpParserError:
+        raise _Refused(HTTPStatus.BAD_REQUEST, "Bad request") from None
+    if not head.complete:
+        return None
+    version = parser.get_http_version()
+    if version not in ("1.0", "1.1"):
+        raise _Refused(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"Invalid HTTP version ({version})")
+    return head, parser, data
 
 
 def _protocol(book, header_timeout: int):
@@ -506,35 +544,21 @@ def _protocol(book, header_timeout: int):
             # default, HTTP/0.9, has none), and logged with what the client sent.
             self.command, self.request_version, self.close_connection = None, "HTTP/1.1", True
             self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
-            lines = [self.raw_requestline]
-            # eventlet's reader (FileObjectForHeaders) limits each line and the whole block.
-            while lines[-1] not in (b"\r\n", b"\n", b""):
-                if len(lines) > MAX_HEADERS + 1:
-                    self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
-                    return False
-                lines.append(self.rfile.readline())
-            head = _Head()
-            parser = httptools.HttpRequestParser(head)
-            try:
-                parser.feed_data(b"".join(lines))
-            except httptools.HttpParserUpgrade:
-                pass  # the headers are complete; what follows belongs to the websocket
-            except httptools.HttpParserError:
-                self.send_error(HTTPStatus.BAD_REQUEST, "Bad request")
+            try:  # eventlet's reader (FileObjectForHeaders) limits each line and the whole block
+                read = _read_head(self.raw_requestline, self.rfile.readline)
+            except _Refused as refused:
+                self.send_error(refused.status, refused.reason)
                 return False
-            if not head.complete:  # the client left halfway through its headers
+            if read is None:  # the client left halfway through its headers
                 self.close_connection = True
                 return False
-            version = parser.get_http_version()
+            head, parser, _ = read
             self.command, self.path = parser.get_method().decode("latin-1"), head.url.decode("latin-1")
-            self.request_version, self.headers = f"HTTP/{version}", head.headers
-            if version not in ("1.0", "1.1"):
-                self.send_error(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"Invalid HTTP version ({version})")
-                return False
+            self.request_version, self.headers = f"HTTP/{parser.get_http_version()}", head.headers
             if self.path.startswith("//"):
                 self.path = "/" + self.path.lstrip("/")  # as http.server: one leading slash
             self.close_connection = not (parser.should_keep_alive() and self.protocol_version >= "HTTP/1.1")
-            if head.headers.get("Expect", "").lower() == "100-continue" and version == "1.1":
+            if head.headers.get("Expect", "").lower() == "100-continue" and self.request_version == "HTTP/1.1":
                 return self.handle_expect_100()
             return True
 
@@ -579,16 +603,25 @@ class _Listener:
 
 # gevent (ASYNC_MODE=gevent): no fast path; the guards' limits as far as gevent's server allows
 
-class _WholeWrites:
-    """A gevent websocket's socket as simple-websocket uses it: each send writes all, alone.
+class _TakingTurns:
+    """A gevent websocket's socket as simple-websocket uses it: each send writes all, alone, and
+    each read that got data lets every other task run before the next.
 
     simple-websocket ignores what send() returns, and gevent's send may write only part of a
     large frame to a slow reader; and a pong or close frame from the reader task must not land
-    inside a frame the writer task is still sending. Any other use passes through.
+    inside a frame the writer task is still sending. Its reader task reads on while data keeps
+    arriving, and gevent's recv does not wait when there is some: a flooding reader would keep
+    the process to itself, and its packets would pile up unhandled, past the guards' limits,
+    until it paused. Any other use passes through.
     """
 
     def __init__(self, sock):
         self.sock, self.lock = sock, gevent.lock.Semaphore()
+
+    def recv(self, size: int) -> bytes:
+        data = self.sock.recv(size)
+        gevent.sleep(0)  # Engine.IO's handler first: it may drop this connection for abuse
+        return data
 
     def send(self, data) -> int:
         with self.lock:
@@ -604,13 +637,14 @@ def _gevent_websockets() -> None:
 
     The largest frame (max_http_buffer_size: eventlet's max_frame_length; engineio passes no
     limit to simple-websocket, which then buffers a message of any size before engineio checks
-    it), whole writes (_WholeWrites), a read timeout of one ping interval and timeout (engineio
+    it), whole writes and reads in turn (_TakingTurns), a read timeout of one ping interval and timeout (engineio
     sets it only on eventlet's socket), the guards' way to hang up now (`hangup`), and an end as
     eventlet's: a closing frame, the connection closed, no HTTP response after them.
     """
     import simple_websocket
     from engineio.async_drivers import gevent as driver
     from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
+    from wsproto.utilities import LocalProtocolError
 
     class Server(simple_websocket.Server):
         def __init__(self, environ, timeout, **options):
@@ -619,7 +653,7 @@ def _gevent_websockets() -> None:
 
         def handshake(self):  # the first use of the socket
             self.sock.settimeout(self.timeout)
-            self.sock = _WholeWrites(self.sock)
+            self.sock = _TakingTurns(self.sock)
             super().handshake()
 
     class WebSocket(SimpleWebSocketWSGI):
@@ -652,10 +686,12 @@ def _gevent_websockets() -> None:
             return ()
 
         def close(self):
-            """A closing frame, unless the connection is gone (hung up by tracker.guard, or reset)."""
+            """A closing frame, unless one was sent or the connection is gone (hung up by tracker.guard, or reset)."""
             try:
                 super().close()
-            except OSError:  # simple-websocket lets only EPIPE pass; engineio's writer calls this outside its try
+            # simple-websocket lets only EPIPE pass, and sends a second closing frame when asked;
+            # engineio's writer calls this outside its try
+            except (OSError, LocalProtocolError):
                 pass
 
     eio = socketio.server.eio
@@ -729,6 +765,33 @@ def _gevent_handler(book, header_timeout: int, socket_timeout: int):
                 return None  # close the connection
             finally:
                 deadline.close()
+
+        def read_request(self, raw_requestline):
+            """gevent's, on a head httptools has accepted (_read_head): gevent's parser takes a
+            malformed header line, two Content-Lengths, any number of headers and 64 KB lines."""
+            read = _read_head(raw_requestline.encode("latin-1"), self.read_header_line)
+            if read is None:
+                return False  # the client left halfway through its headers
+            rfile, self.rfile = self.rfile, io.BytesIO(read[2][len(raw_requestline):])
+            try:
+                return super().read_request(raw_requestline)
+            finally:
+                self.rfile = rfile
+
+        def read_header_line(self) -> bytes:
+            line = self.rfile.readline(MAX_HEADER_LINE)
+            if len(line) >= MAX_HEADER_LINE:
+                raise _Refused(HTTPStatus.BAD_REQUEST, "Header line too long")
+            return line
+
+        def _handle_client_error(self, ex):
+            if not isinstance(ex, _Refused):
+                return super()._handle_client_error(ex)
+            self.log_error("Refused request (from %s): %s", self.client_address, ex.reason)
+            body = ex.reason.encode()
+            return (str(ex.status.value), b"HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; "
+                    b"charset=utf-8\r\nContent-Length: %d\r\n\r\n%s" % (ex.status.value, ex.status.phrase.encode(),
+                                                                      len(body), body))
 
         def get_environ(self):
             # The headers are in: the request may now take its time.

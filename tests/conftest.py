@@ -17,7 +17,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from werkzeug.routing import Rule
 from helpers import (
     CHROMIUM,
     CI,
@@ -33,6 +32,7 @@ from helpers import (
     start_live_server,
     unavailable,
 )
+from werkzeug.routing import Rule
 
 from tracker import create_app, services
 from tracker.extensions import db, socketio

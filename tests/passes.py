@@ -9,10 +9,10 @@
   FAST_FANOUT=0, eventlet with the broadcast fast path off; and the guard tests of a websocket
   frame that is not an Engine.IO packet and of binary data (read there by engineio's handler,
   not the fast path's; a dropped connection is closed there without hanging up).
-- gevent: the end-to-end and browser tests (test_e2e, test_fanout, test_browser) once more on
-  SQLite, the server in ASYNC_MODE=gevent (app.py's second async mode, which has no fast path:
-  FAST_FANOUT=0 too), and the guard tests of binary data (a connection dropped for abuse) and of a
-  failed websocket upgrade (gevent's websocket is not eventlet's). The browser tests run here rather
+- gevent: the end-to-end, browser and guard tests (test_e2e, test_fanout, test_browser,
+  test_guard) once more on SQLite, the server in ASYNC_MODE=gevent (app.py's second async mode,
+  which has no fast path: FAST_FANOUT=0 too): gevent's server, HTTP parsing and websocket are not
+  eventlet's, and one client must not stall either. The browser tests run here rather
   than in fast-fanout-off: both are the libraries' own delivery paths, and running them twice
   more would cost the suite a minute.
 
@@ -37,15 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 NO_TESTS = 5
 # The libraries' delivery paths: end to end, and a frame Engine.IO cannot decode and binary data, on
-# eventlet without the fast path; end to end, with the browser, binary data and a failed websocket
-# upgrade on gevent (whose servers LiveServer starts with ASYNC_MODE passed on).
+# eventlet without the fast path; end to end, with the browser and the guards, on gevent (whose
+# servers LiveServer starts with ASYNC_MODE passed on).
 END_TO_END_TESTS = ["tests/test_e2e.py", "tests/test_fanout.py"]
 FANOUT_OFF_TESTS = END_TO_END_TESTS + [
     "tests/test_guard.py::test_a_frame_that_is_not_an_engineio_packet_ends_the_connection_quietly",
     "tests/test_guard.py::test_binary_data_ends_the_connection_for_abuse"]
-GEVENT_TESTS = END_TO_END_TESTS + [
-    "tests/test_browser.py", "tests/test_guard.py::test_binary_data_ends_the_connection_for_abuse",
-    "tests/test_guard.py::test_a_failed_upgrade_probe_ends_the_websocket_quietly"]
+GEVENT_TESTS = END_TO_END_TESTS + ["tests/test_browser.py", "tests/test_guard.py"]
 
 
 def main(selected: list[str]) -> int:
