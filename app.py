@@ -25,6 +25,45 @@ ASYNC_MODE = os.environ.get("ASYNC_MODE", "").strip() or "eventlet"
 SERVING = __name__ == "__main__"
 if SERVING and ASYNC_MODE not in ASYNC_MODES:
     raise SystemExit(f"ASYNC_MODE={ASYNC_MODE!r}: use eventlet (the default) or gevent")
+# eventlet's wsgi server listens with a backlog of 50; a breaking story needs thousands of readers
+# connecting at once, and thousands reconnecting while a new process starts.
+BACKLOG = int(os.environ.get("LISTEN_BACKLOG", "4096"))
+
+
+def _command_line() -> argparse.Namespace:
+    """`python app.py`'s options, read before anything heavy is imported."""
+    parser = argparse.ArgumentParser(description="Serve Tracker with eventlet, or gevent with ASYNC_MODE=gevent.")
+    parser.add_argument("--host", help="the address to listen on (default: HOST, else 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="the port to listen on (default: PORT, else 5000)")
+    parser.add_argument("--demo", action="store_true", help="Seed the demo story into an empty database (make run).")
+    return parser.parse_args()
+
+
+_PlainSocket = socket.socket  # the standard library's, whether or not the async library has patched it since
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A plain listening socket on host:port, which either async mode serves."""
+    sock = _PlainSocket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+ARGS = _command_line() if SERVING else None
+# A new process (a deploy, a restart) takes about a second to import the app. Listening before
+# that, readers that reconnect meanwhile wait in the listen queue and are served once it is
+# ready, instead of being refused into their next backoff (seconds more). That needs the address
+# from the command line or the environment (the systemd unit gives both); else Config's defaults,
+# known once the app is imported.
+_early_host, _early_port = (ARGS.host or os.environ.get("HOST"), ARGS.port or os.environ.get("PORT", "")) \
+    if SERVING else (None, "")
+LISTENER = _listen(_early_host, int(_early_port)) if _early_host and str(_early_port).isdigit() else None
 if SERVING and ASYNC_MODE == "gevent":
     # Patch before anything imports socket, threading or ssl.
     from gevent import monkey
@@ -423,10 +462,8 @@ def _eventlet_fast_path(pool, book) -> None:
         _tune_engineio(pool, book)
 
 
-# eventlet's wsgi server stops accepting at 1024 connections and listens with a backlog of 50;
-# a breaking story needs thousands of readers connecting at once.
+# eventlet's wsgi server stops accepting at 1024 connections; a breaking story needs thousands.
 MAX_CONNECTIONS = int(os.environ.get("MAX_CONNECTIONS", "20000"))
-BACKLOG = int(os.environ.get("LISTEN_BACKLOG", "4096"))
 # File descriptors kept for everything but client connections: the database, Redis, logs.
 SPARE_FILES = 256
 # Errors of accept() that mean "out of file descriptors or memory for now", not "stop serving".
@@ -801,8 +838,8 @@ def _gevent_handler(book, header_timeout: int, socket_timeout: int):
     return Handler
 
 
-def _gevent_server(address, per_peer, max_connections: int, handler):
-    """gevent's WSGI server for `address`: at most `max_connections` connections at once (its pool),
+def _gevent_server(listener, per_peer, max_connections: int, handler):
+    """gevent's WSGI server on the listening socket: at most `max_connections` connections at once (its pool),
     accepts that survive running out of file descriptors, and at once closes a connection from an
     address that holds too many."""
 
@@ -822,7 +859,7 @@ def _gevent_server(address, per_peer, max_connections: int, handler):
             accepted[0].close()
             return None
 
-    return Server(address, app, backlog=BACKLOG, spawn=max_connections, handler_class=handler,
+    return Server(listener, app, spawn=max_connections, handler_class=handler,
                   log=log if os.environ.get("ACCESS_LOG") == "1" else None, error_log=log)
 
 
@@ -844,17 +881,14 @@ def _connection_limit() -> int:
 
 def main() -> None:
     """Serve the app with eventlet or gevent (ASYNC_MODE) on HOST:PORT (or --host/--port)."""
-    parser = argparse.ArgumentParser(description="Serve Tracker with eventlet, or gevent with ASYNC_MODE=gevent.")
-    parser.add_argument("--host", default=app.config["HOST"])
-    parser.add_argument("--port", type=int, default=app.config["PORT"])
-    parser.add_argument("--demo", action="store_true", help="Seed the demo story into an empty database (make run).")
-    args = parser.parse_args()
+    host, port = ARGS.host or app.config["HOST"], ARGS.port or app.config["PORT"]
+    listener = LISTENER or _listen(host, port)
     # LOG_FORMAT=json: one JSON object per line, the serving line and eventlet's own lines included.
     logs.configure(app.config["LOG_FORMAT"])
     max_connections = _connection_limit()
     with app.app_context():
         upgrade_database()
-        if args.demo:
+        if ARGS.demo:
             print(demo.seed_if_empty() or demo.login_hint(), flush=True)
     book = guard.addresses(app)
     # Behind a proxy every connection comes from the proxy; guard counts by X-Forwarded-For then.
@@ -882,26 +916,26 @@ def main() -> None:
     socketio.start_background_task(scheduler.run, app)
     header_timeout, socket_timeout = app.config["HEADER_TIMEOUT"], app.config["SOCKET_TIMEOUT"]
     if ASYNC_MODE == "eventlet":
-        listener = eventlet.listen((args.host, args.port), backlog=BACKLOG)
         log.info("serving with eventlet %s (ASYNC_MODE=eventlet)", eventlet.__version__)
-        _say_serving(args)
+        _say_serving(host, port)
         # debug=False: an exception that escapes Flask must never send its traceback to the client.
-        eventlet.wsgi.server(_Listener(listener, per_peer), app, custom_pool=pool,
+        eventlet.wsgi.server(_Listener(eventlet.greenio.GreenSocket(listener), per_peer), app, custom_pool=pool,
                              protocol=_protocol(per_peer, header_timeout), debug=False,
                              socket_timeout=socket_timeout, log=logging.getLogger("eventlet.wsgi"),
                              log_output=os.environ.get("ACCESS_LOG") == "1")
     else:
-        server = _gevent_server((args.host, args.port), per_peer, max_connections,
+        listener.setblocking(False)  # gevent's server reads accept()'s BlockingIOError as "none yet"
+        server = _gevent_server(listener, per_peer, max_connections,
                                 _gevent_handler(per_peer, header_timeout, socket_timeout))
-        server.init_socket()  # listening from here on
+        server.init_socket()
         log.info("serving with gevent %s (ASYNC_MODE=gevent)", gevent.__version__)
-        _say_serving(args)
+        _say_serving(host, port)
         server.serve_forever()
 
 
-def _say_serving(args) -> None:
+def _say_serving(host: str, port: int) -> None:
     """The line tests and `make run` wait for: a log record with LOG_FORMAT=json, else printed."""
-    serving = f"Tracker serving on http://{args.host}:{args.port}"
+    serving = f"Tracker serving on http://{host}:{port}"
     if app.config["LOG_FORMAT"] == "json":
         log.info(serving)
     else:

@@ -160,7 +160,8 @@ class Cluster:
         for i in range(self.n):
             port = free_port()
             self.ports.append(port)
-            self.procs.append(subprocess.Popen([str(PY), "app.py", "--port", str(port)], cwd=ROOT, env=self.env,
+            self.procs.append(subprocess.Popen([str(PY), "app.py", "--host", "127.0.0.1", "--port", str(port)],
+                                               cwd=ROOT, env=self.env,
                                                stdout=self.log(f"app{i + 1}"), stderr=subprocess.STDOUT,
                                                preexec_fn=raise_nofile))
         for port, proc in zip(self.ports, self.procs, strict=True):

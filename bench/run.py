@@ -128,8 +128,8 @@ class Tracker:
 
     def spawn(self):
         """The production start command on the same port and database."""
-        self.proc = subprocess.Popen([str(PY), "app.py", "--port", str(self.port)], cwd=ROOT, env=self.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile)
+        self.proc = subprocess.Popen([str(PY), "app.py", "--host", "127.0.0.1", "--port", str(self.port)], cwd=ROOT,
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile)
         wait_http(self.base + "/api/stories", self.proc)
 
     def publish(self, seq):

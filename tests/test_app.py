@@ -1,8 +1,11 @@
-"""app.py's eventlet serving layer: the direct writer broadcasts use, and timer-driven pings."""
+"""app.py's serving layer: the direct writer broadcasts use, timer-driven pings, and listening from the start."""
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import websocket
@@ -81,3 +84,34 @@ def test_server_drops_a_reader_that_stops_answering_pings(quick_pings):
             break
         assert message == "2"  # nothing but pings arrives before the close
     assert closed
+
+
+# A restart: the new process listens before it imports the app
+
+def test_a_starting_server_holds_connections_until_it_is_ready(tmp_path, database_engine):
+    """A reader that reconnects while a new process starts (a deploy) is not refused into its next
+    backoff: the connection is accepted at once and answered when the app is ready."""
+    with fresh_database(tmp_path, database_engine) as url:
+        server = LiveServer(url)
+        starting = threading.Thread(target=server.start)  # returns at "Tracker serving on"
+        starting.start()
+        try:
+            sock = None
+            while sock is None:  # polls the port from the process's first moments
+                try:
+                    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+                except ConnectionRefusedError:
+                    assert starting.is_alive(), "".join(server.log)
+            accepted_at = time.monotonic()
+            starting.join(timeout=60)
+            ready_at = time.monotonic()
+            with sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                answer = sock.makefile("rb").read()
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            # Listening last, the server accepted within a millisecond of saying it serves; importing
+            # the app takes half a second or more.
+            assert ready_at - accepted_at > 0.1, "accepted only once the app was ready"
+        finally:
+            starting.join(timeout=60)
+            server.stop()
