@@ -43,8 +43,10 @@ _PlainSocket = socket.socket  # the standard library's, whether or not the async
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """A plain listening socket on host:port, which either async mode serves."""
-    sock = _PlainSocket(socket.AF_INET, socket.SOCK_STREAM)
+    """A plain listening socket on host:port (IPv6 for an address with a colon), which either async
+    mode serves. Without SO_REUSEPORT (eventlet's listen set it): a second process started on the
+    port stops with a message instead of silently taking part of the first one's readers."""
+    sock = _PlainSocket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -56,14 +58,17 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 ARGS = _command_line() if SERVING else None
-# A new process (a deploy, a restart) takes about a second to import the app. Listening before
-# that, readers that reconnect meanwhile wait in the listen queue and are served once it is
-# ready, instead of being refused into their next backoff (seconds more). That needs the address
-# from the command line or the environment (the systemd unit gives both); else Config's defaults,
-# known once the app is imported.
-_early_host, _early_port = (ARGS.host or os.environ.get("HOST"), ARGS.port or os.environ.get("PORT", "")) \
-    if SERVING else (None, "")
-LISTENER = _listen(_early_host, int(_early_port)) if _early_host and str(_early_port).isdigit() else None
+LISTENER = None
+if SERVING:
+    # A new process (a deploy, a restart) takes about a second to import the app. Listening before
+    # that, readers that reconnect meanwhile wait in the listen queue and are served once it is
+    # ready, instead of being refused into their next backoff (seconds more). That needs the
+    # address from the command line or the environment (the systemd unit gives both); else
+    # Config's defaults, known once the app is imported.
+    _host = ARGS.host if ARGS.host is not None else os.environ.get("HOST")
+    _port = str(ARGS.port) if ARGS.port is not None else os.environ.get("PORT", "")
+    if _host is not None and _port.isdigit():
+        LISTENER = _listen(_host, int(_port))
 if SERVING and ASYNC_MODE == "gevent":
     # Patch before anything imports socket, threading or ssl.
     from gevent import monkey
@@ -483,8 +488,10 @@ def _accept_failed(exc: OSError, paused_at: float) -> float:
     return time.monotonic()
 
 
-MAX_HEADERS = 100  # as http.client: a request with more is refused (431)
-MAX_HEADER_LINE = 8192  # as eventlet's server: a longer request or header line is refused (400)
+# Header lines, the blank one that ends them included, as http.client counts them (gevent's parser
+# is http.client's): a request with more is refused (431).
+MAX_HEADERS = 100
+MAX_HEADER_LINE = 8192  # as eventlet's server: a longer header line is refused (400)
 
 
 class _Head:
@@ -515,11 +522,11 @@ def _read_head(first_line: bytes, readline):
     """A request's head read by httptools (llhttp, Node's parser), from its first line on, each further
     line from `readline`: (what it read, the parser, the head's bytes), or None if the client left
     halfway through. Raises _Refused for what llhttp refuses (a malformed line, two Content-Lengths...),
-    for more than MAX_HEADERS headers and for a version other than HTTP/1.0 and 1.1. Both async
-    modes read heads with it: gevent's own parser takes any of those."""
+    for more than MAX_HEADERS header lines and for a version other than HTTP/1.0 and 1.1. Both async
+    modes read heads with it: gevent's own parser takes a malformed line and two Content-Lengths."""
     lines = [first_line]
     while lines[-1] not in (b"\r\n", b"\n", b""):
-        if len(lines) > MAX_HEADERS + 1:
+        if len(lines) > MAX_HEADERS:  # the request line and MAX_HEADERS - 1 headers, not yet ended
             raise _Refused(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
         lines.append(readline())
     head, data = _Head(), b"".join(lines)
@@ -642,7 +649,7 @@ class _Listener:
 
 class _TakingTurns:
     """A gevent websocket's socket as simple-websocket uses it: each send writes all, alone, and
-    each read that got data lets every other task run before the next.
+    after each read the hub runs what is ready (Engine.IO's handler of what was read) first.
 
     simple-websocket ignores what send() returns, and gevent's send may write only part of a
     large frame to a slow reader; and a pong or close frame from the reader task must not land
@@ -657,7 +664,7 @@ class _TakingTurns:
 
     def recv(self, size: int) -> bytes:
         data = self.sock.recv(size)
-        gevent.sleep(0)  # Engine.IO's handler first: it may drop this connection for abuse
+        gevent.sleep(0)  # a turn for Engine.IO's handler, which may drop this connection for abuse
         return data
 
     def send(self, data) -> int:
@@ -805,7 +812,7 @@ def _gevent_handler(book, header_timeout: int, socket_timeout: int):
 
         def read_request(self, raw_requestline):
             """gevent's, on a head httptools has accepted (_read_head): gevent's parser takes a
-            malformed header line, two Content-Lengths, any number of headers and 64 KB lines."""
+            malformed header line, two Content-Lengths and 64 KB lines."""
             read = _read_head(raw_requestline.encode("latin-1"), self.read_header_line)
             if read is None:
                 return False  # the client left halfway through its headers
@@ -881,8 +888,10 @@ def _connection_limit() -> int:
 
 def main() -> None:
     """Serve the app with eventlet or gevent (ASYNC_MODE) on HOST:PORT (or --host/--port)."""
-    host, port = ARGS.host or app.config["HOST"], ARGS.port or app.config["PORT"]
+    host = ARGS.host if ARGS.host is not None else app.config["HOST"]
+    port = ARGS.port if ARGS.port is not None else app.config["PORT"]
     listener = LISTENER or _listen(host, port)
+    port = listener.getsockname()[1]  # the one the system chose for --port 0
     # LOG_FORMAT=json: one JSON object per line, the serving line and eventlet's own lines included.
     logs.configure(app.config["LOG_FORMAT"])
     max_connections = _connection_limit()
@@ -935,7 +944,7 @@ def main() -> None:
 
 def _say_serving(host: str, port: int) -> None:
     """The line tests and `make run` wait for: a log record with LOG_FORMAT=json, else printed."""
-    serving = f"Tracker serving on http://{host}:{port}"
+    serving = f"Tracker serving on http://{f'[{host}]' if ':' in host else host}:{port}"
     if app.config["LOG_FORMAT"] == "json":
         log.info(serving)
     else:

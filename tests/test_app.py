@@ -96,16 +96,10 @@ def test_a_starting_server_holds_connections_until_it_is_ready(tmp_path, databas
         starting = threading.Thread(target=server.start)  # returns at "Tracker serving on"
         starting.start()
         try:
-            sock = None
-            while sock is None:  # polls the port from the process's first moments
-                try:
-                    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-                except ConnectionRefusedError:
-                    assert starting.is_alive(), "".join(server.log)
-            accepted_at = time.monotonic()
-            starting.join(timeout=60)
-            ready_at = time.monotonic()
-            with sock:
+            with first_connection(server.port, starting) as sock:
+                accepted_at = time.monotonic()
+                starting.join(timeout=60)
+                ready_at = time.monotonic()
                 sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 answer = sock.makefile("rb").read()
             assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
@@ -115,3 +109,12 @@ def test_a_starting_server_holds_connections_until_it_is_ready(tmp_path, databas
         finally:
             starting.join(timeout=60)
             server.stop()
+
+
+def first_connection(port: int, starting: threading.Thread) -> socket.socket:
+    """A connection to the port as soon as anything listens there, tried from the process's first moments."""
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=30)
+        except ConnectionRefusedError:
+            assert starting.is_alive(), "the server stopped before it listened"
