@@ -911,11 +911,12 @@ def main() -> None:
         _gevent_websockets()
         _gevent_psycopg2()
     guard.protect_socketio(socketio.server, book, app.config)
-    # Each reader adds a few hundred objects. With the collector's defaults (a pass every 700
-    # allocations, full passes over every object) collection took a quarter of the CPU of a
-    # connection storm: keep what startup made out of the passes, and pass less often.
+    # Each reader adds a few hundred objects, and makes no cyclic garbage. With the collector's
+    # defaults (a pass every 700 allocations, full passes over every object) collection took a
+    # quarter of the CPU of a connection storm: keep what startup made out of the passes, and
+    # pass less often (README, Performance).
     gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    gc.set_threshold(50_000, 20, 100)
     # Decoding and encoding an upload takes seconds of CPU (Pillow releases the GIL meanwhile): in
     # the async library's thread pool, so every other connection keeps being served.
     images.run_blocking = (eventlet.tpool.execute if ASYNC_MODE == "eventlet"
