@@ -522,7 +522,8 @@ def _read_head(first_line: bytes, readline):
     """A request's head read by httptools (llhttp, Node's parser), from its first line on, each further
     line from `readline`: (what it read, the parser, the head's bytes), or None if the client left
     halfway through. Raises _Refused for what llhttp refuses (a malformed line, two Content-Lengths...),
-    for more than MAX_HEADERS header lines and for a version other than HTTP/1.0 and 1.1. Both async
+    for more than MAX_HEADERS header lines, for a version other than HTTP/1.0 and 1.1 and for a
+    transfer coding other than chunked alone. Both async
     modes read heads with it: gevent's own parser takes a malformed line and two Content-Lengths."""
     lines = [first_line]
     while lines[-1] not in (b"\r\n", b"\n", b""):
@@ -542,6 +543,12 @@ def _read_head(first_line: bytes, readline):
     version = parser.get_http_version()
     if version not in ("1.0", "1.1"):
         raise _Refused(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, f"Invalid HTTP version ({version})")
+    # Both servers read a body as chunked only when that is the whole header, where llhttp (and a
+    # proxy in front) may read "gzip, chunked" as chunked: the two would disagree on where the
+    # body ends. No client of Tracker's sends another coding.
+    codings = [coding.strip().lower() for coding in head.headers.get_all("Transfer-Encoding", ())]
+    if codings and codings != ["chunked"]:
+        raise _Refused(HTTPStatus.NOT_IMPLEMENTED, "Transfer-Encoding other than chunked")
     return head, parser, data
 
 

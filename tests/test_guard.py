@@ -704,7 +704,10 @@ def test_a_failed_upgrade_probe_ends_the_websocket_quietly(site):
     (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", {400, 505}),
     (b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % n for n in range(100)) + b"\r\n", {431}),
     (b"GET / HTTP/1.1\r\nX-Long: " + b"y" * 9000 + b"\r\n\r\n", {400}),
-], ids=["not-http", "bad-header", "two-lengths", "http2", "100-headers", "long-line"])
+    (b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", {501}),
+    (b"POST /login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+     {400, 501}),
+], ids=["not-http", "bad-header", "two-lengths", "http2", "100-headers", "long-line", "gzip-chunked", "two-codings"])
 def test_malformed_requests_get_a_clear_error(site, request_bytes, statuses):
     server = site.server
     mark = len(server.log)
