@@ -522,9 +522,9 @@ def _read_head(first_line: bytes, readline):
     """A request's head read by httptools (llhttp, Node's parser), from its first line on, each further
     line from `readline`: (what it read, the parser, the head's bytes), or None if the client left
     halfway through. Raises _Refused for what llhttp refuses (a malformed line, two Content-Lengths...),
-    for more than MAX_HEADERS header lines, for a version other than HTTP/1.0 and 1.1 and for a
-    transfer coding other than chunked alone. Both async
-    modes read heads with it: gevent's own parser takes a malformed line and two Content-Lengths."""
+    for more than MAX_HEADERS header lines, for a version other than HTTP/1.0 and 1.1, and for a
+    transfer coding other than chunked alone. Both async modes read heads with it: gevent's own
+    parser takes a malformed line and two Content-Lengths."""
     lines = [first_line]
     while lines[-1] not in (b"\r\n", b"\n", b""):
         if len(lines) > MAX_HEADERS:  # the request line and MAX_HEADERS - 1 headers, not yet ended
@@ -688,9 +688,9 @@ def _gevent_websockets() -> None:
 
     The largest frame (max_http_buffer_size: eventlet's max_frame_length; engineio passes no
     limit to simple-websocket, which then buffers a message of any size before engineio checks
-    it), whole writes and reads in turn (_TakingTurns), a read timeout of one ping interval and timeout (engineio
-    sets it only on eventlet's socket), the guards' way to hang up now (`hangup`), and an end as
-    eventlet's: a closing frame, the connection closed, no HTTP response after them.
+    it), whole writes and reads in turn (_TakingTurns), a read timeout of one ping interval and
+    timeout (engineio sets it only on eventlet's socket), the guards' way to hang up now (`hangup`),
+    and an end as eventlet's: a closing frame, the connection closed, no HTTP response after them.
     """
     import simple_websocket
     from engineio.async_drivers import gevent as driver
