@@ -98,7 +98,7 @@ from tracker.schema import upgrade_database  # noqa: E402
 app = create_app({"ASYNC_MODE": ASYNC_MODE} if SERVING else None)
 
 
-def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
+def _direct_writer(eio_socket, ws, head=b"", spawn=socketio.start_background_task):
     """A function broadcasts (tracker.fanout) use to write a frame to this connection directly,
     and the function it writes with (a parked websocket's queue writes with it too: _Parked).
 
@@ -109,6 +109,7 @@ def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
     rest, so the writer task, later broadcasts and eventlet's own pong and close frames all
     wait behind the tail. So frames never interleave and a slow reader delays only itself.
     Green threads switch only when they block, so nothing runs between the checks and the write.
+    `head` goes out with the first frame written (the 101 response: DirectWebSocket holds it).
     """
     fd, lock, queue = ws.socket.fd, ws._sendlock, eio_socket.queue
 
@@ -123,6 +124,9 @@ def _direct_writer(eio_socket, ws, spawn=socketio.start_background_task):
 
     def write(frame: bytes) -> bool:
         """Write without waiting (the send lock is free); False if the connection is broken."""
+        nonlocal head
+        if head:
+            frame, head = head + frame, b""
         try:
             sent = fd.send(frame)
         except BlockingIOError:
@@ -215,7 +219,9 @@ class _Parked:
         eio_socket.queue.wake = self.write_soon
         metrics.PARKED.inc()
         self.listen()
-        if not eio_socket.queue.empty():
+        if eio_socket.queue.empty():  # Engine.IO queues its open packet first; else the 101 response alone
+            write(b"")
+        else:
             self.write_soon()
 
     def listen(self) -> None:
@@ -359,17 +365,20 @@ def _tune_engineio(pool, book) -> None:
     class DirectWebSocket(driver.WebSocketWSGI):
         def __init__(self, handler, server):
             eio_socket = handler.__self__  # the Engine.IO socket whose handler this is
-            self.parked = None
+            self.parked = self.head = None
 
             def handle(ws):
+                head, self.head = self.head, None
                 if getattr(eio_socket, "direct_send", None) is not None:
+                    ws.socket.sendall(head or b"")
                     return handler(ws)  # a second, concurrent upgrade attempt: leave the first's
-                eio_socket.direct_send, write = _direct_writer(eio_socket, ws)
+                eio_socket.direct_send, write = _direct_writer(eio_socket, ws, head)
                 # The guards' way to end a connection now: its reader and any writer wake up.
                 eio_socket.hangup = functools.partial(eventlet.greenio.shutdown_safe, ws.socket)
                 if park(eio_socket, ws, write):
                     self.parked = ws
                     return None
+                write(b"")  # the held 101 response, before Engine.IO's handler writes anything
                 try:
                     return handler(ws)
                 finally:
@@ -377,6 +386,19 @@ def _tune_engineio(pool, book) -> None:
                     eio_socket.direct_send = eio_socket.hangup = None
 
             super().__init__(handle, server)
+
+        def _handle_hybi_request(self, environ):
+            # eventlet sends its 101 response here; held, it leaves with the Engine.IO open packet
+            # that Engine.IO has queued: one write and one wakeup of the reader instead of two.
+            sock = environ["eventlet.input"].get_socket()
+            sock.sendall = self._hold
+            try:
+                return super()._handle_hybi_request(environ)
+            finally:
+                del sock.sendall
+
+        def _hold(self, data: bytes) -> None:
+            self.head = data
 
         def __call__(self, environ, start_response):
             try:
@@ -435,6 +457,8 @@ def _fast_path_missing() -> list[str]:
         ("socketio Manager.get_participants", callable(getattr(server.manager, "get_participants", None))),
         ("eventlet HttpProtocol.rbufsize", hasattr(eventlet.wsgi.HttpProtocol, "rbufsize")),
         ("eventlet RFC6455WebSocket._apply_mask", callable(getattr(RFC6455WebSocket, "_apply_mask", None))),
+        ("eventlet WebSocketWSGI._handle_hybi_request", callable(getattr(driver.WebSocketWSGI, "_handle_hybi_request",
+                                                                          None))),
         ("eventlet GreenPool.sem", hasattr(eventlet.GreenPool(1), "sem")),
         ("eventlet hub add/remove/READ", all(hasattr(eventlet.hubs.get_hub(), n) for n in ("add", "remove", "READ"))),
     ] if not there]

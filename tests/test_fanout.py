@@ -3,6 +3,7 @@
 The direct writer itself (app.py, eventlet) has unit tests in test_app.py."""
 import json
 import os
+import socket
 import struct
 import threading
 import time
@@ -141,6 +142,24 @@ def test_a_broadcast_to_idle_readers_takes_the_path_fast_fanout_selects(live_ser
     # Idle readers have nothing queued and nobody writing: the frame goes to each of them directly.
     assert live_server.metric("tracker_fanout_direct_writes_total") - direct == (3 if FAST else 0)
     assert live_server.metric("tracker_fanout_fallbacks_total") - queued == 0
+
+
+def data_segments_received(sock: socket.socket) -> int:
+    """Linux's count of TCP segments with data that arrived on this socket (struct tcp_info)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return struct.unpack_from("I", info, 152)[0]  # tcpi_data_segs_in
+
+
+def test_the_upgrade_answer_leaves_with_the_open_packet(live_server):
+    ws = websocket.create_connection(f"ws://127.0.0.1:{live_server.port}/socket.io/?EIO=4&transport=websocket",
+                                     timeout=10)
+    try:
+        assert ws.recv().startswith("0{")
+        # On the fast path the 101 response and Engine.IO's open packet are one write: one
+        # segment and one wakeup of the reader; the libraries' path writes them one by one.
+        assert data_segments_received(ws.sock) == (1 if FAST else 2)
+    finally:
+        ws.close()
 
 
 def test_idle_websockets_are_parked_and_let_go_when_they_close(live_server):
