@@ -25,6 +25,11 @@ ASYNC_MODE = os.environ.get("ASYNC_MODE", "").strip() or "eventlet"
 SERVING = __name__ == "__main__"
 if SERVING and ASYNC_MODE not in ASYNC_MODES:
     raise SystemExit(f"ASYNC_MODE={ASYNC_MODE!r}: use eventlet (the default) or gevent")
+if SERVING:
+    # Importing the app makes some 200,000 objects that live as long as the process, and the
+    # collector would pass over them again and again meanwhile: a fifth of startup, which a
+    # restart's readers wait out. main() freezes them out of its passes and turns it on again.
+    gc.disable()
 # eventlet's wsgi server listens with a backlog of 50; a breaking story needs thousands of readers
 # connecting at once, and thousands reconnecting while a new process starts.
 BACKLOG = int(os.environ.get("LISTEN_BACKLOG", "4096"))
@@ -948,6 +953,7 @@ def main() -> None:
     # pass less often (README, Performance).
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    gc.enable()
     # Decoding and encoding an upload takes seconds of CPU (Pillow releases the GIL meanwhile): in
     # the async library's thread pool, so every other connection keeps being served.
     images.run_blocking = (eventlet.tpool.execute if ASYNC_MODE == "eventlet"
