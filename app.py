@@ -96,11 +96,12 @@ elif SERVING:
 
     eventlet.monkey_patch()
 
-from tracker import create_app, demo, fanout, guard, images, logs, metrics, readers, scheduler, socketio  # noqa: E402
+from tracker import create_app, demo, fanout, guard, images, logs, metrics, readers, scheduler, schema, socketio  # noqa: E402
 from tracker.events import rev_beacon  # noqa: E402
-from tracker.schema import upgrade_database  # noqa: E402
 
 app = create_app({"ASYNC_MODE": ASYNC_MODE} if SERVING else None)
+if not SERVING:  # `flask --app app db ...`: Flask-Migrate's commands read its settings (tracker.schema)
+    schema.init_app(app)
 
 
 def _direct_writer(eio_socket, ws, head=b"", spawn=socketio.start_background_task):
@@ -932,7 +933,7 @@ def main() -> None:
     logs.configure(app.config["LOG_FORMAT"])
     max_connections = _connection_limit()
     with app.app_context():
-        upgrade_database()
+        schema.upgrade_database()
         if ARGS.demo:
             print(demo.seed_if_empty() or demo.login_hint(), flush=True)
     book = guard.addresses(app)

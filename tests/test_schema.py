@@ -4,13 +4,14 @@ import sys
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
 from helpers import ROOT
 from sqlalchemy import inspect, text
 
-from tracker import create_app
+from tracker import create_app, schema
 from tracker.extensions import db
-from tracker.schema import INITIAL_REVISION, upgrade_database
+from tracker.schema import HEAD, INITIAL_REVISION, MIGRATIONS, upgrade_database
 
 
 def migrated_drift(url: str) -> list:
@@ -33,8 +34,27 @@ def test_migrations_match_the_models_on_postgresql(postgres_url):
     assert migrated_drift(postgres_url) == []
 
 
+def test_the_newest_migration_is_known_from_the_file_names():
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD
+
+
+def test_a_process_finding_the_newest_migration_does_not_import_alembic(database_url):
+    app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "x"})
+    with app.app_context():
+        upgrade_database()
+        db.engine.dispose()
+    starting = subprocess.run([sys.executable, "-c", (
+        "import sys\nfrom tracker import create_app, schema\n"
+        f"with create_app({{'DATABASE_URL': {database_url!r}, 'SECRET_KEY': 'x'}}).app_context():\n"
+        "    schema.upgrade_database()\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert starting.returncode == 0, starting.stderr
+    assert starting.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_a_database_made_before_migrations_is_adopted(database_url):
     app = create_app({"DATABASE_URL": database_url, "SECRET_KEY": "x"})
+    schema.init_app(app)
     with app.app_context():
         # The first release's tables, as db.create_all() made them before there were migrations.
         upgrade(revision=INITIAL_REVISION)

@@ -17,7 +17,7 @@ from werkzeug.routing import IntegerConverter
 
 from . import fanout, guard, i18n, logs
 from .config import Config
-from .extensions import csrf, db, limiter, login_manager, migrate, socketio
+from .extensions import csrf, db, limiter, login_manager, socketio
 from .models import ID_PATTERN, MASTODON_HOSTS
 
 # Frames: only the video and social providers whose embeds a reader chose to load (static/js/embeds.js).
@@ -74,7 +74,6 @@ def create_app(config: dict | None = None) -> Flask:
     logs.init_app(app)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(root / "migrations"))
     from .web import allow_uploads
 
     app.before_request(allow_uploads)  # before CSRFProtect's check, which reads the form

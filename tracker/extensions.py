@@ -2,7 +2,6 @@
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -17,5 +16,4 @@ db = SQLAlchemy(model_class=Base)
 socketio = SocketIO()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-migrate = Migrate()
 limiter = Limiter(key_func=get_remote_address)
