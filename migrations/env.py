@@ -2,6 +2,7 @@ import logging
 from logging.config import fileConfig
 
 from flask import current_app
+from sqlalchemy import event
 
 from alembic import context
 
@@ -89,6 +90,12 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # pysqlite begins no transaction for DDL, so each statement was committed on its own, and
+            # a run cut short (an error, the process killed) left half a migration that no later
+            # start could get past. Begun explicitly, the pending migrations are one transaction.
+            event.listen(connection, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+            conf_args = {**conf_args, "transactional_ddl": True}
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

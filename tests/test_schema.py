@@ -2,12 +2,14 @@
 import subprocess
 import sys
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import upgrade
 from helpers import ROOT
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import OperationalError
 
 from tracker import create_app, schema
 from tracker.extensions import db
@@ -50,6 +52,23 @@ def test_a_process_finding_the_newest_migration_does_not_import_alembic(database
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert starting.returncode == 0, starting.stderr
     assert starting.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_migration_cut_short_on_sqlite_leaves_nothing_behind(tmp_path):
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'cut.sqlite'}", "SECRET_KEY": "x"})
+    with app.app_context():
+        # An index with the name of the first migration's last one: it fails there, its tables made.
+        db.session.execute(text("CREATE TABLE blocker (x INTEGER)"))
+        db.session.execute(text("CREATE INDEX ix_entry_versions_entry_id ON blocker (x)"))
+        db.session.commit()
+        with pytest.raises(OperationalError, match="ix_entry_versions_entry_id"):
+            upgrade_database()
+        assert inspect(db.engine).get_table_names() == ["blocker"]
+        db.session.execute(text("DROP TABLE blocker"))
+        db.session.commit()
+        upgrade_database()  # the next start migrates from the beginning
+        assert migrated_drift(db.engine.url.render_as_string(False)) == []
+        db.engine.dispose()
 
 
 def test_a_database_made_before_migrations_is_adopted(database_url):
