@@ -56,6 +56,15 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def listen_overflows():
+    """Connection attempts the kernel dropped because a listen queue was full (Linux, all sockets), or None."""
+    try:
+        names, values = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()[:2]]
+    except (OSError, ValueError):
+        return None
+    return int(dict(zip(names, values, strict=True)).get("ListenOverflows", 0))
+
+
 def wait_http(url, proc, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -247,7 +256,7 @@ def reconnect_storm(server, client, seq, readers):
     """
     client.stdin.write("storm " + json.dumps({"seq": seq, "timeout": 60 + readers / 100}) + "\n")
     client.stdin.flush()
-    started = time.time()
+    started, overflows = time.time(), listen_overflows()
     stop(server.proc)
     server.spawn()
     up = time.time() - started
@@ -255,7 +264,8 @@ def reconnect_storm(server, client, seq, readers):
     for line in client.stdout:
         if line.startswith("STORM "):
             counted = server.counters() if hasattr(server, "counters") else {}
-            return {**json.loads(line[6:]), "server_up_s": round(up, 3), **counted}
+            dropped = None if overflows is None else listen_overflows() - overflows
+            return {**json.loads(line[6:]), "server_up_s": round(up, 3), "listen_overflows": dropped, **counted}
     raise RuntimeError("load client exited without STORM")
 
 
@@ -351,6 +361,7 @@ ROWS = [
     ("restart: joins from memory", lambda r: f"{get(r, ('storm', 'joins_from_memory'))}/{get(r, ('storm', 'joins'))}"
      if get(r, ("storm", "joins")) is not None else "-"),
     ("restart: SQL statements", lambda r: fmt_count(get(r, ("storm", "database_queries")))),
+    ("restart: listen drops", lambda r: fmt_count(get(r, ("storm", "listen_overflows")))),
 ]
 
 
