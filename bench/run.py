@@ -60,9 +60,9 @@ def listen_overflows():
     """Connection attempts the kernel dropped because a listen queue was full (Linux, all sockets), or None."""
     try:
         names, values = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()[:2]]
-    except (OSError, ValueError):
+        return int(dict(zip(names, values, strict=True))["ListenOverflows"])
+    except (OSError, ValueError, KeyError):
         return None
-    return int(dict(zip(names, values, strict=True)).get("ListenOverflows", 0))
 
 
 def wait_http(url, proc, timeout=30):
@@ -264,7 +264,8 @@ def reconnect_storm(server, client, seq, readers):
     for line in client.stdout:
         if line.startswith("STORM "):
             counted = server.counters() if hasattr(server, "counters") else {}
-            dropped = None if overflows is None else listen_overflows() - overflows
+            after = listen_overflows()
+            dropped = None if overflows is None or after is None else after - overflows
             return {**json.loads(line[6:]), "server_up_s": round(up, 3), "listen_overflows": dropped, **counted}
     raise RuntimeError("load client exited without STORM")
 

@@ -93,8 +93,9 @@ def run_migrations_online():
         if connection.dialect.name == "sqlite":
             # pysqlite begins no transaction for DDL, so each statement was committed on its own, and
             # a run cut short (an error, the process killed) left half a migration that no later
-            # start could get past. Begun explicitly, the pending migrations are one transaction.
-            event.listen(connection, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+            # start could get past. Begun explicitly, the pending migrations are one transaction;
+            # IMMEDIATE, so a second process starting meanwhile waits for it, then finds nothing to do.
+            event.listen(connection, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
             conf_args = {**conf_args, "transactional_ddl": True}
         context.configure(
             connection=connection,

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from tracker import create_app, schema
 from tracker.extensions import db
-from tracker.schema import HEAD, INITIAL_REVISION, MIGRATIONS, upgrade_database
+from tracker.schema import HEAD, INITIAL_REVISION, MIGRATIONS, newest_revision, upgrade_database
 
 
 def migrated_drift(url: str) -> list:
@@ -36,8 +36,18 @@ def test_migrations_match_the_models_on_postgresql(postgres_url):
     assert migrated_drift(postgres_url) == []
 
 
-def test_the_newest_migration_is_known_from_the_file_names():
+def test_the_newest_migration_is_read_from_the_files_as_alembic_reads_them(tmp_path):
     assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD
+    # `flask db migrate` names a file after a random revision id, not in order.
+    for name, revision, parent in [("0001_a", "0001", None), ("0002_b", "0002", "0001"),
+                                   ("ab12cd34ef56_c", "ab12cd34ef56", "0002")]:
+        (tmp_path / f"{name}.py").write_text(f"revision = {revision!r}\ndown_revision = {parent!r}\n")
+    assert newest_revision(tmp_path) == "ab12cd34ef56"
+    # Newer Alembic templates annotate the two.
+    (tmp_path / "ff00_d.py").write_text("revision: str = 'ff00'\ndown_revision: str | None = 'ab12cd34ef56'\n")
+    assert newest_revision(tmp_path) == "ff00"
+    (tmp_path / "ee00_e.py").write_text("revision = 'ee00'\ndown_revision = '0002'\n")
+    assert newest_revision(tmp_path) is None  # two heads: Alembic decides
 
 
 def test_a_process_finding_the_newest_migration_does_not_import_alembic(database_url):

@@ -5,6 +5,7 @@ process whose database is at the newest migration reads only alembic_version, an
 Flask-Migrate only to migrate (and for `flask db`: app.py).
 """
 import logging
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,8 +16,26 @@ from .extensions import db
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 INITIAL_REVISION = "0001"
-# The newest migration: each file in migrations/versions starts with its revision (test_schema checks).
-HEAD = max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def newest_revision(versions: Path) -> str | None:
+    """The newest migration's revision, read from the files as Alembic would (test_schema checks);
+    None when the files do not name a single head, and then Alembic decides."""
+    revisions, parents = set(), set()
+    for path in versions.glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        # `revision = '0012'`, or with a type annotation as newer Alembic templates write it
+        revision = re.search(r"^revision\s*(?::[^=]*)?=\s*['\"]([^'\"]+)['\"]", source, re.MULTILINE)
+        parent = re.search(r"^down_revision\s*(?::[^=]*)?=\s*(.*)$", source, re.MULTILINE)
+        if not revision or not parent:
+            return None
+        revisions.add(revision[1])
+        parents.update(re.findall(r"['\"]([^'\"]+)['\"]", parent[1]))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+HEAD = newest_revision(MIGRATIONS / "versions")
 # Any fixed number: PostgreSQL advisory locks are keyed by an integer.
 _MIGRATION_LOCK = 7_236_601
 
@@ -53,7 +72,7 @@ def init_app(app: Flask) -> None:
 
 def _at_head() -> bool:
     """Whether the database is at the newest migration already."""
-    if not inspect(db.engine).has_table("alembic_version"):
+    if HEAD is None or not inspect(db.engine).has_table("alembic_version"):
         return False
     with db.engine.connect() as conn:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [HEAD]
