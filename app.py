@@ -5,6 +5,7 @@ All async-specific code lives here, so the async mode can change in one place: A
 libraries' own paths); the eventlet parts come first, then gevent's, then main(), shared.
 """
 import argparse
+import contextvars
 import errno
 import functools
 import gc
@@ -18,6 +19,8 @@ import warnings
 from http import HTTPStatus
 from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler
+
+import greenlet
 
 ASYNC_MODES = ("eventlet", "gevent")
 # Read here, not in tracker.config: monkey patching must come before anything imports the app.
@@ -202,6 +205,116 @@ class _ReadAhead:
         return getattr(self.sock, name)
 
 
+class _Crew:
+    """Green threads kept between short tasks: the fast path's connections, reads and event handlers.
+
+    Starting a green thread costs eventlet a GreenThread and CPython a frame stack of its own (a
+    16 KB mapping, unmapped when the thread ends), and a reader's connect and join started four:
+    its request, two reads and the join. Handed to an idle thread of the crew, a task costs a
+    switch. Each task runs in a context of its own, as in a new green thread.
+    """
+
+    KEEP = 64  # idle threads kept; those a burst adds beyond that end
+
+    def __init__(self, hub):
+        self.hub, self.idle, self.tasks, self.started = hub, [], 0, 0
+
+    def spawn(self, function, *args) -> None:
+        """Run function(*args) on a thread of the crew, soon, as eventlet.spawn_n would on a new one."""
+        worker = self.idle.pop() if self.idle else None
+        if worker is None or worker.dead:  # dead: ended by an exception thrown into it while idle
+            worker, self.started = greenlet.greenlet(self._work, self.hub.greenlet), self.started + 1
+        self.tasks += 1
+        self.hub.schedule_call_global(0, worker.switch, function, args)
+
+    def _work(self, function, args) -> None:
+        me = greenlet.getcurrent()
+        while True:
+            try:
+                contextvars.Context().run(function, *args)
+            except Exception:  # as eventlet's hub does with a green thread's: reported, and on
+                log.exception("unexpected error in a task")
+            function = args = None  # nothing of the last task kept alive while idle
+            if len(self.idle) >= self.KEEP:
+                return
+            self.idle.append(me)
+            function, args = self.hub.switch()
+
+
+class _CrewThread:
+    """Engine.IO's background task (its async driver's `thread`), run by the crew."""
+
+    __slots__ = ("target", "args", "kwargs", "finished")
+
+    def __init__(self, target, args=None, kwargs=None):
+        self.target, self.args, self.kwargs, self.finished = target, args or (), kwargs or {}, None
+
+    def start(self) -> None:
+        CREW.spawn(self._run)
+
+    def _run(self) -> None:
+        try:
+            self.target(*self.args, **self.kwargs)
+        finally:
+            finished, self.finished = self.finished, True
+            if finished is not None:
+                finished.send()
+
+    def join(self) -> None:
+        if self.finished is None:
+            self.finished = eventlet.Event()
+        if self.finished is not True:
+            self.finished.wait()
+
+
+class _Served:
+    """A connection's task in _CrewPool, as eventlet's server sees it: it links its cleanup to it."""
+
+    __slots__ = ("links",)
+
+    def __init__(self):
+        self.links = []
+
+    def link(self, function, *args) -> None:
+        self.links.append((function, args))
+
+
+class _CrewPool:
+    """eventlet's server's pool of connections (its custom_pool), each served by the crew. A parked
+    websocket keeps its place in `sem` until it closes (_tune_engineio)."""
+
+    def __init__(self, size: int):
+        self.sem, self.running, self.emptied = eventlet.semaphore.Semaphore(size), 0, None
+
+    def spawn(self, function, *args) -> _Served:
+        self.sem.acquire()
+        self.running += 1
+        served = _Served()
+        CREW.spawn(self._serve, served, function, args)
+        return served
+
+    def _serve(self, served: _Served, function, args) -> None:
+        try:
+            function(*args)
+        finally:
+            self.sem.release()
+            self.running -= 1
+            for link, link_args in served.links:
+                link(served, *link_args)
+            if not self.running and self.emptied is not None:
+                self.emptied.send()
+                self.emptied = None
+
+    def waitall(self) -> None:
+        """Wait for the connections being served (eventlet's server, when it stops accepting)."""
+        if self.running:
+            self.emptied = self.emptied or eventlet.Event()
+            self.emptied.wait()
+
+
+CREW = _Crew(eventlet.hubs.get_hub()) if SERVING and ASYNC_MODE == "eventlet" else None
+
+
 class _Parked:
     """A websocket the hub serves while it is idle, with no green thread of its own.
 
@@ -238,12 +351,12 @@ class _Parked:
         """In the hub: something arrived. Stop listening while a task reads it."""
         self.hub.remove(self.listener)
         self.listener = None
-        eventlet.spawn_n(self.read)
+        CREW.spawn(self.read)
 
     def closed_under(self, _exc) -> None:
         """In the hub: the descriptor was closed and reused under the listener."""
         self.listener = None
-        eventlet.spawn_n(self.end)
+        CREW.spawn(self.end)
 
     def read(self) -> None:
         """Handle each packet that has arrived; listen again when nothing more is buffered."""
@@ -283,7 +396,7 @@ class _Parked:
         while not self.writing:
             if self.lock.balance < 1:  # a frame's tail is being sent: what is queued waits behind it
                 self.writing = True
-                eventlet.spawn_n(self.write)
+                CREW.spawn(self.write)
                 return
             try:
                 pkt = queue.get(block=False)
@@ -291,7 +404,7 @@ class _Parked:
                 return
             queue.task_done()
             if pkt is None or not self.write_now(self.ws._pack_message(pkt.encode())):
-                eventlet.spawn_n(self.end)  # closed by Engine.IO, or broken
+                CREW.spawn(self.end)  # closed by Engine.IO, or broken
                 return
 
     def write(self) -> None:
@@ -332,7 +445,8 @@ class _Parked:
 
 
 def _tune_engineio(pool, book) -> None:
-    """Parked websockets, direct writes for broadcasts, and pings timed without a green thread per reader.
+    """Parked websockets, direct writes for broadcasts, pings timed without a green thread per reader,
+    and the crew's kept green threads for the short tasks (engineio's, and the pool's: `pool`).
 
     A websocket-only connection is parked (_Parked) while `pool`, eventlet's server's pool of
     connections, has room: it keeps its place there until it ends, and tells `book` then."""
@@ -379,7 +493,7 @@ def _tune_engineio(pool, book) -> None:
                 if getattr(eio_socket, "direct_send", None) is not None:
                     ws.socket.sendall(head or b"")
                     return handler(ws)  # a second, concurrent upgrade attempt: leave the first's
-                eio_socket.direct_send, write = _direct_writer(eio_socket, ws, head)
+                eio_socket.direct_send, write = _direct_writer(eio_socket, ws, head, CREW.spawn)
                 # The guards' way to end a connection now: its reader and any writer wake up.
                 eio_socket.hangup = functools.partial(eventlet.greenio.shutdown_safe, ws.socket)
                 if park(eio_socket, ws, write):
@@ -415,19 +529,19 @@ def _tune_engineio(pool, book) -> None:
                     self.parked.websocket_closed = False
 
     eio = socketio.server.eio
-    eio._async = {**eio._async, "websocket": DirectWebSocket, "queue": Outbox}
+    eio._async = {**eio._async, "websocket": DirectWebSocket, "queue": Outbox, "thread": _CrewThread}
     # Handle each packet in the task that read it: Engine.IO would start another for each. Events
     # still get a task each from python-socketio, so a connection's reading never waits for a
     # handler, and one that sends a burst meets the packet limit at once (tracker.guard).
     eio.async_handlers = False
 
     # python-engineio waits out each reader's ping interval in a green thread of its own: a
-    # third stack per connection (about 9 KB). A hub timer waits for free and starts the green
-    # thread only when the ping is due; what it then does is engineio's Socket._send_ping.
+    # third stack per connection (about 9 KB). A hub timer waits for free and hands the ping to
+    # the crew when it is due; what it then does is engineio's Socket._send_ping.
     def schedule_ping(self) -> None:
         if self.last_ping:
             self.last_ping = None
-            eventlet.spawn_after(self.server.ping_interval, send_ping, self)
+            CREW.hub.schedule_call_global(self.server.ping_interval, CREW.spawn, send_ping, self)
 
     def send_ping(self) -> None:
         if not self.closing and not self.closed:
@@ -436,6 +550,7 @@ def _tune_engineio(pool, book) -> None:
             metrics.TIMER_PINGS.inc()
 
     Socket.schedule_ping = schedule_ping
+    metrics.watch_crew(CREW)
     RFC6455WebSocket._apply_mask = staticmethod(_unmask)
     fanout.enabled = True
     metrics.FAST_PATH.set(1)
@@ -466,8 +581,9 @@ def _fast_path_missing() -> list[str]:
         ("eventlet RFC6455WebSocket._apply_mask", callable(getattr(RFC6455WebSocket, "_apply_mask", None))),
         ("eventlet WebSocketWSGI._handle_hybi_request", callable(getattr(driver.WebSocketWSGI, "_handle_hybi_request",
                                                                           None))),
-        ("eventlet GreenPool.sem", hasattr(eventlet.GreenPool(1), "sem")),
-        ("eventlet hub add/remove/READ", all(hasattr(eventlet.hubs.get_hub(), n) for n in ("add", "remove", "READ"))),
+        ("eventlet hub add/remove/READ/schedule_call_global/greenlet", all(
+            hasattr(eventlet.hubs.get_hub(), n) for n in ("add", "remove", "READ", "schedule_call_global",
+                                                          "greenlet"))),
     ] if not there]
     near, far = green.socketpair()
     try:
@@ -486,8 +602,9 @@ def _fast_path_missing() -> list[str]:
     return missing
 
 
-def _eventlet_fast_path(pool, book) -> None:
-    """Install the fast path, unless FAST_FANOUT=0 or a library internal it relies on is missing."""
+def _eventlet_fast_path(size: int, book):
+    """Install the fast path, unless FAST_FANOUT=0 or a library internal it relies on is missing;
+    answers the pool of `size` connections eventlet's server is to use."""
     missing = _fast_path_missing()
     if missing:
         log.warning("broadcast fast path off: %s not found (python-engineio, python-socketio or eventlet "
@@ -495,7 +612,10 @@ def _eventlet_fast_path(pool, book) -> None:
     elif not app.config["FAST_FANOUT"]:
         log.info("broadcast fast path off (FAST_FANOUT=0)")
     else:
+        pool = _CrewPool(size)
         _tune_engineio(pool, book)
+        return pool
+    return eventlet.GreenPool(size)
 
 
 # eventlet's wsgi server stops accepting at 1024 connections; a breaking story needs thousands.
@@ -941,8 +1061,7 @@ def main() -> None:
     # Behind a proxy every connection comes from the proxy; guard counts by X-Forwarded-For then.
     per_peer = None if app.config["TRUSTED_PROXIES"] else book
     if ASYNC_MODE == "eventlet":
-        pool = eventlet.GreenPool(max_connections)  # eventlet's server's, shared with parked websockets
-        _eventlet_fast_path(pool, per_peer)
+        pool = _eventlet_fast_path(max_connections, per_peer)  # eventlet's server's, shared with parked websockets
     else:
         log.info("broadcast fast path off: it is eventlet's (ASYNC_MODE=%s); serving on the libraries' own "
                  "paths, as with FAST_FANOUT=0", ASYNC_MODE)

@@ -192,3 +192,29 @@ def test_reading_ahead_hands_eventlet_every_frame_however_the_bytes_arrive(on_wi
         assert w.ws.socket.inbox == b""
 
     on_wire(body)
+
+
+def test_the_crew_runs_each_task_afresh_on_a_kept_green_thread(serving, caplog):
+    import contextvars
+
+    import eventlet
+    import greenlet
+
+    crew, name, seen = serving._Crew(eventlet.hubs.get_hub()), contextvars.ContextVar("name", default=None), []
+
+    def task(value):
+        seen.append((greenlet.getcurrent(), name.get()))
+        name.set(value)
+
+    def failing():
+        raise RuntimeError("a bug in a task")
+
+    for args in [(task, "first"), (failing,), (task, "second")]:
+        crew.spawn(*args)
+        eventlet.sleep(0)  # the task, scheduled first, runs first
+    # One green thread ran all three, each task in a context of its own (the first one's value is
+    # not the second's), and a task's error was logged without ending the thread.
+    assert seen[0][0] is seen[1][0]
+    assert [value for _, value in seen] == [None, None]
+    assert (crew.tasks, crew.started, len(crew.idle)) == (3, 1, 1)
+    assert "unexpected error in a task" in caplog.text

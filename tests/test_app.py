@@ -1,4 +1,4 @@
-"""app.py's serving layer: the direct writer broadcasts use, timer-driven pings, and listening from the start."""
+"""app.py's serving layer: the direct writer, the crew of kept green threads, timer pings, listening from the start."""
 import json
 import os
 import socket
@@ -23,7 +23,7 @@ def test_the_direct_writer_on_real_eventlet_objects():
                             cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "12 passed" in result.stdout, result.stdout
+    assert "13 passed" in result.stdout, result.stdout
 
 
 # Heartbeat with the timer-driven pings, against the real server (1 s interval, 1 s timeout)

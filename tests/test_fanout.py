@@ -179,3 +179,17 @@ def test_idle_websockets_are_parked_and_let_go_when_they_close(live_server):
     deadline = time.monotonic() + 10
     while live_server.metric("tracker_parked_websockets") > before:  # the server sees each close
         assert time.monotonic() < deadline, "a closed reader is still counted as parked"
+
+
+def test_readers_connect_on_kept_green_threads(live_server):
+    _, slug = api(live_server)
+    names = ("tracker_crew_tasks_total", "tracker_crew_threads_started_total")
+    before = live_server.metrics(*names)
+    for _ in range(5):  # one after another: each reader's tasks have ended before the next connects
+        WireReader(live_server.port, slug).close()
+    after = live_server.metrics(*names)
+    tasks, started = (after[name] - before[name] for name in names)
+    # Each reader's request, reads and join ran as tasks of app.py's crew (the fast path's), on
+    # green threads kept from one task to the next rather than one started for each.
+    assert tasks >= (5 * 3 if FAST else 0)
+    assert started <= (3 if FAST else 0)

@@ -29,7 +29,7 @@ from prometheus_client import (
     Summary,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import event, exc
@@ -155,6 +155,34 @@ def queue_answers(url: str) -> bool:
 
 
 REGISTRY.register(_ScrapeTime())
+
+
+class _Crew:
+    """The fast path's kept green threads (app.py's crew), counted when Prometheus scrapes: the crew
+    counts in plain attributes, as a counter's lock per task would cost more than the task's switch."""
+
+    crew = None  # app.py's, once the fast path is installed (watch_crew)
+
+    def describe(self):
+        yield CounterMetricFamily("tracker_crew_tasks", "")
+        yield CounterMetricFamily("tracker_crew_threads_started", "")
+
+    def collect(self):
+        crew = self.crew
+        yield CounterMetricFamily("tracker_crew_tasks", "Short tasks (a request, a read, an event handler, a ping) "
+                                  "the fast path ran on kept green threads", value=crew.tasks if crew else 0)
+        yield CounterMetricFamily("tracker_crew_threads_started",
+                                  "Green threads the fast path started for those tasks (the rest reused one)",
+                                  value=crew.started if crew else 0)
+
+
+_crew = _Crew()
+REGISTRY.register(_crew)
+
+
+def watch_crew(crew) -> None:
+    """Report `crew`'s counts (tasks, started) from now on."""
+    _crew.crew = crew
 
 
 # Where errors are counted without touching each place that catches them
