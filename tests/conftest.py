@@ -13,6 +13,8 @@ Plain helpers live in helpers.py; test modules import them from there.
 """
 from __future__ import annotations
 
+import functools
+import gc
 import shutil
 from pathlib import Path
 
@@ -33,8 +35,9 @@ from helpers import (
     unavailable,
 )
 from werkzeug.routing import Rule
+from werkzeug.security import generate_password_hash
 
-from tracker import create_app, services
+from tracker import create_app, models, services
 from tracker.extensions import db, socketio
 
 # Werkzeug compiles two URL builders per rule from a generated AST: three quarters of create_app's
@@ -58,6 +61,25 @@ Rule._compile_builder = _compile_builder_once
 # Modules whose tests share a module-scoped server: under pytest-xdist they stay on one worker,
 # so the server starts once.
 SHARED_SERVER = {"test_e2e.py", "test_browser.py", "test_xss.py", "test_app.py", "test_scheduler.py"}
+
+
+def pytest_collection_finish(session):
+    """Keep what collecting imported (Flask, SQLAlchemy, Playwright, Hypothesis...: it lives as long as
+    the process) out of the collector's passes, which walked it again and again: a tenth of a
+    test process's CPU."""
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashes():
+    """Accounts made in this process hash with scrypt at a work factor of 128 (OpenSSL's memory limit
+    refuses less), not werkzeug's 32,768: the same code, a hundredth of the CPU (it was 3 % of the
+    suite's). check_password_hash reads the factor from each hash; test_services checks the app's own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(models, "generate_password_hash", functools.partial(generate_password_hash,
+                                                                          method="scrypt:128:8:1"))
+        yield
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
