@@ -232,7 +232,7 @@ class _Crew:
         while True:
             try:
                 contextvars.Context().run(function, *args)
-            except Exception:  # as eventlet's hub does with a green thread's: reported, and on
+            except Exception:  # reported, as eventlet's hub reports a green thread's; the thread goes on
                 log.exception("unexpected error in a task")
             function = args = None  # nothing of the last task kept alive while idle
             if len(self.idle) >= self.KEEP:
