@@ -65,8 +65,8 @@ SHARED_SERVER = {"test_e2e.py", "test_browser.py", "test_xss.py", "test_app.py",
 
 def pytest_collection_finish(session):
     """Keep what collecting imported (Flask, SQLAlchemy, Playwright, Hypothesis...: it lives as long as
-    the process) out of the collector's passes, which walked it again and again: a tenth of a
-    test process's CPU."""
+    the process) out of the collector's passes, which walked it again and again: about a fifth of a
+    test worker's CPU."""
     gc.collect()
     gc.freeze()
 
