@@ -185,15 +185,19 @@ class _ReadAhead:
     arrived, and a frame's header, mask and payload, which eventlet asks for in three reads, come
     from that (as do the frames behind it). Everything else goes to the socket itself."""
 
-    __slots__ = ("sock", "inbox")
+    __slots__ = ("sock", "inbox", "waiting")
     SIZE = 4096  # bytes read at once: a join is about 60
 
-    def __init__(self, sock):
-        self.sock, self.inbox = sock, b""
+    def __init__(self, sock, waiting):
+        self.sock, self.inbox, self.waiting = sock, b"", waiting
 
     def recv(self, count: int) -> bytes:
         if not self.inbox:
-            data = self.sock.recv(max(count, self.SIZE))
+            try:
+                data = self.sock.fd.recv(max(count, self.SIZE))  # what has arrived, without waiting
+            except OSError:  # nothing yet (or an error, which eventlet's recv reports its own way)
+                self.waiting()  # eventlet waits on the descriptor only when no one else listens
+                data = self.sock.recv(max(count, self.SIZE))
             if len(data) <= count:
                 return data
             self.inbox = data[count:]
@@ -329,13 +333,14 @@ class _Parked:
     halfway, by the socket's timeout in the reading task.
     """
 
-    __slots__ = ("eio", "ws", "write_now", "release", "lock", "hub", "fileno", "listener", "writing", "ended")
+    __slots__ = ("eio", "ws", "write_now", "release", "lock", "hub", "fileno", "listener", "reading", "writing",
+                 "ended")
 
     def __init__(self, eio_socket, ws, write, release):
         self.eio, self.ws, self.write_now, self.release, self.lock = eio_socket, ws, write, release, ws._sendlock
-        self.hub, self.fileno, self.listener, self.writing, self.ended = (
-            eventlet.hubs.get_hub(), ws.socket.fileno(), None, False, False)
-        ws.socket = _ReadAhead(ws.socket)
+        self.hub, self.fileno, self.listener, self.reading, self.writing, self.ended = (
+            eventlet.hubs.get_hub(), ws.socket.fileno(), None, False, False, False)
+        ws.socket = _ReadAhead(ws.socket, self.unlisten)
         eio_socket.queue.wake = self.write_soon
         metrics.PARKED.inc()
         self.listen()
@@ -347,10 +352,19 @@ class _Parked:
     def listen(self) -> None:
         self.listener = self.hub.add(self.hub.READ, self.fileno, self.readable, self.closed_under, lambda: None)
 
+    def unlisten(self) -> None:
+        if self.listener is not None:
+            self.hub.remove(self.listener)
+            self.listener = None
+
     def readable(self, _fileno) -> None:
-        """In the hub: something arrived. Stop listening while a task reads it."""
-        self.hub.remove(self.listener)
-        self.listener = None
+        """In the hub: something arrived, and a task reads it. The hub listens on meanwhile: the task
+        takes what has arrived before the hub next polls, and each stop and start of listening is
+        a system call (two per packet, most of the hub's work for a reader's connect and join)."""
+        if self.reading:  # the task waits for something else and has not read this yet: the hub
+            self.unlisten()  # would wake for it at each poll until then (epoll is level-triggered)
+            return
+        self.reading = True
         CREW.spawn(self.read)
 
     def closed_under(self, _exc) -> None:
@@ -381,7 +395,9 @@ class _Parked:
                 if eio.closed:
                     break
                 if not self.ws.socket.inbox:  # what else has arrived wakes the hub again
-                    self.listen()
+                    self.reading = False
+                    if self.listener is None:
+                        self.listen()
                     return
         except (OSError, ValueError):
             pass  # gone, a frame stalled past the socket's timeout, or not Engine.IO (tracker.guard off)
@@ -430,9 +446,7 @@ class _Parked:
         if self.ended:
             return
         self.ended, self.eio.queue.wake = True, None
-        if self.listener is not None:
-            self.hub.remove(self.listener)
-            self.listener = None
+        self.unlisten()
         try:
             if not self.eio.closed:
                 self.eio.close(wait=False, abort=True, reason=self.eio.server.reason.TRANSPORT_CLOSE)

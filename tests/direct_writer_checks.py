@@ -179,17 +179,21 @@ def test_unmasking_by_words_matches_eventlets_byte_by_byte(serving):
 
 
 def test_reading_ahead_hands_eventlet_every_frame_however_the_bytes_arrive(on_wire, serving):
+    import eventlet
     from eventlet.websocket import RFC6455WebSocket
 
     def body(w):
         client = RFC6455WebSocket(w.far, {}, client=True)  # masks its frames, as browsers do
         frames = [client._pack_message(text, masked=True) for text in ("40", "x" * 5000, '420["join",{}]', "3")]
-        w.ws.socket = serving._ReadAhead(w.ws.socket)
+        waits = []
+        w.ws.socket = serving._ReadAhead(w.ws.socket, lambda: waits.append(w.ws.socket.inbox))
         stream = b"".join(frames)
         w.far.sendall(stream[:3])  # half a header, then the rest: one frame bigger than a read
         w.far.sendall(stream[3:])
         assert [w.ws.wait() for _ in frames] == ["40", "x" * 5000, '420["join",{}]', "3"]
-        assert w.ws.socket.inbox == b""
+        assert w.ws.socket.inbox == b"" and waits == []  # it had all arrived: no read waited
+        eventlet.spawn(w.far.sendall, frames[0])  # runs once the reader waits
+        assert w.ws.wait() == "40" and waits == [b""]  # told before it waited, with nothing in hand
 
     on_wire(body)
 
