@@ -218,7 +218,11 @@ class _Crew:
     switch. Each task runs in a context of its own, as in a new green thread.
     """
 
-    KEEP = 64  # idle threads kept; those a burst adds beyond that end
+    # Idle threads kept; those a burst adds beyond that end. A connection storm keeps about one
+    # task in flight per connection being opened (a client's or a proxy's burst: the benchmark's
+    # is 200), and at 64 most of a storm's connections started a thread again. Idle, each holds
+    # its saved stack, a few KB.
+    KEEP = 512
 
     def __init__(self, hub):
         self.hub, self.idle, self.tasks, self.started = hub, [], 0, 0
@@ -800,6 +804,9 @@ class _Listener:
 
     def __init__(self, sock, book):
         self.sock, self.book, self.paused_at = sock, book, 0.0
+        # What else the server uses, named rather than passed on by __getattr__: it asks each
+        # request whether the socket has do_handshake (TLS), and a miss there cost two exceptions.
+        self.family, self.getsockname, self.close = sock.family, sock.getsockname, sock.close
 
     def accept(self):
         while True:
@@ -812,9 +819,6 @@ class _Listener:
             if self.book is None or self.book.opened(address[0]):
                 return conn, address
             conn.close()
-
-    def __getattr__(self, name):
-        return getattr(self.sock, name)
 
 
 # gevent (ASYNC_MODE=gevent): no fast path; the guards' limits as far as gevent's server allows
