@@ -222,3 +222,39 @@ def test_the_crew_runs_each_task_afresh_on_a_kept_green_thread(serving, caplog):
     assert [value for _, value in seen] == [None, None]
     assert (crew.tasks, crew.started, len(crew.idle)) == (3, 1, 1)
     assert "unexpected error in a task" in caplog.text
+
+
+def test_a_parked_websocket_keeps_the_hubs_listener_between_packets(on_wire, serving, monkeypatch):
+    import eventlet
+    from eventlet.websocket import RFC6455WebSocket
+
+    hub = eventlet.hubs.get_hub()
+    monkeypatch.setattr(serving, "CREW", serving._Crew(hub))
+    monkeypatch.setattr(serving, "eventlet", eventlet, raising=False)  # imported by app.py when it serves
+
+    def body(w):
+        seen = eventlet.queue.Queue()  # packets handled, and "released" when the connection ended
+        w.eio.server.on("message", lambda sid, data: seen.put(data))
+        w.eio.server.async_handlers = False
+        client = RFC6455WebSocket(w.far, {}, client=True)
+        _, write = serving._direct_writer(w.eio, w.ws, spawn=serving.CREW.spawn)
+        parked = serving._Parked(w.eio, w.ws, write, lambda: seen.put("released"))
+        fileno = w.near.fileno()
+        listener = hub.listeners[hub.READ][fileno]
+        for text in ("first", "second"):
+            w.far.sendall(client._pack_message("4" + text, masked=True))
+            assert seen.get(timeout=5) == text  # read and handled by a task of the crew
+        # The hub listened all along, with the one listener.
+        assert hub.listeners[hub.READ][fileno] is listener and not parked.reading
+        # A packet that arrives while a task is still at work: the hub lets go (else it would
+        # wake for it at each poll), and the task listens again when it is done.
+        parked.reading = True
+        parked.readable(fileno)
+        assert fileno not in hub.listeners[hub.READ]
+        parked.reading = False
+        parked.listen()
+        w.far.close()  # the reader leaves: a task reads the end, and the connection lets go
+        assert seen.get(timeout=5) == "released"
+        assert parked.ended and fileno not in hub.listeners[hub.READ]
+
+    on_wire(body)
