@@ -5,6 +5,7 @@ All async-specific code lives here, so the async mode can change in one place: A
 libraries' own paths); the eventlet parts come first, then gevent's, then main(), shared.
 """
 import argparse
+import collections
 import contextvars
 import errno
 import functools
@@ -345,7 +346,7 @@ class _Parked:
         self.hub, self.fileno, self.listener, self.reading, self.writing, self.ended = (
             eventlet.hubs.get_hub(), ws.socket.fileno(), None, False, False, False)
         ws.socket = _ReadAhead(ws.socket, self.unlisten)
-        eio_socket.queue.wake = self.write_soon
+        eio_socket.queue.wake, eio_socket.queue.send_now = self.write_soon, self.send_now
         metrics.PARKED.inc()
         self.listen()
         if eio_socket.queue.empty():  # Engine.IO queues its open packet first; else the 101 response alone
@@ -409,6 +410,15 @@ class _Parked:
             log.exception("%s: unexpected error reading a websocket; closing it", eio.sid)
         self.end()
 
+    def send_now(self, pkt) -> bool:
+        """A packet with nothing queued before it: written now, as write_soon would write it once
+        queued (the queue's hand-off was a third of sending it); False to queue it instead."""
+        if self.writing or self.lock.balance < 1 or pkt is None:
+            return False  # behind a tail being sent, or the end: the queue keeps the order
+        if not self.write_now(self.ws._pack_message(pkt.encode())):
+            CREW.spawn(self.end)  # broken
+        return True
+
     def write_soon(self) -> None:
         """A packet was queued: write what is queued now, as far as the kernel takes it without
         waiting; then a task writes the rest, in order, as Engine.IO's writer would."""
@@ -449,7 +459,7 @@ class _Parked:
         """Close the connection, as Engine.IO's handler does when its reader loop ends."""
         if self.ended:
             return
-        self.ended, self.eio.queue.wake = True, None
+        self.ended, self.eio.queue.wake, self.eio.queue.send_now = True, None, None
         self.unlisten()
         try:
             if not self.eio.closed:
@@ -474,11 +484,14 @@ def _tune_engineio(pool, book) -> None:
     from eventlet.websocket import RFC6455WebSocket
 
     class Outbox(eventlet.queue.Queue):
-        """An Engine.IO socket's queue; a parked websocket's wakes its writer."""
+        """An Engine.IO socket's queue. A parked websocket writes a packet with nothing queued
+        before it at once (send_now), and writes what is queued when woken (wake)."""
 
-        wake = None
+        wake = send_now = None
 
         def put(self, item, block=True, timeout=None):
+            if self.send_now is not None and not self.queue and self.send_now(item):
+                return
             super().put(item, block, timeout)
             if self.wake is not None:
                 self.wake()
@@ -599,6 +612,8 @@ def _fast_path_missing() -> list[str]:
         ("eventlet RFC6455WebSocket._apply_mask", callable(getattr(RFC6455WebSocket, "_apply_mask", None))),
         ("eventlet WebSocketWSGI._handle_hybi_request", callable(getattr(driver.WebSocketWSGI, "_handle_hybi_request",
                                                                           None))),
+        ("eventlet Queue.queue (a deque)", isinstance(getattr(eventlet.queue.Queue(), "queue", None),
+                                                       collections.deque)),
         ("eventlet hub add/remove/READ/schedule_call_global/greenlet", all(
             hasattr(eventlet.hubs.get_hub(), n) for n in ("add", "remove", "READ", "schedule_call_global",
                                                           "greenlet"))),

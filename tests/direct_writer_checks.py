@@ -224,7 +224,8 @@ def test_the_crew_runs_each_task_afresh_on_a_kept_green_thread(serving, caplog):
     assert "unexpected error in a task" in caplog.text
 
 
-def test_a_parked_websocket_keeps_the_hubs_listener_between_packets(on_wire, serving, monkeypatch):
+def test_a_parked_websocket_keeps_the_hubs_listener_and_writes_at_once(on_wire, serving, monkeypatch):
+    import engineio
     import eventlet
     from eventlet.websocket import RFC6455WebSocket
 
@@ -246,6 +247,13 @@ def test_a_parked_websocket_keeps_the_hubs_listener_between_packets(on_wire, ser
             assert seen.get(timeout=5) == text  # read and handled by a task of the crew
         # The hub listened all along, with the one listener.
         assert hub.listeners[hub.READ][fileno] is listener and not parked.reading
+        # A packet with nothing before it is written at once; behind a tail being sent, it waits
+        # its turn in the queue (False).
+        hello = engineio.packet.Packet(engineio.packet.MESSAGE, "hello")
+        assert parked.send_now(hello) is True and client.wait() == "4hello"
+        w.ws._sendlock.acquire()
+        assert parked.send_now(hello) is False
+        w.ws._sendlock.release()
         # A packet that arrives while a task is still at work: the hub lets go (else it would
         # wake for it at each poll), and the task listens again when it is done.
         parked.reading = True
