@@ -226,7 +226,8 @@ class _Crew:
     KEEP = 512
 
     def __init__(self, hub):
-        self.hub, self.idle, self.tasks, self.started = hub, [], 0, 0
+        self.hub, self.idle, self.ready, self.due, self.tasks, self.started = (
+            hub, [], collections.deque(), False, 0, 0)
 
     def spawn(self, function, *args) -> None:
         """Run function(*args) on a thread of the crew, soon, as eventlet.spawn_n would on a new one."""
@@ -234,7 +235,23 @@ class _Crew:
         if worker is None or worker.dead:  # dead: ended by an exception thrown into it while idle
             worker, self.started = greenlet.greenlet(self._work, self.hub.greenlet), self.started + 1
         self.tasks += 1
-        self.hub.schedule_call_global(0, worker.switch, function, args)
+        self.ready.append((worker, function, args))
+        if not self.due:  # one hub timer for all the tasks handed over until it runs, not one each
+            self.due = True
+            self.hub.schedule_call_global(0, self._start_ready)
+
+    def _start_ready(self) -> None:
+        """In the hub: start the tasks handed over since the last time, in order. Those they hand
+        over in turn wait for the next time, after the hub has polled, as with eventlet's timers."""
+        self.due, ready = False, self.ready
+        try:
+            for _ in range(len(ready)):
+                worker, function, args = ready.popleft()
+                worker.switch(function, args)
+        finally:  # a thread that ended with an exception raises it here: the others still start
+            if ready and not self.due:
+                self.due = True
+                self.hub.schedule_call_global(0, self._start_ready)
 
     def _work(self, function, args) -> None:
         me = greenlet.getcurrent()

@@ -266,3 +266,24 @@ def test_a_parked_websocket_keeps_the_hubs_listener_and_writes_at_once(on_wire, 
         assert parked.ended and fileno not in hub.listeners[hub.READ]
 
     on_wire(body)
+
+
+def test_the_crew_starts_tasks_together_in_order_and_those_they_hand_over_after_the_hub_polls(serving):
+    import eventlet
+
+    hub = eventlet.hubs.get_hub()
+    crew, order = serving._Crew(hub), []
+
+    def task(name, then=None):
+        order.append(name)
+        if then:
+            crew.spawn(task, then)
+
+    timers = len(hub.next_timers)
+    crew.spawn(task, "a", "c")
+    crew.spawn(task, "b")
+    assert len(hub.next_timers) == timers + 1  # one hub timer starts both
+    eventlet.sleep(0)  # one turn of the hub's timers: both handed over here, in order, not "c"
+    assert order == ["a", "b"]
+    eventlet.sleep(0)
+    assert order == ["a", "b", "c"] and crew.tasks == 3
