@@ -168,8 +168,9 @@ class _CountByAddress:
 def protect_socketio(sio_server, book: Addresses, config) -> None:
     """Put the per-connection and per-address limits in front of python-socketio and Engine.IO.
 
-    Patches Engine.IO's Socket.receive, Socket.send and Packet.decode (python-engineio 4.15.1) and
-    wraps the Engine.IO connect and message handlers python-socketio registered.
+    Patches Engine.IO's Socket.receive, Socket.send and Packet.decode (python-engineio 4.15.1),
+    wraps the Engine.IO connect handler python-socketio registered, and replaces its message
+    handler with one that checks each packet and hands it to python-socketio's handler for its type.
     """
     from engineio import exceptions as eio_exceptions
     from engineio import packet as eio_packet
@@ -188,6 +189,9 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
          hasattr(eio_exceptions, "SocketIsClosedError") and hasattr(eio_exceptions, "ContentTooLongError")),
         ("socketio Server._send_packet/packet_class/environ", callable(getattr(sio_server, "_send_packet", None))
          and hasattr(sio_server, "packet_class") and isinstance(getattr(sio_server, "environ", None), dict)),
+        ("socketio Server._handle_connect/_disconnect/_event/_ack/reason.CLIENT_DISCONNECT",
+         all(callable(getattr(sio_server, f"_handle_{n}", None)) for n in ("connect", "disconnect", "event", "ack"))
+         and hasattr(getattr(sio_server, "reason", None), "CLIENT_DISCONNECT")),
     ] if not there]
     if missing:
         log.error("per-connection limits NOT installed: %s not found (python-engineio or python-socketio "
@@ -197,7 +201,7 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
     rate, burst = config["SOCKET_PACKETS_PER_SECOND"], config["SOCKET_PACKET_BURST"]
     max_unsent = config["SOCKET_MAX_UNSENT_BYTES"]
     receive, send = Socket.receive, Socket.send
-    connect, message, disconnect = eio.handlers["connect"], eio.handlers["message"], eio.handlers["disconnect"]
+    connect, disconnect = eio.handlers["connect"], eio.handlers["disconnect"]
     handle_post, decode = Socket.handle_post_request, eio_packet.Packet.decode
 
     def address_of(eio_socket) -> str:
@@ -246,7 +250,16 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
                 sio_packet.ACK, namespace=pkt.namespace, data=[{"ok": False, "error": f"Bad request: {why}"}],
                 id=pkt.id))
 
-    client_packets = (sio_packet.CONNECT, sio_packet.DISCONNECT, sio_packet.EVENT, sio_packet.ACK)
+    # python-socketio's dispatch of a client's packet (its Server._handle_eio_message), given the
+    # packet decoded here: it would decode each one again. Binary ones are refused below.
+    handle = {
+        sio_packet.CONNECT: lambda eio_sid, pkt: sio_server._handle_connect(eio_sid, pkt.namespace, pkt.data),
+        sio_packet.DISCONNECT: lambda eio_sid, pkt: sio_server._handle_disconnect(
+            eio_sid, pkt.namespace, sio_server.reason.CLIENT_DISCONNECT),
+        sio_packet.EVENT: lambda eio_sid, pkt: sio_server._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data),
+        sio_packet.ACK: lambda eio_sid, pkt: sio_server._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data),
+    }
+    client_packets = tuple(handle)
 
     def guarded_message(eio_sid, data):
         # Decoded here too (packets are at most SOCKET_MAX_PACKET_BYTES): python-socketio would
@@ -272,7 +285,7 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
                 if eio_sid in joins_in_flight:
                     return bad_request(eio_sid, pkt, "a join is already in progress on this connection.")
                 joins_in_flight.add(eio_sid)
-        return message(eio_sid, data)
+        return handle[pkt.packet_type](eio_sid, pkt)
 
     def guarded_disconnect(eio_sid, *args):
         joins_in_flight.discard(eio_sid)
