@@ -637,6 +637,26 @@ def test_unknown_and_malformed_events_get_a_bad_request_ack(site):
     assert not tracebacks, "".join(server.lines(mark))[-3000:]
 
 
+def test_a_client_leaves_the_namespace_and_connects_again(site):
+    """A client's DISCONNECT and ACK packets reach python-socketio too: events on a namespace it
+    left are not handled, and once it connects again they are."""
+    server = site.server
+    mark = len(server.log)
+    wire = Wire(server.port, BYSTANDER)
+    try:
+        wire.ws.send("439" + json.dumps([{"ok": True}]))  # an ack of nothing the server asked: ignored
+        wire.ws.send("41")
+        wire.ws.send(wire.packet("leave", {"story": site.news}))  # 1: on no namespace, not handled
+        wire.ws.send("40")
+        back = wire.call("join", {"story": site.news, "since": 0})  # 2
+    finally:
+        wire.close()
+    assert back and back["ok"], back
+    assert 1 not in wire.acks, "an event on a namespace the client had left was handled"
+    tracebacks = [line for line in server.lines(mark) if line.startswith("Traceback")]
+    assert not tracebacks, "".join(server.lines(mark))[-3000:]
+
+
 def send_each_from(server: GuardServer, sends) -> dict[bytes, tuple[bytes, bool]]:
     """Send each (payload, opcode, address) as one frame on its own connection; what came back, by payload."""
     answers = {}
