@@ -189,6 +189,7 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
          hasattr(eio_exceptions, "SocketIsClosedError") and hasattr(eio_exceptions, "ContentTooLongError")),
         ("socketio Server._send_packet/packet_class/environ", callable(getattr(sio_server, "_send_packet", None))
          and hasattr(sio_server, "packet_class") and isinstance(getattr(sio_server, "environ", None), dict)),
+        ("socketio Manager.sid_from_eio_sid", callable(getattr(sio_server.manager, "sid_from_eio_sid", None))),
         ("socketio Server._handle_connect/_disconnect/_event/_ack/reason.CLIENT_DISCONNECT",
          all(callable(getattr(sio_server, f"_handle_{n}", None)) for n in ("connect", "disconnect", "event", "ack"))
          and hasattr(getattr(sio_server, "reason", None), "CLIENT_DISCONNECT")),
@@ -281,7 +282,9 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
         if pkt.packet_type == sio_packet.EVENT:
             if not isinstance(pkt.data, list) or not pkt.data or not isinstance(pkt.data[0], str):
                 return bad_request(eio_sid, pkt, "an event is a list that starts with its name.")
-            if pkt.data[0] == "join":
+            # Only a join python-socketio will answer is counted in flight: it drops, unanswered,
+            # an event on a namespace the client is not connected to.
+            if pkt.data[0] == "join" and sio_server.manager.sid_from_eio_sid(eio_sid, pkt.namespace or "/"):
                 if eio_sid in joins_in_flight:
                     return bad_request(eio_sid, pkt, "a join is already in progress on this connection.")
                 joins_in_flight.add(eio_sid)
