@@ -154,24 +154,29 @@ class Tracker:
         return {key[len("tracker_"):-len("_total")]: int(float(value)) for key, value in found.items()}
 
     def readers_tick(self):
-        """Wait out the next reader-count tick (the first may still meet the connection storm's tail),
-        then the one after; what that cost (ms: count, one readers event per story to every reader)
-        and the readers it counted."""
+        """Wait for the reader-count tick that tells the readers their count: the first after they
+        all joined (later ones find it unchanged and send nothing). What it cost (ms: count, one
+        readers event per story to every reader) and the readers it counted; None if none of the
+        next two ticks told them (a tick between the last join and this call already had)."""
+        told = 'tracker_broadcasts_total{kind="readers"}'
+
         def sample():
             text = urllib.request.urlopen(self.base + "/metrics", timeout=10).read().decode()
-            return {name: float(value) for name, value in re.findall(
-                r"^(tracker_readers(?:_tick_seconds_count|_tick_seconds_sum)?) (\S+)$", text, re.MULTILINE)}
-        before, deadline = sample(), time.time() + 60
-        while sample()["tracker_readers_tick_seconds_count"] == before["tracker_readers_tick_seconds_count"]:
-            time.sleep(0.25)
-        before = sample()
-        while time.time() < deadline:
+            found = {name: float(value) for name, value in re.findall(
+                r"^(tracker_readers(?:_tick_seconds_count|_tick_seconds_sum)?"
+                r'|tracker_broadcasts_total\{kind="readers"\}) (\S+)$', text, re.MULTILINE)}
+            return {told: 0.0, **found}
+        before, ticks, deadline = sample(), 0, time.time() + 60
+        while ticks < 2 and time.time() < deadline:
             time.sleep(0.25)
             after = sample()
-            ticks = after["tracker_readers_tick_seconds_count"] - before["tracker_readers_tick_seconds_count"]
-            if ticks:
+            if after["tracker_readers_tick_seconds_count"] == before["tracker_readers_tick_seconds_count"]:
+                continue
+            ticks += 1
+            if after[told] > before[told]:
                 spent = after["tracker_readers_tick_seconds_sum"] - before["tracker_readers_tick_seconds_sum"]
-                return {"ms": round(spent * 1000 / ticks, 2), "readers": int(after["tracker_readers"])}
+                return {"ms": round(spent * 1000, 2), "readers": int(after["tracker_readers"])}
+            before = after
         return None
 
     def stop(self):
@@ -291,9 +296,9 @@ def run_one(server_cls, readers, entries, rate, concurrency, profile=None, storm
         cpu_before_connect = cpu_s(pid)
         ready = wait_ready(client)
         cpu_connect = cpu_s(pid) - cpu_before_connect
+        readers_tick = server.readers_tick() if hasattr(server, "readers_tick") else None
         time.sleep(1.0)
         loaded = rss_kb(pid)
-        readers_tick = server.readers_tick() if hasattr(server, "readers_tick") else None
         cpu0 = cpu_s(pid)
         if spy:
             stop_profile(spy)

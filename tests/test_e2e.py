@@ -73,7 +73,7 @@ def test_server_pages_and_headers_from_the_real_server(live_server, editor):
     assert missing.status_code == 404 and re.search("There is no story", missing.text)
 
 
-def test_readers_are_counted_on_the_story_and_told_to_them_once_a_tick(live_server, editor):
+def test_readers_are_counted_on_the_story_and_told_to_them_when_it_changes(live_server, editor):
     slug = editor.create_story("Count night")
     readers = [Reader(live_server.url, slug) for _ in range(20)]
     acks = [reader.connect() for reader in readers]

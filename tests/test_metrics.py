@@ -92,6 +92,7 @@ def test_each_broadcast_counts_once_whatever_the_readers_and_is_timed_from_its_c
         services.append_entry(live, "Not yet.", status="draft")  # to the desk: not a reader's update
         services.update_story(live, "Flood warning on the river", "Levels peak tonight.")
         readers.tick(app)
+        readers.tick(app)  # the count has not changed: its readers are not told again
     after = {kind: sample("tracker_broadcasts_total", kind=kind) for kind in before}
     assert {kind: after[kind] - before[kind] for kind in before} == {"entry": 1, "story": 1, "draft": 1, "readers": 1}
     assert sample("tracker_publish_to_send_seconds_count") == timed + 2  # the entry and the story

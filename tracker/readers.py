@@ -3,8 +3,9 @@
 Each process counts the connections in its story rooms (a dict's length, nothing per reader).
 Every READERS_SECONDS it writes its counts into Redis when there is a message queue, one hash
 per story with a field per process, reads the totals back in the same round trip, and tells its
-own readers of each story the total in one `readers` event per story, never one per join. A
-process that stopped drops out of the totals once its figure is three ticks old.
+own readers of each story whose total changed the new total, in one `readers` event per story,
+never one per join (a join's answer carries the count). A process that stopped drops out of the
+totals once its figure is three ticks old.
 """
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def last_total(slug: str) -> int:
 
 @metrics.READERS_TICKS.time()
 def tick(app: Flask) -> dict[str, int]:
-    """Share this process's counts, then tell its readers of each story the total; returns the totals."""
+    """Share this process's counts, then tell its readers of each story whose total changed; returns the totals."""
     global _totals, _reported
     local, client = local_counts(), _client(app)
     totals = local
@@ -105,9 +106,12 @@ def tick(app: Flask) -> dict[str, int]:
         answers = pipe.execute()[-len(local):] if local else []
         totals = {slug: _total(figures, now, STALE_TICKS * interval)
                   for slug, figures in zip(local, answers, strict=True)}
-    _totals, _reported = totals, set(local)
+    told, _totals, _reported = _totals, totals, set(local)
     for slug, total in totals.items():
-        socketio.emit("readers", {"story": slug, "readers": total}, to=room(slug), ignore_queue=True)
+        # Unchanged, its readers have it already (from the last tick, or a join's answer, which is
+        # that tick's total): a frame to each of them for nothing, and a publish meanwhile waits.
+        if told.get(slug) != total:
+            socketio.emit("readers", {"story": slug, "readers": total}, to=room(slug), ignore_queue=True)
     return totals
 
 

@@ -1,5 +1,6 @@
-// How many are reading the story: the count a join answers with, then the one `readers` event
-// per story and tick that the server sends (never one per joining reader), in [data-readers].
+// How many are reading the story: the count a join answers with, then the `readers` event the
+// server sends a story's readers at a tick when the count changed (never one per joining
+// reader), in [data-readers].
 (function () {
   "use strict";
   var root = document.getElementById("story");
