@@ -54,6 +54,28 @@ def test_packets_are_json_only_and_bytes_fail_loudly():
         Packet(socketio.packet.EVENT, ["entry", {"image": b"\x89PNG"}]).encode()
 
 
+def test_a_disconnect_leaves_the_connections_rooms_and_no_others():
+    """The manager keeps each connection's rooms, so a disconnect leaves them without looking
+    through every room (python-socketio's way, quadratic when thousands leave together)."""
+    import socketio
+
+    from tracker.fanout import FanoutManager
+
+    manager = FanoutManager()
+    socketio.Server(client_manager=manager)
+    a, b = manager.connect("eio-a", "/"), manager.connect("eio-b", "/")
+    for sid in (a, b):
+        manager.enter_room(sid, "/", "story:night")
+    manager.enter_room(a, "/", "desk:night")
+    manager.disconnect(a, "/")
+    assert manager.rooms_of == {("/", b): {None, b, "story:night"}}
+    assert dict(manager.rooms["/"]["story:night"]) == {b: "eio-b"} and "desk:night" not in manager.rooms["/"]
+    assert not manager.is_connected(a, "/") and manager.is_connected(b, "/")
+    manager.leave_room(b, "/", "story:night")
+    manager.disconnect(b, "/")
+    assert manager.rooms_of == {} and manager.rooms == {}
+
+
 # Against the real server (python app.py, eventlet, the fast path installed)
 
 def api(live_server):
