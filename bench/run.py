@@ -56,6 +56,24 @@ def cpu_s(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def busy_until_idle(pid, quiet=0.2, timeout=60.0):
+    """Server CPU seconds spent from now until it has been idle for `quiet` seconds (its readers
+    leaving, say): schedstat's nanoseconds, not the 10 ms ticks of cpu_s."""
+    def ran():
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    start = last = ran()
+    idle_since, deadline = time.time(), time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.02)
+        now = ran()
+        if now - last > 0.002:  # still at work
+            idle_since = time.time()
+        elif time.time() - idle_since >= quiet:
+            return round(now - start, 3)
+        last = now
+    return None
+
+
 def listen_overflows():
     """Connection attempts the kernel dropped because a listen queue was full (Linux, all sockets), or None."""
     try:
@@ -268,10 +286,12 @@ def reconnect_storm(server, client, seq, readers):
     server.publish(seq)
     for line in client.stdout:
         if line.startswith("STORM "):
+            leave = busy_until_idle(server.proc.pid)  # the load client ends every connection at once now
             counted = server.counters() if hasattr(server, "counters") else {}
             after = listen_overflows()
             dropped = None if overflows is None or after is None else after - overflows
-            return {**json.loads(line[6:]), "server_up_s": round(up, 3), "listen_overflows": dropped, **counted}
+            return {**json.loads(line[6:]), "server_up_s": round(up, 3), "listen_overflows": dropped,
+                    "leave_cpu_s": leave, **counted}
     raise RuntimeError("load client exited without STORM")
 
 
@@ -368,6 +388,7 @@ ROWS = [
      if get(r, ("storm", "joins")) is not None else "-"),
     ("restart: SQL statements", lambda r: fmt_count(get(r, ("storm", "database_queries")))),
     ("restart: listen drops", lambda r: fmt_count(get(r, ("storm", "listen_overflows")))),
+    ("all leave: server CPU (s)", lambda r: restart_s(r, "leave_cpu_s", 1000)),
 ]
 
 
@@ -378,7 +399,8 @@ def restart_s(r, key, scale=1):
 RATIO = {"connect+join all (s)": "connect_all_s", "latency p50 (ms)": ("latency_ms", "p50"),
          "latency p99 (ms)": ("latency_ms", "p99"), "latency max (ms)": ("latency_ms", "max"),
          "RSS/conn (KB)": "rss_per_conn_kb", "CPU/delivery (us)": "cpu_us_per_delivery",
-         "CPU connect phase (s)": "server_cpu_connect_s", "restart: all caught up (s)": ("storm", "caught_up_all_ms")}
+         "CPU connect phase (s)": "server_cpu_connect_s", "restart: all caught up (s)": ("storm", "caught_up_all_ms"),
+         "all leave: server CPU (s)": ("storm", "leave_cpu_s")}
 
 
 def fmt_count(v):
