@@ -101,6 +101,7 @@ def create_app(config: dict | None = None) -> Flask:
     for module in (api, auth, editor, embed, feeds, health, media, metrics, notifications, reader):
         app.register_blueprint(module.bp)
     socketio.server.on("join", events.on_join)  # on python-socketio itself: see on_join
+    socketio.server.on("disconnect", events.on_disconnect)
     metrics.init_app(app)
     cli.register(app)
     errors.register(app)

@@ -100,15 +100,25 @@ def _failed(event: str, error: Exception) -> dict:
     return {"ok": False, "error": HANDLER_FAILED}
 
 
-@socketio.on("disconnect")
-def on_disconnect(reason=None):
-    """Forget the connection's event count and stories; tell its desk it left."""
-    _recent.pop(request.sid, None)
-    _following.pop(request.sid, None)
-    if _at_desk.pop(request.sid, None):
-        from . import services  # services broadcasts through this module
+def on_disconnect(sid: str, reason=None) -> None:
+    """Forget the connection's event count and stories; tell its desk it left.
 
-        services.leave_desk(request.sid, current_app.config["DESK_PRESENCE_SECONDS"])
+    Registered with python-socketio itself (create_app), as on_join is: every reader leaves, and
+    the request context and session Flask-SocketIO makes for each event were a third of the cost
+    of a reader leaving; only a desk's connection needs the app.
+    """
+    _recent.pop(sid, None)
+    _following.pop(sid, None)
+    if _at_desk.pop(sid, None) is None:
+        return
+    from . import services  # services broadcasts through this module
+
+    environ = socketio.server.get_environ(sid)  # python-socketio forgets it after this handler
+    with environ["flask.app"].app_context():
+        try:
+            services.leave_desk(sid, current_app.config["DESK_PRESENCE_SECONDS"])
+        except Exception as error:  # the database is unreachable, say: logged, as any handler's
+            _failed("disconnect", error)
 
 
 def on_join(sid: str, data=None, *_ignored) -> dict:
