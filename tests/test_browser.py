@@ -668,7 +668,10 @@ def test_two_editors_see_each_other_and_a_second_correction_shows_both_texts(bro
         expect(alice.locator("[data-presence]")).to_have_text("bea is here.", timeout=WAIT)
         expect(bea.locator("[data-presence]")).to_have_text("alice is here.", timeout=WAIT)
 
-        for page in (alice, bea):
+        for page, other in ((alice, None), (bea, "alice")):
+            if other:  # the note lands at the top of the card and moves its links: click after it
+                expect(page.locator(f"article#entry-{entry_id} [data-correcting]")).to_have_text(
+                    f"{other} is correcting this update.", timeout=WAIT)
             page.locator(f"article#entry-{entry_id} [data-entry-controls] a").click()
             expect(page.locator(f"#correct-body-{entry_id}")).to_have_value("One crane fell.", timeout=WAIT)
         expect(alice.locator(f"article#entry-{entry_id} [data-correcting]")).to_have_text(
