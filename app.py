@@ -194,11 +194,12 @@ class _ReadAhead:
 
     def recv(self, count: int) -> bytes:
         if not self.inbox:
+            size = max(count, self.SIZE)
             try:
-                data = self.sock.fd.recv(max(count, self.SIZE))  # what has arrived, without waiting
+                data = self.sock.fd.recv(size)  # what has arrived, without waiting
             except OSError:  # nothing yet (or an error, which eventlet's recv reports its own way)
                 self.waiting()  # eventlet waits on the descriptor only when no one else listens
-                data = self.sock.recv(max(count, self.SIZE))
+                data = self.sock.recv(size)
             if len(data) <= count:
                 return data
             self.inbox = data[count:]

@@ -260,7 +260,6 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
         sio_packet.EVENT: lambda eio_sid, pkt: sio_server._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data),
         sio_packet.ACK: lambda eio_sid, pkt: sio_server._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data),
     }
-    client_packets = tuple(handle)
 
     def guarded_message(eio_sid, data):
         # Decoded here too (packets are at most SOCKET_MAX_PACKET_BYTES): python-socketio would
@@ -273,7 +272,7 @@ def protect_socketio(sio_server, book: Addresses, config) -> None:
         # traceback: a CONNECT_ERROR (the server's to send), an unknown packet type, and binary
         # data, which it reads as a packet of its own unless it waits for the attachments of a
         # binary event or ack; those are refused as well, so it never waits for any.
-        if pkt is None or pkt.packet_type not in client_packets:
+        if pkt is None or pkt.packet_type not in handle:
             book.abused(sio_server.environ.get(eio_sid, {}).get("REMOTE_ADDR", ""), "sent a malformed packet")
             eio_socket = eio.sockets.get(eio_sid)
             if eio_socket is not None:
