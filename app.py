@@ -15,6 +15,7 @@ import logging
 import os
 import resource
 import socket
+import sys
 import time
 import warnings
 from http import HTTPStatus
@@ -67,10 +68,22 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _resolve_in_threads() -> None:
+    """Name lookups (the system's resolver, which blocks its thread) in eventlet's thread pool, so a
+    slow DNS server holds up only the green thread that asked: a push service's, S3's, Redis's."""
+    from eventlet import tpool
+    from eventlet.green import socket as green_socket
+
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "getnameinfo"):
+        lookup = functools.partial(tpool.execute, getattr(green_socket, name))
+        setattr(green_socket, name, lookup)  # its create_connection looks up with it
+        setattr(socket, name, lookup)
+
+
 ARGS = _command_line() if SERVING else None
 LISTENER = None
 if SERVING:
-    # A new process (a deploy, a restart) takes about a second to import the app. Listening before
+    # A new process (a deploy, a restart) takes over half a second to import the app. Listening before
     # that, readers that reconnect meanwhile wait in the listen queue and are served once it is
     # ready, instead of being refused into their next backoff (seconds more). That needs the
     # address from the command line or the environment (the systemd unit gives both); else
@@ -93,6 +106,10 @@ if SERVING and ASYNC_MODE == "gevent":
 elif SERVING:
     # eventlet is in maintenance mode and says so on import; the README covers the plan.
     warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
+    # eventlet's green DNS resolver imports dnspython, which monkey_patch then walks for locks: an
+    # eighth of startup, which a restart's readers wait out. Lookups run in eventlet's thread pool
+    # instead, as with gevent's default resolver (_resolve_in_threads).
+    os.environ["EVENTLET_NO_GREENDNS"] = "yes"
     # Patch before anything imports socket, threading or ssl.
     import eventlet
     import eventlet.tpool
@@ -100,6 +117,17 @@ elif SERVING:
     import httptools
 
     eventlet.monkey_patch()
+    _resolve_in_threads()
+if SERVING and "aiohttp" not in sys.modules:
+    # python-socketio's package imports its asyncio client, whose Engine.IO part imports aiohttp,
+    # which builds its TLS contexts as it loads: a tenth of startup. The server never uses that
+    # client, which does without aiohttp when it is missing; tracker.push imports it (through
+    # pywebpush) when it first sends.
+    sys.modules["aiohttp"] = None  # `import aiohttp` raises ImportError
+    try:
+        import socketio as _socketio  # noqa: F401
+    finally:
+        del sys.modules["aiohttp"]
 
 from tracker import create_app, demo, fanout, guard, images, logs, metrics, readers, scheduler, schema, socketio  # noqa: E402
 from tracker.events import rev_beacon  # noqa: E402

@@ -15,15 +15,15 @@ from helpers import ROOT, LiveServer, fresh_database
 pytestmark = pytest.mark.engine_independent
 
 
-def test_the_direct_writer_on_real_eventlet_objects():
+def test_apps_eventlet_parts_on_real_eventlet_objects():
     # In a child process: eventlet's green sockets would hang later browser tests in this one.
     # Without the plugins and conftest.py (browser, Hypothesis...), which it does not use: half the time.
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest",
-                             str(ROOT / "tests" / "direct_writer_checks.py")],
+                             str(ROOT / "tests" / "eventlet_checks.py")],
                             cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "15 passed" in result.stdout, result.stdout
+    assert "16 passed" in result.stdout, result.stdout
 
 
 # Heartbeat with the timer-driven pings, against the real server (1 s interval, 1 s timeout)

@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, current_app
 from py_vapid import Vapid
-from pywebpush import WebPushException, webpush
 from sqlalchemy import update
 
 from . import absolute, metrics, queries
@@ -229,6 +228,9 @@ def _sender(app: Flask, jobs: queue.SimpleQueue) -> None:
 def _deliver(app: Flask, session: requests.Session, subscription: dict, data: str) -> None:
     """Send one push, again after a network error, a 429 or a 5xx; a subscription the push service says is gone is
     deleted, and any other refusal is logged."""
+    # Here, not at the top: pywebpush imports aiohttp, a tenth of a server's startup (app.py).
+    from pywebpush import WebPushException, webpush
+
     host = urlsplit(subscription["endpoint"]).hostname  # logged instead of the endpoint, which is a secret
     for attempt in range(TRIES):
         retry_after = None

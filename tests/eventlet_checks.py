@@ -1,10 +1,12 @@
-"""The direct writer (app.py) on real eventlet objects: a websocket and Engine.IO socket on a socket pair.
+"""app.py's eventlet parts on real eventlet objects: the direct writer (a websocket and Engine.IO socket on a
+socket pair), parked websockets, the crew and name lookups.
 
 Not collected by pytest on its own (eventlet's green sockets, used in a test process, hang the
 Playwright tests that run after them there): tests/test_app.py runs it in a child process.
 """
 import importlib
 import socket
+import time
 
 import pytest
 
@@ -287,3 +289,35 @@ def test_the_crew_starts_tasks_together_in_order_and_those_they_hand_over_after_
     assert order == ["a", "b"]
     eventlet.sleep(0)
     assert order == ["a", "b", "c"] and crew.tasks == 3
+
+
+def test_a_name_lookup_holds_up_only_the_green_thread_that_asked(serving, monkeypatch):
+    import eventlet
+    from eventlet.green import socket as green_socket
+
+    for module in (socket, green_socket):
+        for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "getnameinfo"):
+            monkeypatch.setattr(module, name, getattr(module, name))  # put back after the test
+    answer = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 80))]
+
+    def slow_resolver(*args):
+        time.sleep(0.3)  # the system's resolver waiting for a slow DNS server: its thread blocks
+        return answer
+
+    monkeypatch.setattr(green_socket, "getaddrinfo", slow_resolver)
+    serving._resolve_in_threads()
+    ticks = []
+
+    def tick():
+        while True:
+            ticks.append(time.monotonic())
+            eventlet.sleep(0.01)
+
+    ticker = eventlet.spawn(tick)
+    try:
+        assert socket.getaddrinfo("news.example", 80) == answer
+        during = len(ticks)
+    finally:
+        ticker.kill()
+    # Blocking the hub, the lookup would have ended before the ticker ever ran.
+    assert during >= 3
