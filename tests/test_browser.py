@@ -668,12 +668,15 @@ def test_two_editors_see_each_other_and_a_second_correction_shows_both_texts(bro
         expect(alice.locator("[data-presence]")).to_have_text("bea is here.", timeout=WAIT)
         expect(bea.locator("[data-presence]")).to_have_text("alice is here.", timeout=WAIT)
 
-        for page, other in ((alice, None), (bea, "alice")):
-            if other:  # the note lands at the top of the card and moves its links: click after it
-                expect(page.locator(f"article#entry-{entry_id} [data-correcting]")).to_have_text(
-                    f"{other} is correcting this update.", timeout=WAIT)
-            page.locator(f"article#entry-{entry_id} [data-entry-controls] a").click()
-            expect(page.locator(f"#correct-body-{entry_id}")).to_have_value("One crane fell.", timeout=WAIT)
+        edit = {page: page.locator(f"article#entry-{entry_id} [data-entry-controls] a") for page in (alice, bea)}
+        where = edit[bea].bounding_box()
+        edit[alice].click()
+        expect(alice.locator(f"#correct-body-{entry_id}")).to_have_value("One crane fell.", timeout=WAIT)
+        expect(bea.locator(f"article#entry-{entry_id} [data-correcting]")).to_have_text(
+            "alice is correcting this update.", timeout=WAIT)
+        assert edit[bea].bounding_box() == where  # the note comes after the card's buttons: it moves none
+        edit[bea].click()
+        expect(bea.locator(f"#correct-body-{entry_id}")).to_have_value("One crane fell.", timeout=WAIT)
         expect(alice.locator(f"article#entry-{entry_id} [data-correcting]")).to_have_text(
             "bea is correcting this update.", timeout=WAIT)
         alice.fill(f"#correct-body-{entry_id}", "Two cranes fell.")

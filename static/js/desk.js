@@ -36,17 +36,31 @@
     }
     presenceEl.hidden = false;
     if (presenceEl.textContent !== text) presenceEl.textContent = text;  // a live region: only news is read out
-    root.querySelectorAll("[data-correcting]").forEach(function (el) { el.remove(); });
+    showCorrecting(busy);
+  }
+
+  // Who is correcting which update: a note after the update's buttons, where the others look before
+  // they open it, and where it moves none of them. Notes that still hold are left in place.
+  function showCorrecting(busy) {
+    var wanted = {};
     busy.forEach(function (p) {
       p.correcting.forEach(function (id) {
-        var card = document.getElementById("entry-" + id) || document.getElementById("desk-" + id);
-        if (!card) return;
-        var note = document.createElement("p");
-        note.className = "entry__correcting";
-        note.dataset.correcting = "";
-        note.textContent = p.name + " is correcting this update.";
-        card.insertBefore(note, card.firstChild);
+        var text = t("%(name)s is correcting this update.", { name: p.name });
+        wanted[id] = wanted[id] ? wanted[id] + " " + text : text;
       });
+    });
+    root.querySelectorAll("[data-correcting]").forEach(function (note) {
+      if (wanted[note.dataset.correcting] === note.textContent) delete wanted[note.dataset.correcting];
+      else note.remove();
+    });
+    Object.keys(wanted).forEach(function (id) {
+      var card = document.getElementById("entry-" + id) || document.getElementById("desk-" + id);
+      if (!card) return;
+      var note = document.createElement("p");
+      note.className = "entry__correcting";
+      note.dataset.correcting = id;
+      note.textContent = wanted[id];
+      (card.querySelector("[data-entry-controls], .desk-item__controls") || card).appendChild(note);
     });
   }
 
