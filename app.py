@@ -248,15 +248,17 @@ class _Crew:
     switch. Each task runs in a context of its own, as in a new green thread.
     """
 
-    # Idle threads kept; those a burst adds beyond that end. A connection storm keeps about one
-    # task in flight per connection being opened (a client's or a proxy's burst: the benchmark's
-    # is 200), and at 64 most of a storm's connections started a thread again. Idle, each holds
-    # its saved stack, a few KB.
+    # Idle threads kept for good. A connection storm keeps about one task in flight per connection
+    # being opened (a client's or a proxy's burst: the benchmark's is 200; a restart's, thousands),
+    # and ending the threads idle beyond this at once made a 2,000-connection burst start them
+    # again and again: a tenth of its CPU. So a burst's extra threads stay idle until TRIM_SECONDS
+    # after they were first over KEEP, and then end. Idle, each holds its saved stacks, about 6 KB.
     KEEP = 512
+    TRIM_SECONDS = 10.0
 
     def __init__(self, hub):
-        self.hub, self.idle, self.ready, self.due, self.tasks, self.started = (
-            hub, [], collections.deque(), False, 0, 0)
+        self.hub, self.idle, self.ready, self.due, self.trim_due, self.tasks, self.started = (
+            hub, [], collections.deque(), False, False, 0, 0)
 
     def spawn(self, function, *args) -> None:
         """Run function(*args) on a thread of the crew, soon, as eventlet.spawn_n would on a new one."""
@@ -290,10 +292,21 @@ class _Crew:
             except Exception:  # reported, as eventlet's hub reports a green thread's; the thread goes on
                 log.exception("unexpected error in a task")
             function = args = None  # nothing of the last task kept alive while idle
-            if len(self.idle) >= self.KEEP:
-                return
+            if len(self.idle) >= self.KEEP and not self.trim_due:
+                self.trim_due = True
+                self.hub.schedule_call_global(self.TRIM_SECONDS, self._trim)
             self.idle.append(me)
             function, args = self.hub.switch()
+
+    def _trim(self) -> None:
+        """In the hub: end the idle threads beyond KEEP, those idle longest first."""
+        self.trim_due = False
+        surplus = len(self.idle) - self.KEEP
+        if surplus > 0:
+            ended, self.idle[:surplus] = self.idle[:surplus], []
+            for worker in ended:
+                if not worker.dead:
+                    worker.throw()  # GreenletExit where it waits for a task: it ends, and the hub goes on here
 
 
 class _CrewThread:

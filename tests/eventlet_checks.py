@@ -291,6 +291,28 @@ def test_the_crew_starts_tasks_together_in_order_and_those_they_hand_over_after_
     assert order == ["a", "b", "c"] and crew.tasks == 3
 
 
+def test_the_crew_keeps_a_bursts_extra_threads_until_it_trims_them(serving):
+    import eventlet
+
+    hub = eventlet.hubs.get_hub()
+    crew, release = serving._Crew(hub), eventlet.Event()
+    crew.KEEP, crew.TRIM_SECONDS = 2, 0
+
+    for _ in range(5):  # a burst: five tasks in flight at once
+        crew.spawn(release.wait)
+    eventlet.sleep(0)  # all five start and wait
+    release.send()
+    eventlet.sleep(0)  # all five end: none of the threads ends with them, and a trim is due
+    assert (crew.started, len(crew.idle), crew.trim_due) == (5, 5, True)
+    threads = list(crew.idle)
+    eventlet.sleep(0)  # the trim's turn: the three idle longest end, the two kept go on
+    assert len(crew.idle) == 2 and not crew.trim_due
+    assert [thread.dead for thread in threads] == [True, True, True, False, False]
+    crew.spawn(release.wait)
+    eventlet.sleep(0)
+    assert crew.started == 5  # a kept thread took it
+
+
 def test_a_name_lookup_holds_up_only_the_green_thread_that_asked(serving, monkeypatch):
     import eventlet
     from eventlet.green import socket as green_socket
