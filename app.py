@@ -68,13 +68,16 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+LOOKUPS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "getnameinfo")  # eventlet's green DNS replaces these
+
+
 def _resolve_in_threads() -> None:
     """Name lookups (the system's resolver, which blocks its thread) in eventlet's thread pool, so a
     slow DNS server holds up only the green thread that asked: a push service's, S3's, Redis's."""
     from eventlet import tpool
     from eventlet.green import socket as green_socket
 
-    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "getnameinfo"):
+    for name in LOOKUPS:
         lookup = functools.partial(tpool.execute, getattr(green_socket, name))
         setattr(green_socket, name, lookup)  # its create_connection looks up with it
         setattr(socket, name, lookup)

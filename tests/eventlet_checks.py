@@ -318,7 +318,7 @@ def test_a_name_lookup_holds_up_only_the_green_thread_that_asked(serving, monkey
     from eventlet.green import socket as green_socket
 
     for module in (socket, green_socket):
-        for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "getnameinfo"):
+        for name in serving.LOOKUPS:
             monkeypatch.setattr(module, name, getattr(module, name))  # put back after the test
     answer = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 80))]
 
