@@ -740,11 +740,38 @@ MAX_HEADERS = 100
 MAX_HEADER_LINE = 8192  # as eventlet's server: a longer header line is refused (400)
 
 
+class _Headers(HTTPMessage):
+    """A request's headers as http.server keeps them, looked up by lower-cased name in a dict: an
+    HTTPMessage lower-cases every header it holds at each lookup, and eventlet's server and
+    websocket look a reader's request up a dozen times. Values are what HTTPMessage answers for a
+    head decoded as latin-1 (its policy hands such strings back unchanged)."""
+
+    def __init__(self):
+        super().__init__()
+        self._first = {}
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self._headers.append((name, value))
+        self._first.setdefault(name.lower(), value)
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._first = {}
+        for key, value in self._headers:
+            self._first.setdefault(key.lower(), value)
+
+    def __contains__(self, name: str) -> bool:
+        return name.lower() in self._first
+
+    def get(self, name: str, failobj=None):
+        return self._first.get(name.lower(), failobj)
+
+
 class _Head:
     """What httptools reads of a request: its target and its headers, as http.server keeps them."""
 
     def __init__(self):
-        self.url, self.headers, self.complete = b"", HTTPMessage(), False
+        self.url, self.headers, self.complete = b"", _Headers(), False
 
     def on_url(self, url: bytes) -> None:
         self.url += url

@@ -78,13 +78,13 @@ _recent: dict[str, tuple[int, int]] = {}
 _following: dict[str, set[str]] = {}
 
 
-def _over_rate(sid: str) -> bool:
+def _over_rate(sid: str, config) -> bool:
     """Count this event; tell whether the connection sent more than allowed this minute."""
     minute = int(time.monotonic() // 60)
     seen, count = _recent.get(sid, (minute, 0))
     count = count + 1 if seen == minute else 1
     _recent[sid] = (minute, count)
-    return count > current_app.config["SOCKET_EVENTS_PER_MINUTE"]
+    return count > config["SOCKET_EVENTS_PER_MINUTE"]
 
 
 @socketio.on_error_default
@@ -126,40 +126,43 @@ def on_join(sid: str, data=None, *_ignored) -> dict:
 
     Registered with python-socketio itself (create_app), not through Flask-SocketIO: every reader
     joins, and the request context and session copy Flask-SocketIO makes for each event cost
-    more than the join; an app context is all the join needs.
+    more than the join. Only a join the database answers gets an app context; most are
+    answered from memory, and pushing one cost a tenth of the join.
     """
     environ = socketio.server.get_environ(sid)
     try:
         if environ is None:
             return {"ok": False, "error": "This connection is closed."}
-        with environ["flask.app"].app_context():
-            try:
-                answer = _checked_join(sid, environ.get("REMOTE_ADDR") or "", data)
-            except Exception as error:
+        app = environ["flask.app"]
+        try:
+            answer = _checked_join(app, sid, environ.get("REMOTE_ADDR") or "", data)
+        except Exception as error:
+            with app.app_context():
                 answer = _failed("join", error)
-            metrics.join_answered(answer)
-            return answer
+        metrics.join_answered(answer)
+        return answer
     finally:  # guard counted it in flight when its packet arrived (one at a time per connection)
         guard.join_answered(socketio.server.manager.eio_sid_from_sid(sid, "/"))
 
 
-def _checked_join(sid: str, address: str, data) -> dict:
-    if _over_rate(sid):
+def _checked_join(app: Flask, sid: str, address: str, data) -> dict:
+    if _over_rate(sid, app.config):
         return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
     try:
         slug, since = _parse_join(data)
     except ValueError as exc:
         return {"ok": False, "error": str(exc)}
-    if not guard.addresses(current_app).may_join(address):
+    if not guard.addresses(app).may_join(address):
         return {"ok": False, "error": "Too many joins from your address just now; try again in a moment."}
-    return _join(sid, slug, since)
+    return _join(app, sid, slug, since)
 
 
-def _join(sid: str, slug: str, since: int) -> dict:
+def _join(app: Flask, sid: str, slug: str, since: int) -> dict:
     if not socketio.server.manager.is_connected(sid, "/"):
         return {"ok": False, "error": "This connection is closed."}  # and _following stays clean
+    config = app.config
     following = _following.setdefault(sid, set())
-    most = current_app.config["MAX_ROOMS_PER_SOCKET"]
+    most = config["MAX_ROOMS_PER_SOCKET"]
     new = slug not in following
     if new and len(following) >= most:
         return {"ok": False, "error": f"A connection may follow at most {most} stories; leave one first."}
@@ -169,12 +172,11 @@ def _join(sid: str, slug: str, since: int) -> dict:
     socketio.server.enter_room(sid, room(slug))
     from . import readers  # readers names rooms through this module
 
-    config = current_app.config
-    remembered = _remembered(slug, since)
+    remembered = _remembered(config, slug, since)
     if remembered is not None:
         metrics.JOINS_FROM_MEMORY.inc()
         return {"ok": True, **remembered, "readers": readers.last_total(slug)}
-    with _reading():
+    with app.app_context(), _reading():
         with db.engine.connect() as conn:  # without the ORM session, which costs 3x the query itself
             story = conn.execute(STORY_BY_SLUG, {"slug": slug}).first()
         if story is None:
@@ -197,18 +199,17 @@ def _join(sid: str, slug: str, since: int) -> dict:
         return {**ack, "entries": entries, **({"next_after_rev": after} if after is not None else {})}
 
 
-def _windows():
+def _windows(config):
     """This process's windows of recent changes (tracker.recent), or None when they are off.
 
     Only tracker.fanout's managers see every delivery, which keeps the windows true."""
     manager = socketio.server.manager
-    return manager.windows if current_app.config["CATCHUP_WINDOW"] and isinstance(manager, fanout.FanoutManager) \
-        else None
+    return manager.windows if config["CATCHUP_WINDOW"] and isinstance(manager, fanout.FanoutManager) else None
 
 
-def _remembered(slug: str, since: int) -> dict | None:
+def _remembered(config, slug: str, since: int) -> dict | None:
     """The join's answer from the story's recent changes in memory, if they can give it."""
-    windows, config = _windows(), current_app.config
+    windows = _windows(config)
     # More than CATCHUP_LIMIT behind is a reset, which the database path answers.
     most = min(CATCHUP_PAGE_ENTRIES, config["CATCHUP_LIMIT"])
     return windows and windows.answer(slug, since, most, config["CATCHUP_PAGE_BYTES"], config["CATCHUP_WINDOW"])
@@ -216,7 +217,7 @@ def _remembered(slug: str, since: int) -> dict | None:
 
 def _remember(story) -> None:
     """Start the story's window of recent changes, on its first join in this process."""
-    windows, keep = _windows(), current_app.config["CATCHUP_WINDOW"]
+    windows, keep = _windows(current_app.config), current_app.config["CATCHUP_WINDOW"]
     window = windows and windows.open(story.slug, story_state(story))
     if not window:
         return
@@ -270,7 +271,7 @@ def _parse_desk(data) -> tuple[str, str]:
 def on_desk(data=None):
     """A signed-in person's editor page: be at the story's desk (its drafts and who is there, live);
     say again now and then, and when starting or stopping writing or correcting. Acks who is here."""
-    if _over_rate(request.sid):
+    if _over_rate(request.sid, current_app.config):
         return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
     if not current_user.is_authenticated:
         return {"ok": False, "error": DESK_REFUSAL}
@@ -305,7 +306,7 @@ def on_unknown(event, *args):
 @socketio.on("leave")
 def on_leave(data=None):
     """Stop receiving a story's events."""
-    if _over_rate(request.sid):
+    if _over_rate(request.sid, current_app.config):
         return {"ok": False, "error": "Too many requests on this connection; wait a minute."}
     slug = data.get("story") if isinstance(data, dict) else None
     if not isinstance(slug, str):
@@ -328,7 +329,7 @@ def rev_beacon(app: Flask) -> None:
             with app.app_context():
                 open_rooms = list(socketio.server.manager.rooms.get("/", {}))
                 slugs = [name[len(ROOM_PREFIX):] for name in open_rooms if name and name.startswith(ROOM_PREFIX)]
-                windows = _windows()
+                windows = _windows(app.config)
                 if slugs:
                     revs = db.session.execute(select(Story.slug, Story.rev).where(Story.slug.in_(slugs))).all()
                     db.session.remove()
