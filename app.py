@@ -402,6 +402,7 @@ class _Parked:
 
     __slots__ = ("eio", "ws", "write_now", "release", "lock", "hub", "fileno", "listener", "reading", "writing",
                  "ended")
+    open = 0  # parked now (tracker_parked_websockets): one OS thread counts, so a plain int
 
     def __init__(self, eio_socket, ws, write, release):
         self.eio, self.ws, self.write_now, self.release, self.lock = eio_socket, ws, write, release, ws._sendlock
@@ -409,7 +410,7 @@ class _Parked:
             eventlet.hubs.get_hub(), ws.socket.fileno(), None, False, False, False)
         ws.socket = _ReadAhead(ws.socket, self.unlisten)
         eio_socket.queue.wake, eio_socket.queue.send_now = self.write_soon, self.send_now
-        metrics.PARKED.inc()
+        _Parked.open += 1
         self.listen()
         if eio_socket.queue.empty():  # Engine.IO queues its open packet first; else the 101 response alone
             write(b"")
@@ -530,7 +531,7 @@ class _Parked:
                 self.ws.close()
         finally:
             self.eio.direct_send = self.eio.hangup = None  # and no cycle keeps the closed socket alive
-            metrics.PARKED.dec()
+            _Parked.open -= 1
             self.release()
 
 
@@ -644,6 +645,7 @@ def _tune_engineio(pool, book) -> None:
 
     Socket.schedule_ping = schedule_ping
     metrics.watch_crew(CREW)
+    metrics.PARKED.set_function(lambda: _Parked.open)
     RFC6455WebSocket._apply_mask = staticmethod(_unmask)
     fanout.enabled = True
     metrics.FAST_PATH.set(1)
@@ -745,6 +747,10 @@ class _Headers(HTTPMessage):
     HTTPMessage lower-cases every header it holds at each lookup, and eventlet's server and
     websocket look a reader's request up a dozen times. Values are what HTTPMessage answers for a
     head decoded as latin-1 (its policy hands such strings back unchanged)."""
+
+    # What eventlet's environ falls back on without a Content-Type header, as HTTPMessage's
+    # get_content_type() would answer; eventlet tries this attribute first, and the miss raised.
+    type = "text/plain"
 
     def __init__(self):
         super().__init__()

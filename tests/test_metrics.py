@@ -7,6 +7,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -18,6 +19,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import LocalHTTPServer, Reader, start_live_server, unavailable
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -79,6 +81,25 @@ def test_joins_are_counted_with_the_entries_each_answer_caught_up(app, socket_cl
     assert sample("tracker_join_catchup_entries_count") == answers + 2
     assert sample("tracker_join_catchup_entries_sum") == caught_up + 3
     assert sample("tracker_join_catchup_entries_bucket", le="0.0") == up_to_date + 1
+
+
+def test_a_tally_loses_no_count_to_threads_or_reads_and_is_scraped_as_a_counter():
+    tally = metrics.Tally("tracker_test_tally", "Things counted")
+
+    def count():
+        for _ in range(5_000):
+            tally.inc()
+        tally.get()
+
+    workers = [threading.Thread(target=count) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert tally.get() == 20_000 and tally.get() == 20_000
+    registry = CollectorRegistry()
+    registry.register(metrics._Tallies(tally))
+    assert registry.get_sample_value("tracker_test_tally_total") == 20_000
 
 
 def test_each_broadcast_counts_once_whatever_the_readers_and_is_timed_from_its_commit(app, socket_client, story):

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import heapq
 import hmac
+import itertools
 import logging
+import threading
 
 import redis
 from flask import Blueprint, Flask, Response, abort, current_app, has_app_context, request
@@ -49,16 +51,49 @@ PARTIAL_WRITES = Counter("tracker_fanout_partial_writes",
                          "Direct writes the kernel took only part of (a task sent the rest)", registry=REGISTRY)
 TIMER_PINGS = Counter("tracker_timer_pings", "Engine.IO pings sent from a hub timer", registry=REGISTRY)
 PARKED = Gauge("tracker_parked_websockets", "Websockets served by the hub with no green thread of their own while idle",
-               registry=REGISTRY)
+               registry=REGISTRY)  # app.py sets the function that counts them
 READERS = Gauge("tracker_readers", "Connections of this process following a story (set by tracker.readers)",
                 registry=REGISTRY)
 READERS_TICKS = Summary("tracker_readers_tick_seconds",
                         "Reader-count ticks: counting, sharing through Redis, one readers event per story",
                         registry=REGISTRY)
 
+
+
+class Tally:
+    """A count of something every reader does (a join): counting is one C call, atomic under the GIL,
+    where a Counter's inc takes its lock and checks, in Python, each time (a join's two counts were
+    1.5 % of the CPU of a reader connecting and joining). Exported as a counter when scraped (_Tallies)."""
+
+    def __init__(self, name: str, documentation: str):
+        self.name, self.documentation = name, documentation
+        self._count, self._reads, self._lock = itertools.count(), 0, threading.Lock()
+
+    def inc(self) -> None:
+        next(self._count)
+
+    def get(self) -> int:
+        """What was counted: a read draws a number from the count too, so the reads are taken off."""
+        with self._lock:
+            self._reads += 1
+            return next(self._count) - self._reads + 1
+
+
+class _Tallies:
+    """The tallies, as counters, when Prometheus scrapes."""
+
+    def __init__(self, *tallies: Tally):
+        self.tallies = tallies
+
+    def describe(self):
+        return [CounterMetricFamily(tally.name, tally.documentation) for tally in self.tallies]
+
+    def collect(self):
+        return [CounterMetricFamily(tally.name, tally.documentation, value=tally.get()) for tally in self.tallies]
+
+
 # Readers joining (tracker.events): each answered join, and how many entries its answer carried.
-JOINS = Counter("tracker_joins", "Joins to a story this process answered with ok (new readers and reconnects)",
-                registry=REGISTRY)
+JOINS = Tally("tracker_joins", "Joins to a story this process answered with ok (new readers and reconnects)")
 CATCHUP_ENTRIES = Histogram("tracker_join_catchup_entries",
                             "Entries sent in a join's answer (0: the reader was up to date)",
                             buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=REGISTRY)
@@ -98,9 +133,9 @@ for _reason in PUSH_REASONS:
 
 # HTTP answers by status class (Socket.IO's own requests are answered before Flask and not counted).
 QUERIES = Counter("tracker_database_queries", "SQL statements this process sent to its database", registry=REGISTRY)
-JOINS_FROM_MEMORY = Counter("tracker_joins_from_memory",
-                            "Joins answered from the recent changes kept in memory, without the database "
-                            "(tracker.recent)", registry=REGISTRY)
+JOINS_FROM_MEMORY = Tally("tracker_joins_from_memory", "Joins answered from the recent changes kept in memory, "
+                          "without the database (tracker.recent)")
+REGISTRY.register(_Tallies(JOINS, JOINS_FROM_MEMORY))
 RESPONSES = Counter("tracker_http_responses", "HTTP responses by status class", ["status"], registry=REGISTRY)
 _responses = {n: RESPONSES.labels(f"{n}xx") for n in range(1, 6)}
 
