@@ -132,6 +132,9 @@ if SERVING and "aiohttp" not in sys.modules:
     finally:
         del sys.modules["aiohttp"]
 
+from engineio import exceptions as eio_exceptions  # noqa: E402
+from engineio import packet as eio_packet  # noqa: E402
+
 from tracker import create_app, demo, fanout, guard, images, logs, metrics, readers, scheduler, schema, socketio  # noqa: E402
 from tracker.events import rev_beacon  # noqa: E402
 
@@ -442,20 +445,18 @@ class _Parked:
 
     def read(self) -> None:
         """Handle each packet that has arrived; listen again when nothing more is buffered."""
-        from engineio import exceptions, packet
-
         eio = self.eio
         try:
             while not self.ended:
                 data = self.ws.wait()
                 if data is None or len(data) > eio.server.max_http_buffer_size:
                     break  # closed by the reader, or Engine.IO's "packet is too large"
-                pkt = packet.Packet(encoded_packet=data)
+                pkt = eio_packet.Packet(encoded_packet=data)
                 try:
                     eio.receive(pkt)
-                except exceptions.UnknownPacketError:
+                except eio_exceptions.UnknownPacketError:
                     pass
-                except exceptions.SocketIsClosedError:
+                except eio_exceptions.SocketIsClosedError:
                     break
                 except Exception:  # as Engine.IO's handler: a bug here, logged, and the connection ends
                     log.exception("%s: unexpected error handling a websocket packet; closing it", eio.sid)
@@ -541,7 +542,6 @@ def _tune_engineio(pool, book) -> None:
 
     A websocket-only connection is parked (_Parked) while `pool`, eventlet's server's pool of
     connections, has room: it keeps its place there until it ends, and tells `book` then."""
-    from engineio import packet
     from engineio.async_drivers import eventlet as driver
     from engineio.socket import Socket
     from eventlet.websocket import RFC6455WebSocket
@@ -640,7 +640,7 @@ def _tune_engineio(pool, book) -> None:
     def send_ping(self) -> None:
         if not self.closing and not self.closed:
             self.last_ping = time.time()
-            self.send(packet.Packet(packet.PING))
+            self.send(eio_packet.Packet(eio_packet.PING))
             metrics.TIMER_PINGS.inc()
 
     Socket.schedule_ping = schedule_ping
@@ -908,12 +908,31 @@ def _protocol(book, header_timeout: int):
     return Protocol
 
 
-class _Listener:
-    """The listening socket, as eventlet's server sees it: accept() survives running out of file
-    descriptors, and closes at once a connection from an address that holds too many."""
+class _Accepting:
+    """The listening socket as eventlet's green socket wraps it: its accept() answers a plain socket.
 
-    def __init__(self, sock, book):
-        self.sock, self.book, self.paused_at = sock, book, 0.0
+    The standard library's accept() makes the socket class its module holds, which monkey
+    patching made eventlet's green socket, and eventlet wrapped that in a second one: every send
+    and receive of a connection's life went through both, and a connection cost two."""
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def accept(self):
+        fd, address = self.sock._accept()
+        return _PlainSocket(self.sock.family, self.sock.type, self.sock.proto, fileno=fd), address
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+class _Listener:
+    """The listening socket (a plain one), as eventlet's server sees it: accept() survives running out
+    of file descriptors, and closes at once a connection from an address that holds too many."""
+
+    def __init__(self, listener, book):
+        sock = self.sock = eventlet.greenio.GreenSocket(_Accepting(listener))
+        self.book, self.paused_at = book, 0.0
         # What else the server uses, named rather than passed on by __getattr__: it asks each
         # request whether the socket has do_handshake (TLS), and a miss there cost two exceptions.
         self.family, self.getsockname, self.close = sock.family, sock.getsockname, sock.close
@@ -1215,7 +1234,7 @@ def main() -> None:
         log.info("serving with eventlet %s (ASYNC_MODE=eventlet)", eventlet.__version__)
         _say_serving(host, port)
         # debug=False: an exception that escapes Flask must never send its traceback to the client.
-        eventlet.wsgi.server(_Listener(eventlet.greenio.GreenSocket(listener), per_peer), app, custom_pool=pool,
+        eventlet.wsgi.server(_Listener(listener, per_peer), app, custom_pool=pool,
                              protocol=_protocol(per_peer, header_timeout), debug=False,
                              socket_timeout=socket_timeout, log=logging.getLogger("eventlet.wsgi"),
                              log_output=os.environ.get("ACCESS_LOG") == "1")

@@ -343,3 +343,30 @@ def test_a_name_lookup_holds_up_only_the_green_thread_that_asked(serving, monkey
         ticker.kill()
     # Blocking the hub, the lookup would have ended before the ticker ever ran.
     assert during >= 3
+
+
+def test_a_connection_is_accepted_as_one_green_socket_over_the_systems(serving, monkeypatch):
+    import eventlet
+    import eventlet.greenio
+
+    monkeypatch.setattr(serving, "eventlet", eventlet, raising=False)  # imported by app.py when it serves
+    plain = serving._PlainSocket(socket.AF_INET, socket.SOCK_STREAM)  # as app.py listens, before eventlet
+    plain.bind(("127.0.0.1", 0))
+    plain.listen(1)
+    # What monkey patching does: the standard library's accept() then makes a green socket.
+    monkeypatch.setattr(socket, "socket", eventlet.greenio.GreenSocket)
+    listener = serving._Listener(plain, None)
+    client = socket.create_connection(plain.getsockname())
+    try:
+        conn, _ = listener.accept()
+        assert isinstance(conn, eventlet.greenio.GreenSocket)
+        assert not isinstance(conn.fd, eventlet.greenio.GreenSocket)  # the system's socket, not a second green one
+        client.sendall(b"ping")
+        assert conn.recv(4) == b"ping"  # a green read: waits in the hub
+        conn.settimeout(0.05)
+        with pytest.raises(TimeoutError):
+            conn.recv(1)  # nothing more: the green socket's timeout, not a blocked process
+        conn.close()
+    finally:
+        client.close()
+        plain.close()

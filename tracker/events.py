@@ -11,7 +11,7 @@ from flask_login import current_user
 from flask_socketio import join_room, leave_room
 from sqlalchemy import bindparam, select
 
-from . import fanout, guard, metrics, queries
+from . import fanout, guard, metrics, queries, readers
 from .extensions import db, socketio
 from .models import MAX_ID, MAX_REV, MAX_SLUG, SLUG_RE, Story, story_state
 
@@ -170,8 +170,6 @@ def _join(app: Flask, sid: str, slug: str, since: int) -> dict:
     following.add(slug)
     # Join before the first read: anything committed later arrives as an event (at worst twice).
     socketio.server.enter_room(sid, room(slug))
-    from . import readers  # readers names rooms through this module
-
     remembered = _remembered(config, slug, since)
     if remembered is not None:
         metrics.JOINS_FROM_MEMORY.inc()

@@ -16,8 +16,7 @@ import uuid
 import redis
 from flask import Flask, current_app
 
-from . import metrics
-from .events import ROOM_PREFIX, room
+from . import events, metrics
 from .extensions import socketio
 
 log = logging.getLogger(__name__)
@@ -36,8 +35,9 @@ def _rooms() -> dict:
 
 def local_counts() -> dict[str, int]:
     """This process's connections per story it has readers of."""
-    return {name[len(ROOM_PREFIX):]: len(members) for name, members in list(_rooms().items())
-            if name and name.startswith(ROOM_PREFIX) and members}
+    prefix = events.ROOM_PREFIX
+    return {name[len(prefix):]: len(members) for name, members in list(_rooms().items())
+            if name and name.startswith(prefix) and members}
 
 
 metrics.READERS.set_function(lambda: sum(local_counts().values()))
@@ -84,7 +84,7 @@ def counts(slugs: list[str]) -> dict[str, int]:
 def last_total(slug: str) -> int:
     """The story's total at the last tick (for a join's answer: no round trip), else this process's count."""
     # One room's size, not local_counts(): that walks every room, one per connection, on every join.
-    return _totals.get(slug) or len(_rooms().get(room(slug)) or ())
+    return _totals.get(slug) or len(_rooms().get(events.room(slug)) or ())
 
 
 @metrics.READERS_TICKS.time()
@@ -111,7 +111,7 @@ def tick(app: Flask) -> dict[str, int]:
         # Unchanged, its readers have it already (from the last tick, or a join's answer, which is
         # that tick's total): a frame to each of them for nothing, and a publish meanwhile waits.
         if told.get(slug) != total:
-            socketio.emit("readers", {"story": slug, "readers": total}, to=room(slug), ignore_queue=True)
+            socketio.emit("readers", {"story": slug, "readers": total}, to=events.room(slug), ignore_queue=True)
     return totals
 
 
