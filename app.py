@@ -6,6 +6,7 @@ libraries' own paths); the eventlet parts come first, then gevent's, then main()
 """
 import argparse
 import collections
+import contextlib
 import contextvars
 import errno
 import functools
@@ -357,6 +358,8 @@ class _CrewPool:
     """eventlet's server's pool of connections (its custom_pool), each served by the crew. A parked
     websocket keeps its place in `sem` until it closes (_tune_engineio)."""
 
+    door = None  # what serves a reader's websocket connect without eventlet's protocol (_Door)
+
     def __init__(self, size: int):
         self.sem, self.running, self.emptied = eventlet.semaphore.Semaphore(size), 0, None
 
@@ -369,7 +372,8 @@ class _CrewPool:
 
     def _serve(self, served: _Served, function, args) -> None:
         try:
-            function(*args)
+            if self.door is None or not self.door(*args):
+                function(*args)
         finally:
             self.sem.release()
             self.running -= 1
@@ -711,6 +715,9 @@ def _eventlet_fast_path(size: int, book):
     else:
         pool = _CrewPool(size)
         _tune_engineio(pool, book)
+        if os.environ.get("ACCESS_LOG") != "1":  # eventlet's protocol writes the access lines
+            pool.door = _Door(book, app.config["HEADER_TIMEOUT"], app.config["SOCKET_TIMEOUT"])
+            metrics.watch_door(pool.door)
         return pool
     return eventlet.GreenPool(size)
 
@@ -906,6 +913,151 @@ def _protocol(book, header_timeout: int):
                     book.closed(self.client_address[0])
 
     return Protocol
+
+
+class _Door:
+    """A reader's websocket connect served without eventlet's HTTP protocol, as that protocol would serve it.
+
+    Nearly every connection of a connection storm is a reader's Engine.IO websocket: a GET of
+    /socket.io/ asking for an upgrade, with no body. eventlet's protocol gave each a buffered
+    reader and writer, read its head line by line, and wrapped a WSGI call around the upgrade:
+    a fifth of the CPU of a reader connecting and joining. The door peeks at what a connection
+    sent first. A complete head of such a request, within the limits eventlet's protocol sets
+    and read by the same parser (httptools), is taken off the socket and handed to the app
+    with the environ eventlet's protocol would have made; anything else stays unread, and
+    eventlet's protocol serves it as before. Called with eventlet's server's connection state
+    ([address, socket, state]); answers whether it served the connection.
+    """
+
+    PEEK = 4096  # a reader's head is about 200 bytes (a browser's, with cookies, about 1 KB)
+    START = b"GET /socket.io/?"
+
+    def __init__(self, book, header_timeout: int, socket_timeout: int):
+        self.book, self.header_timeout, self.socket_timeout, self.served = book, header_timeout, socket_timeout, 0
+
+    def __call__(self, connection: list) -> bool:
+        address, conn = connection[0], connection[1]
+        conn.settimeout(self.header_timeout)
+        try:
+            first = conn.recv(self.PEEK, socket.MSG_PEEK)
+        except OSError:  # silent past the header timeout, or gone: closed, as eventlet's protocol would
+            first = b""
+        if not first:
+            self._closed(address[0])
+            return True
+        read = self._head(first)
+        if read is None:
+            conn.settimeout(self.socket_timeout)
+            return False
+        url, headers = read
+        conn.recv(url[0])  # the head, which has arrived: the websocket's frames follow it
+        conn.settimeout(self.socket_timeout)
+        self.served += 1
+        self._serve(connection, self._environ(conn, address, url[1], headers))
+        return True
+
+    def _head(self, first: bytes):
+        """(head length, target), headers: of a websocket connect whose head has all arrived; else None."""
+        end = first.find(b"\r\n\r\n")
+        if end < 0 or not first.startswith(self.START):
+            return None
+        head = _Head()
+        parser = httptools.HttpRequestParser(head)
+        try:
+            parser.feed_data(first[:end + 4])
+        except httptools.HttpParserUpgrade:
+            pass
+        except httptools.HttpParserError:
+            return None
+        else:
+            return None  # not an upgrade
+        headers = head.headers
+        if (not head.complete or parser.get_http_version() != "1.1" or len(headers) >= MAX_HEADERS
+                or "content-length" in headers or "transfer-encoding" in headers):
+            return None
+        return (end + 4, head.url.decode("latin-1")), headers
+
+    def _environ(self, conn, address, target: str, headers) -> dict:
+        """The environ eventlet's protocol makes (HttpProtocol.get_environ), for a GET with no body."""
+        path, _, query = target.partition("?")
+        local = conn.getsockname()
+        environ = {
+            "wsgi.errors": sys.stderr, "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
+            "wsgi.run_once": False, "wsgi.url_scheme": "http", "REQUEST_METHOD": "GET", "SCRIPT_NAME": "",
+            "RAW_PATH_INFO": path, "PATH_INFO": path, "QUERY_STRING": query,
+            "CONTENT_TYPE": headers.get("content-type", "text/plain"), "SERVER_PROTOCOL": "HTTP/1.0",
+            "SERVER_NAME": local[0], "SERVER_PORT": str(local[1]), "REMOTE_ADDR": address[0],
+            "REMOTE_PORT": str(address[1]), "GATEWAY_INTERFACE": "CGI/1.1",
+        }
+        raw = environ["headers_raw"] = tuple((name, value.strip(" \t\n\r")) for name, value in headers._headers)
+        for name, value in raw:
+            if "_" in name:
+                continue  # as eventlet: it would share a key with the same name spelt with a hyphen
+            key = name.replace("-", "_").upper()
+            if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                continue
+            key = "HTTP_" + key
+            environ[key] = environ[key] + "," + value if key in environ else value
+        environ["wsgi.input"] = environ["eventlet.input"] = _NoBody(conn)
+        environ["eventlet.posthooks"] = []
+        environ["eventlet.set_idle"] = lambda: None  # a parked websocket is not the server's to close
+        return environ
+
+    def _serve(self, connection: list, environ: dict) -> None:
+        """Run the app: the websocket takes the connection over, or the app's answer (a refusal) is written."""
+        conn, answer = connection[1], []
+
+        def start_response(status, headers, exc_info=None):
+            answer[:] = [status, headers]
+            return lambda data: answer.append(data)
+
+        handled = eventlet.wsgi.WSGI_LOCAL  # where eventlet's websocket says it answered (as in eventlet's protocol)
+        try:
+            handled.already_handled = False
+            body = app(environ, start_response)
+            try:
+                if answer and not handled.already_handled:
+                    head = "".join([f"HTTP/1.1 {answer[0]}\r\n", *(f"{name}: {value}\r\n" for name, value in
+                                                                   answer[1]), "Connection: close\r\n\r\n"])
+                    conn.sendall(head.encode("latin-1") + b"".join([*answer[2:], *body]))
+            finally:
+                getattr(body, "close", lambda: None)()
+        except OSError:
+            pass  # the reader left
+        except Exception:  # as eventlet's protocol: logged, and a 500 without the traceback
+            log.exception("unexpected error serving a websocket connect")
+            if not answer:
+                with contextlib.suppress(OSError):
+                    conn.sendall(b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n")
+        if getattr(conn, "tracker_parked", False):
+            connection[1] = _Detached()  # the parked websocket owns the socket, and is counted until it ends
+        else:
+            self._closed(environ["REMOTE_ADDR"])  # eventlet's server closes the socket
+
+    def _closed(self, host: str) -> None:
+        if self.book is not None:
+            self.book.closed(host)
+
+
+class _NoBody:
+    """A websocket connect's wsgi.input: no body, and (eventlet.input) the connection's socket."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    def read(self, *_) -> bytes:
+        return b""
+
+    def readline(self, *_) -> bytes:
+        return b""
+
+    def __iter__(self):
+        return iter(())
+
+    def get_socket(self):
+        return self.sock
 
 
 class _Accepting:

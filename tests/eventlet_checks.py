@@ -1,5 +1,5 @@
 """app.py's eventlet parts on real eventlet objects: the direct writer (a websocket and Engine.IO socket on a
-socket pair), parked websockets, the crew and name lookups.
+socket pair), parked websockets, the crew, name lookups, accepting, and the door for websocket connects.
 
 Not collected by pytest on its own (eventlet's green sockets, used in a test process, hang the
 Playwright tests that run after them there): tests/test_app.py runs it in a child process.
@@ -370,3 +370,63 @@ def test_a_connection_is_accepted_as_one_green_socket_over_the_systems(serving, 
     finally:
         client.close()
         plain.close()
+
+
+CONNECT = (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: news.example\r\nUpgrade: websocket\r\n"
+           b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+           b"Cookie: a=1\r\nAccept: text/html\r\naccept: */*\r\nX_Odd: dropped\r\n"
+           b"Origin:  http://news.example \r\n\r\n")
+
+
+@pytest.fixture
+def door(serving, monkeypatch):
+    import eventlet
+    import httptools
+
+    for name, module in (("eventlet", eventlet), ("httptools", httptools)):  # imported by app.py when it serves
+        monkeypatch.setattr(serving, name, module, raising=False)
+    return serving._Door(None, 10, 60)
+
+
+@pytest.mark.parametrize("head", [
+    CONNECT.replace(b"transport=websocket", b"transport=polling").replace(b"Upgrade: websocket\r\n", b""),
+    CONNECT[:-2],  # not all of it yet
+    CONNECT.replace(b"GET", b"POST"),
+    CONNECT.replace(b"HTTP/1.1", b"HTTP/1.0"),
+    CONNECT.replace(b"Cookie", b"Content-Length: 5\r\nCookie"),
+    CONNECT.replace(b"Cookie", b"Transfer-Encoding: chunked\r\nCookie"),
+    CONNECT.replace(b"Host: news.example", b"Host news.example"),  # malformed
+    CONNECT.replace(b"Cookie: a=1\r\n", b"".join(b"X-%d: 1\r\n" % n for n in range(100))),  # too many headers
+], ids=["polling", "partial", "post", "http-1.0", "length", "chunked", "malformed", "headers"])
+def test_the_door_leaves_every_other_request_to_eventlets_protocol(door, head):
+    assert door._head(head) is None
+
+
+def test_the_door_hands_the_app_the_environ_eventlets_protocol_makes(serving, door):
+    import eventlet.wsgi
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    conn, address = listener.accept()
+    try:
+        (length, target), headers = door._head(CONNECT + b"frames")
+        assert length == len(CONNECT)
+        ours = door._environ(conn, address, target, headers)
+        protocol = eventlet.wsgi.HttpProtocol.__new__(eventlet.wsgi.HttpProtocol)
+        protocol.server = eventlet.wsgi.Server(listener, listener.getsockname(), serving.app)
+        protocol.request = protocol.connection = conn
+        protocol.client_address, protocol.conn_state = address, [address, conn, eventlet.wsgi.STATE_IDLE]
+        protocol.command, protocol.path, protocol.headers = "GET", target, headers
+        protocol.rfile = conn.makefile("rb")
+        theirs = protocol.get_environ()
+        assert ours.pop("wsgi.input").get_socket() is ours.pop("eventlet.input").get_socket() is conn
+        ours.pop("eventlet.set_idle")
+        for key in ("wsgi.input", "eventlet.input", "eventlet.set_idle"):
+            theirs.pop(key)  # eventlet's reads the body from the buffered reader, and marks the connection idle
+        assert ours == theirs
+        assert ours["HTTP_ACCEPT"] == "text/html,*/*" and ours["HTTP_ORIGIN"] == "http://news.example"
+        assert "HTTP_X_ODD" not in ours
+        protocol.rfile.close()
+    finally:
+        for sock in (conn, client, listener):
+            sock.close()

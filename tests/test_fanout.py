@@ -184,6 +184,24 @@ def test_the_upgrade_answer_leaves_with_the_open_packet(live_server):
         ws.close()
 
 
+def test_websocket_connects_skip_eventlets_http_protocol_and_its_refusals_are_still_answered(live_server):
+    _, slug = api(live_server)
+    direct = "tracker_websocket_connects_direct_total"
+    before = live_server.metric(direct)
+    readers = [WireReader(live_server.port, slug) for _ in range(3)]
+    for reader in readers:
+        reader.close()
+    # Another site's page: Engine.IO refuses it, and the refusal reaches the client as HTTP.
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(f"ws://127.0.0.1:{live_server.port}/socket.io/?EIO=4&transport=websocket",
+                                    origin="http://elsewhere.example", timeout=10)
+    assert refused.value.status_code == 400
+    # Polling is not a websocket connect: eventlet's protocol serves it, on either path.
+    handshake = requests.get(f"{live_server.url}/socket.io/?EIO=4&transport=polling", timeout=10)
+    assert handshake.status_code == 200 and handshake.text.startswith("0{")
+    assert live_server.metric(direct) - before == (4 if FAST else 0)
+
+
 def test_idle_websockets_are_parked_and_let_go_when_they_close(live_server):
     http, slug = api(live_server)
     before = live_server.metric("tracker_parked_websockets")
