@@ -195,6 +195,23 @@ def _direct_writer(eio_socket, ws, head=b"", spawn=socketio.start_background_tas
     return direct_send, write
 
 
+def _uncompressed_websockets() -> None:
+    """Websockets without permessage-deflate, as Socket.IO's own server has them by default.
+
+    Every browser offers the extension, and eventlet (as simple-websocket, with gevent: see
+    _gevent_websockets) accepted it: each reader's connection then kept a zlib compressor and
+    decompressor for its whole life, about 110 KB, six times the rest of a reader, to compress
+    frames of a few hundred bytes (broadcasts, framed once for every reader, went out
+    uncompressed anyway)."""
+    from eventlet.websocket import WebSocketWSGI
+
+    if not callable(getattr(WebSocketWSGI, "_negotiate_permessage_deflate", None)):
+        log.warning("websocket compression not declined: eventlet's WebSocketWSGI._negotiate_permessage_deflate "
+                    "not found (eventlet changed); each browser's connection keeps a compressor, about 110 KB")
+        return
+    WebSocketWSGI._negotiate_permessage_deflate = lambda self, extensions: None
+
+
 def _unmask(data, mask, length=None, offset=0) -> bytes:
     """eventlet's RFC6455WebSocket._apply_mask, as two big integers: eventlet XORs byte by byte in a
     generator, which cost more than the rest of reading a reader's join."""
@@ -1143,9 +1160,18 @@ def _gevent_websockets() -> None:
     and an end as eventlet's: a closing frame, the connection closed, no HTTP response after them.
     """
     import simple_websocket
+    import simple_websocket.ws
     from engineio.async_drivers import gevent as driver
     from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
     from wsproto.utilities import LocalProtocolError
+
+    class Uncompressed(simple_websocket.ws.PerMessageDeflate):
+        """The compression extension simple-websocket offers, declined: see _uncompressed_websockets."""
+
+        def accept(self, offer):
+            return None
+
+    simple_websocket.ws.PerMessageDeflate = Uncompressed
 
     class Server(simple_websocket.Server):
         def __init__(self, environ, timeout, **options):
@@ -1360,6 +1386,7 @@ def main() -> None:
     # Behind a proxy every connection comes from the proxy; guard counts by X-Forwarded-For then.
     per_peer = None if app.config["TRUSTED_PROXIES"] else book
     if ASYNC_MODE == "eventlet":
+        _uncompressed_websockets()
         pool = _eventlet_fast_path(max_connections, per_peer)  # eventlet's server's, shared with parked websockets
     else:
         log.info("broadcast fast path off: it is eventlet's (ASYNC_MODE=%s); serving on the libraries' own "

@@ -94,7 +94,8 @@ function openOne() {
 function connect(r) {
   let ws;
   try {
-    const wsOpts = { perMessageDeflate: false, handshakeTimeout: 60000 };
+    // Offers compression, as every browser does: a server that accepts it keeps a compressor per reader.
+    const wsOpts = { perMessageDeflate: true, handshakeTimeout: 60000 };
     if (opts.localAddresses && opts.localAddresses.length) {
       wsOpts.localAddress = opts.localAddresses[r.index % opts.localAddresses.length];
     }

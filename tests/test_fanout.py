@@ -202,6 +202,18 @@ def test_websocket_connects_skip_eventlets_http_protocol_and_its_refusals_are_st
     assert live_server.metric(direct) - before == (4 if FAST else 0)
 
 
+def test_a_browsers_offer_of_websocket_compression_is_declined(live_server):
+    # Accepted, each reader kept a compressor and a decompressor, about 110 KB, for its whole life.
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{live_server.port}/socket.io/?EIO=4&transport=websocket", timeout=10,
+        header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"])
+    try:
+        assert "sec-websocket-extensions" not in ws.getheaders()
+        assert ws.recv().startswith("0{")
+    finally:
+        ws.close()
+
+
 def test_idle_websockets_are_parked_and_let_go_when_they_close(live_server):
     http, slug = api(live_server)
     before = live_server.metric("tracker_parked_websockets")
