@@ -13,7 +13,7 @@ import requests
 import websocket
 from helpers import LiveServer, WireReader
 
-from tracker.fanout import Packet, websocket_frame
+from tracker.fanout import CompactJSON, Packet, websocket_frame
 
 # Framing and writing to sockets do not touch the database.
 pytestmark = pytest.mark.engine_independent
@@ -40,6 +40,18 @@ def test_websocket_frame_encodes_every_length_form(size):
     text = "é" * (size // 2) + "x" * (size % 2)
     opcode, decoded, rest = parse_frame(websocket_frame(text))
     assert (opcode, decoded, rest) == (1, text, b"")
+
+
+def test_packets_are_encoded_compactly_with_one_encoder_and_huge_numbers_refused(app):
+    from engineio.packet import Packet as EioPacket
+
+    data = ["entry", {"id": 1, "html": "<p>Caf\u00e9 \u201cquoted\u201d</p>", "tags": [None, 2.5]}]
+    assert Packet.json is EioPacket.json is CompactJSON  # the `json` option reached both libraries
+    assert CompactJSON.dumps(data, separators=(",", ":")) == json.dumps(data, separators=(",", ":"))
+    assert CompactJSON.dumps(data) == json.dumps(data)  # anything else: the standard library's own
+    assert Packet(packet_type=2, data=data).encode() == "2" + json.dumps(data, separators=(",", ":"))
+    with pytest.raises(ValueError):
+        CompactJSON.loads("[" + "9" * 101 + "]")  # Engine.IO's guard against numbers that cost seconds
 
 
 def test_packets_are_json_only_and_bytes_fail_loudly():

@@ -86,6 +86,7 @@ def create_app(config: dict | None = None) -> Flask:
                       cors_allowed_origins=app.config["SOCKETIO_CORS_ORIGINS"],
                       ping_interval=app.config["SOCKETIO_PING_INTERVAL"],
                       ping_timeout=app.config["SOCKETIO_PING_TIMEOUT"], serializer=fanout.Packet,
+                      json=fanout.CompactJSON,
                       logger=logs.library_logger("socketio.server"),
                       engineio_logger=logs.library_logger("engineio.server"),
                       **({"client_manager": manager} if manager else {}))

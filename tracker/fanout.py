@@ -10,9 +10,11 @@ on a connection and the Engine.IO/Socket.IO protocol stay as the library makes t
 """
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Callable
 
+import engineio.json
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet
@@ -43,6 +45,19 @@ class Packet(packet.Packet):
     level of every packet; that was a fifth of a join's own cost)."""
 
     uses_binary_events = False
+
+
+class CompactJSON:
+    """The JSON module Socket.IO and Engine.IO encode and decode packets with (their `json` option):
+    Engine.IO's, which refuses integers of more than 100 digits, with its compact encoder made once.
+    Both libraries ask json.dumps for compact separators, which made an encoder for each packet."""
+
+    loads = staticmethod(engineio.json.loads)
+    _compact = json.JSONEncoder(separators=(",", ":")).encode
+
+    @classmethod
+    def dumps(cls, obj, **options) -> str:
+        return cls._compact(obj) if options == {"separators": (",", ":")} else json.dumps(obj, **options)
 
 
 # Set by app.py once it has checked that the library internals the fast path uses are there;
