@@ -967,10 +967,15 @@ class _Door:
             conn.settimeout(self.socket_timeout)
             return False
         url, headers = read
-        conn.recv(url[0])  # the head, which has arrived: the websocket's frames follow it
         conn.settimeout(self.socket_timeout)
+        try:
+            conn.recv(url[0])  # the head, which has arrived: the websocket's frames follow it
+            environ = self._environ(conn, address, url[1], headers)
+        except OSError:  # the reader left meanwhile
+            self._closed(address[0])
+            return True
         self.served += 1
-        self._serve(connection, self._environ(conn, address, url[1], headers))
+        self._serve(connection, environ)
         return True
 
     def _head(self, first: bytes):
