@@ -938,7 +938,7 @@ class _Door:
     Nearly every connection of a connection storm is a reader's Engine.IO websocket: a GET of
     /socket.io/ asking for an upgrade, with no body. eventlet's protocol gave each a buffered
     reader and writer, read its head line by line, and wrapped a WSGI call around the upgrade:
-    a fifth of the CPU of a reader connecting and joining. The door peeks at what a connection
+    an eighth of the CPU of a reader connecting and joining. The door peeks at what a connection
     sent first. A complete head of such a request, within the limits eventlet's protocol sets
     and read by the same parser (httptools), is taken off the socket and handed to the app
     with the environ eventlet's protocol would have made; anything else stays unread, and
@@ -963,14 +963,13 @@ class _Door:
             self._closed(address[0])
             return True
         read = self._head(first)
-        if read is None:
-            conn.settimeout(self.socket_timeout)
-            return False
-        url, headers = read
         conn.settimeout(self.socket_timeout)
+        if read is None:
+            return False
+        length, target, headers = read
         try:
-            conn.recv(url[0])  # the head, which has arrived: the websocket's frames follow it
-            environ = self._environ(conn, address, url[1], headers)
+            conn.recv(length)  # the head, which has arrived: the websocket's frames follow it
+            environ = self._environ(conn, address, target, headers)
         except OSError:  # the reader left meanwhile
             self._closed(address[0])
             return True
@@ -979,7 +978,7 @@ class _Door:
         return True
 
     def _head(self, first: bytes):
-        """(head length, target), headers: of a websocket connect whose head has all arrived; else None."""
+        """The head's length, target and headers, of a websocket connect whose head has all arrived; else None."""
         end = first.find(b"\r\n\r\n")
         if end < 0 or not first.startswith(self.START):
             return None
@@ -997,7 +996,7 @@ class _Door:
         if (not head.complete or parser.get_http_version() != "1.1" or len(headers) >= MAX_HEADERS
                 or "content-length" in headers or "transfer-encoding" in headers):
             return None
-        return (end + 4, head.url.decode("latin-1")), headers
+        return end + 4, head.url.decode("latin-1"), headers
 
     def _environ(self, conn, address, target: str, headers) -> dict:
         """The environ eventlet's protocol makes (HttpProtocol.get_environ), for a GET with no body."""

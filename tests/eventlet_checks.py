@@ -409,7 +409,7 @@ def test_the_door_hands_the_app_the_environ_eventlets_protocol_makes(serving, do
     client = socket.create_connection(listener.getsockname())
     conn, address = listener.accept()
     try:
-        (length, target), headers = door._head(CONNECT + b"frames")
+        length, target, headers = door._head(CONNECT + b"frames")
         assert length == len(CONNECT)
         ours = door._environ(conn, address, target, headers)
         protocol = eventlet.wsgi.HttpProtocol.__new__(eventlet.wsgi.HttpProtocol)
