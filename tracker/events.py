@@ -127,7 +127,7 @@ def on_join(sid: str, data=None, *_ignored) -> dict:
     Registered with python-socketio itself (create_app), not through Flask-SocketIO: every reader
     joins, and the request context and session copy Flask-SocketIO makes for each event cost
     more than the join. Only a join the database answers gets an app context; most are
-    answered from memory, and pushing one cost a tenth of the join.
+    answered from memory, and pushing one was 6 % of a reader's connect and join.
     """
     environ = socketio.server.get_environ(sid)
     try:
