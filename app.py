@@ -873,7 +873,10 @@ def _protocol(book, header_timeout: int):
         wbufsize = 512
 
         def handle_one_request(self):
-            self.deadline = deadline = eventlet.Timeout(header_timeout)
+            # A connection the door (_Door) waited on has what is left of its deadline.
+            since = self.connection.__dict__.pop("tracker_head_since", None)
+            self.deadline = deadline = eventlet.Timeout(
+                header_timeout if since is None else max(0.0, header_timeout - (time.monotonic() - since)))
             try:
                 super().handle_one_request()
             except eventlet.Timeout as timeout:
@@ -955,6 +958,7 @@ class _Door:
     def __call__(self, connection: list) -> bool:
         address, conn = connection[0], connection[1]
         conn.settimeout(self.header_timeout)
+        since = time.monotonic()
         try:
             first = conn.recv(self.PEEK, socket.MSG_PEEK)
         except OSError:  # silent past the header timeout, or gone: closed, as eventlet's protocol would
@@ -965,6 +969,7 @@ class _Door:
         read = self._head(first)
         conn.settimeout(self.socket_timeout)
         if read is None:
+            conn.tracker_head_since = since  # eventlet's protocol reads it, by the same deadline
             return False
         length, target, headers = read
         try:
