@@ -734,7 +734,6 @@ def _eventlet_fast_path(size: int, book):
         _tune_engineio(pool, book)
         if os.environ.get("ACCESS_LOG") != "1":  # eventlet's protocol writes the access lines
             pool.door = _Door(book, app.config["HEADER_TIMEOUT"], app.config["SOCKET_TIMEOUT"])
-            metrics.watch_door(pool.door)
         return pool
     return eventlet.GreenPool(size)
 
@@ -796,6 +795,12 @@ class _Headers(HTTPMessage):
     def get(self, name: str, failobj=None):
         return self._first.get(name.lower(), failobj)
 
+    def get_all(self, name: str, failobj=None):
+        name = name.lower()
+        if name not in self._first:
+            return failobj
+        return [value for key, value in self._headers if key.lower() == name]
+
 
 class _Head:
     """What httptools reads of a request: its target and its headers, as http.server keeps them."""
@@ -833,7 +838,15 @@ def _read_head(first_line: bytes, readline):
         if len(lines) > MAX_HEADERS:  # the request line and MAX_HEADERS - 1 headers, not yet ended
             raise _Refused(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers")
         lines.append(readline())
-    head, data = _Head(), b"".join(lines)
+    data = b"".join(lines)
+    parsed = _parse_head(data)
+    return None if parsed is None else (*parsed, data)
+
+
+def _parse_head(data: bytes):
+    """A whole request head parsed as _read_head does: (what httptools read, the parser), or None if
+    it did not end; raises _Refused as _read_head does, but for the number of its lines."""
+    head = _Head()
     parser = httptools.HttpRequestParser(head)
     try:
         parser.feed_data(data)
@@ -849,10 +862,10 @@ def _read_head(first_line: bytes, readline):
     # Both servers read a body as chunked only when that is the whole header, where llhttp (and a
     # proxy in front) may read "gzip, chunked" as chunked: the two would disagree on where the
     # body ends. No client of Tracker's sends another coding.
-    codings = [coding.strip().lower() for coding in head.headers.get_all("Transfer-Encoding", ())]
-    if codings and codings != ["chunked"]:
+    codings = head.headers.get_all("Transfer-Encoding")
+    if codings and [coding.strip().lower() for coding in codings] != ["chunked"]:
         raise _Refused(HTTPStatus.NOT_IMPLEMENTED, "Transfer-Encoding other than chunked")
-    return head, parser, data
+    return head, parser
 
 
 def _protocol(book, header_timeout: int):
@@ -953,7 +966,7 @@ class _Door:
     START = b"GET /socket.io/?"
 
     def __init__(self, book, header_timeout: int, socket_timeout: int):
-        self.book, self.header_timeout, self.socket_timeout, self.served = book, header_timeout, socket_timeout, 0
+        self.book, self.header_timeout, self.socket_timeout = book, header_timeout, socket_timeout
 
     def __call__(self, connection: list) -> bool:
         address, conn = connection[0], connection[1]
@@ -978,7 +991,7 @@ class _Door:
         except OSError:  # the reader left meanwhile
             self._closed(address[0])
             return True
-        self.served += 1
+        metrics.DIRECT_CONNECTS.inc()
         self._serve(connection, environ)
         return True
 
@@ -987,21 +1000,22 @@ class _Door:
         end = first.find(b"\r\n\r\n")
         if end < 0 or not first.startswith(self.START):
             return None
-        head = _Head()
-        parser = httptools.HttpRequestParser(head)
+        data = first[:end + 4]
+        lines = data.count(b"\r\n")  # so the first blank line is the one found, as _read_head would
+        if lines != data.count(b"\n") or lines > MAX_HEADERS + 1:
+            return None  # a bare line feed, or more lines than _read_head takes
         try:
-            parser.feed_data(first[:end + 4])
-        except httptools.HttpParserUpgrade:
-            pass
-        except httptools.HttpParserError:
+            parsed = _parse_head(data)  # as eventlet's protocol parses a head
+        except _Refused:
+            return None  # eventlet's protocol refuses it, with the status it deserves
+        if parsed is None:
             return None
-        else:
-            return None  # not an upgrade
+        head, parser = parsed
         headers = head.headers
-        if (not head.complete or parser.get_http_version() != "1.1" or len(headers) >= MAX_HEADERS
+        if (not parser.should_upgrade() or parser.get_http_version() != "1.1"
                 or "content-length" in headers or "transfer-encoding" in headers):
             return None
-        return end + 4, head.url.decode("latin-1"), headers
+        return len(data), head.url.decode("latin-1"), headers
 
     def _environ(self, conn, address, target: str, headers) -> dict:
         """The environ eventlet's protocol makes (HttpProtocol.get_environ), for a GET with no body."""
@@ -1011,7 +1025,7 @@ class _Door:
             "wsgi.errors": sys.stderr, "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False,
             "wsgi.run_once": False, "wsgi.url_scheme": "http", "REQUEST_METHOD": "GET", "SCRIPT_NAME": "",
             "RAW_PATH_INFO": path, "PATH_INFO": path, "QUERY_STRING": query,
-            "CONTENT_TYPE": headers.get("content-type", "text/plain"), "SERVER_PROTOCOL": "HTTP/1.0",
+            "CONTENT_TYPE": headers.get("content-type", headers.type), "SERVER_PROTOCOL": "HTTP/1.0",
             "SERVER_NAME": local[0], "SERVER_PORT": str(local[1]), "REMOTE_ADDR": address[0],
             "REMOTE_PORT": str(address[1]), "GATEWAY_INTERFACE": "CGI/1.1",
         }

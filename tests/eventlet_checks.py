@@ -397,7 +397,8 @@ def door(serving, monkeypatch):
     CONNECT.replace(b"Cookie", b"Transfer-Encoding: chunked\r\nCookie"),
     CONNECT.replace(b"Host: news.example", b"Host news.example"),  # malformed
     CONNECT.replace(b"Cookie: a=1\r\n", b"".join(b"X-%d: 1\r\n" % n for n in range(100))),  # too many headers
-], ids=["polling", "partial", "post", "http-1.0", "length", "chunked", "malformed", "headers"])
+    CONNECT.replace(b"Cookie: a=1\r\n", b"Cookie: a=1\n\n"),  # a bare line feed, and a blank line before the last
+], ids=["polling", "partial", "post", "http-1.0", "length", "chunked", "malformed", "headers", "bare-lf"])
 def test_the_door_leaves_every_other_request_to_eventlets_protocol(door, head):
     assert door._head(head) is None
 

@@ -23,7 +23,7 @@ def test_apps_eventlet_parts_on_real_eventlet_objects():
                             cwd=ROOT, capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "27 passed" in result.stdout, result.stdout
+    assert "28 passed" in result.stdout, result.stdout
 
 
 # Heartbeat with the timer-driven pings, against the real server (1 s interval, 1 s timeout)

@@ -135,7 +135,10 @@ for _reason in PUSH_REASONS:
 QUERIES = Counter("tracker_database_queries", "SQL statements this process sent to its database", registry=REGISTRY)
 JOINS_FROM_MEMORY = Tally("tracker_joins_from_memory", "Joins answered from the recent changes kept in memory, "
                           "without the database (tracker.recent)")
-REGISTRY.register(_Tallies(JOINS, JOINS_FROM_MEMORY))
+# Readers' websocket connects app.py's fast path served without eventlet's HTTP protocol (its door).
+DIRECT_CONNECTS = Tally("tracker_websocket_connects_direct",
+                        "Websocket connects the fast path served without eventlet's HTTP protocol")
+REGISTRY.register(_Tallies(JOINS, JOINS_FROM_MEMORY, DIRECT_CONNECTS))
 RESPONSES = Counter("tracker_http_responses", "HTTP responses by status class", ["status"], registry=REGISTRY)
 _responses = {n: RESPONSES.labels(f"{n}xx") for n in range(1, 6)}
 
@@ -193,27 +196,22 @@ REGISTRY.register(_ScrapeTime())
 
 
 class _Crew:
-    """The fast path's kept green threads (app.py's crew) and its door for websocket connects, counted
-    when Prometheus scrapes: they count in plain attributes (one OS thread), as a counter's lock per
-    task would cost more than the task's switch."""
+    """The fast path's kept green threads (app.py's crew), counted when Prometheus scrapes: the crew
+    counts in plain attributes, as a counter's lock per task would cost more than the task's switch."""
 
-    crew = door = None  # app.py's, once the fast path is installed (watch_crew, watch_door)
+    crew = None  # app.py's, once the fast path is installed (watch_crew)
 
     def describe(self):
         yield CounterMetricFamily("tracker_crew_tasks", "")
         yield CounterMetricFamily("tracker_crew_threads_started", "")
-        yield CounterMetricFamily("tracker_websocket_connects_direct", "")
 
     def collect(self):
-        crew, door = self.crew, self.door
+        crew = self.crew
         yield CounterMetricFamily("tracker_crew_tasks", "Short tasks (a request, a read, an event handler, a ping) "
                                   "the fast path ran on kept green threads", value=crew.tasks if crew else 0)
         yield CounterMetricFamily("tracker_crew_threads_started",
                                   "Green threads the fast path started for those tasks (the rest reused one)",
                                   value=crew.started if crew else 0)
-        yield CounterMetricFamily("tracker_websocket_connects_direct",
-                                  "Websocket connects the fast path served without eventlet's HTTP protocol",
-                                  value=door.served if door else 0)
 
 
 _crew = _Crew()
@@ -223,11 +221,6 @@ REGISTRY.register(_crew)
 def watch_crew(crew) -> None:
     """Report `crew`'s counts (tasks, started) from now on."""
     _crew.crew = crew
-
-
-def watch_door(door) -> None:
-    """Report the connects `door` served from now on."""
-    _crew.door = door
 
 
 # Where errors are counted without touching each place that catches them
