@@ -182,7 +182,7 @@ def _join(app: Flask, sid: str, slug: str, since: int) -> dict:
             if new:
                 following.discard(slug)
             return {"ok": False, "error": f"There is no story '{slug}'."}
-        _remember(story)
+        _remember(config, story)
         ack = {"ok": True, "rev": story.rev, "story": story_state(story), "entries": [],
                "readers": readers.last_total(slug)}
         if since >= story.rev:  # an up-to-date reader (the usual reconnect) needs no entry query
@@ -213,9 +213,9 @@ def _remembered(config, slug: str, since: int) -> dict | None:
     return windows and windows.answer(slug, since, most, config["CATCHUP_PAGE_BYTES"], config["CATCHUP_WINDOW"])
 
 
-def _remember(story) -> None:
+def _remember(config, story) -> None:
     """Start the story's window of recent changes, on its first join in this process."""
-    windows, keep = _windows(current_app.config), current_app.config["CATCHUP_WINDOW"]
+    windows, keep = _windows(config), config["CATCHUP_WINDOW"]
     window = windows and windows.open(story.slug, story_state(story))
     if not window:
         return
